@@ -1,0 +1,193 @@
+"""The monitor of one categorical feature (strings or booleans): a G-test of category shares in
+the recent window against the reference, and the missing rate.
+
+Categories are coded against the reference: the ``max_categories`` most frequent keep their own
+cell, rarer reference categories share "other", and categories never seen in the reference share
+"unseen". The unseen cell gets a Good-Turing pseudo-count in the reference (the number of
+categories seen once), so a long-tailed feature does not alarm on the new rare values it will
+always produce, while a genuinely new frequent category still does.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from .detection import Detection
+from .frequency import FrequencyTest, jensen_shannon, psi
+from .missing_rate import MissingRate
+from .monitor import FeatureMonitor, evaluation_points
+from .numeric import CRITICAL_MISSING_CHANGE, CRITICAL_PSI
+from .settings import MonitorSettings
+from .window import Ring
+
+OTHER = "__other__"
+UNSEEN = "__unseen__"
+TOP_CATEGORIES = 5
+
+
+def as_category(value) -> str | None:
+    """The category a raw value stands for (booleans become "true"/"false"; None is missing).
+
+    >>> as_category(True), as_category("DE"), as_category(None)
+    ('true', 'DE', None)
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"a categorical value must be a string or a boolean, got {type(value).__name__}")
+
+
+class CategoricalMonitor(FeatureMonitor):
+    """Watches one categorical feature. ``None`` means missing.
+
+    >>> rng = np.random.default_rng(4)
+    >>> monitor = CategoricalMonitor()
+    >>> before = rng.choice(["a", "b", "c"], 20_000, p=[0.3, 0.4, 0.3]).tolist()
+    >>> after = rng.choice(["a", "b", "c"], 5_000, p=[0.4, 0.35, 0.25]).tolist()
+    >>> [(d.detector, d.index) for d in monitor.update(before + after)]
+    [('categorical', 20999)]
+    """
+
+    numeric = False
+
+    def __init__(self, settings: MonitorSettings | None = None, reference: dict | None = None):
+        super().__init__(settings)
+        s = self.settings
+        self.test = FrequencyTest(window=s.window, evaluate_every=s.evaluate_every)
+        self.missing_rate = MissingRate(min_change=s.missing_min_change)
+        self.codebook: dict[str, int] = {}
+        self.names: list[str] = []  # cell names by code
+        self.reference_counts = np.zeros(0)
+        self.reference_missing = 0
+        self.reference_total = 0
+        self.recent_codes = Ring(s.window, np.int32)
+        self.recent_missing = Ring(s.window, np.bool_)
+        if reference is not None:
+            self.set_reference(reference)
+
+    def set_reference(self, frequencies: dict) -> None:
+        """Use a frequency table ``{category: count}`` (``None`` key = missing) as the reference."""
+        missing = int(frequencies.get(None, 0))
+        counts = {as_category(k): int(v) for k, v in frequencies.items() if k is not None and v > 0}
+        if not counts:
+            raise ValueError("reference frequency table has no category with a positive count")
+        values = np.array([k for k, v in counts.items() for _ in range(v)], dtype=object)
+        self._calibrate(values, missing, missing + values.size)
+
+    def update(self, values) -> list[Detection]:
+        """Feed a batch of categories (str/bool; ``None`` = missing); return the detections."""
+        x = np.empty(len(values), dtype=object)
+        x[:] = [as_category(v) for v in values]
+        missing = np.fromiter((v is None for v in x), dtype=bool, count=x.size)
+        return self._update(x, missing)
+
+    def _fit(self, values: np.ndarray, missing: int, total: int) -> None:
+        counts = Counter(values.tolist())
+        top = [c for c, _ in counts.most_common(self.settings.max_categories)]
+        self.names = top + [OTHER, UNSEEN]
+        other, unseen = len(top), len(top) + 1
+        self.codebook = {c: (i if i < len(top) else other) for i, (c, _) in enumerate(counts.most_common())}
+        ref = np.zeros(len(self.names))
+        for c, n in counts.items():
+            ref[self.codebook[c]] += n
+        singletons = sum(1 for n in counts.values() if n == 1)
+        ref[unseen] = max(1, singletons)
+        self.reference_counts = ref
+        self.reference_missing, self.reference_total = missing, total
+        share = self._share()
+        self.test.fit(ref, share)
+        self.missing_rate.fit(missing, total, share)
+        self.recent_codes.clear()
+        self.recent_missing.clear()
+
+    def _codes(self, values: np.ndarray) -> np.ndarray:
+        unseen = len(self.names) - 1
+        get = self.codebook.get
+        return np.fromiter((get(v, unseen) for v in values), dtype=np.int32, count=values.size)
+
+    def _watch(self, x: np.ndarray, missing: np.ndarray) -> list[Detection]:
+        base = self.seen
+        found: list[Detection] = []
+        present = np.flatnonzero(~missing)
+        if self._armed("missing_rate"):
+            hit = self.missing_rate.update(missing)
+            if hit is not None:
+                w = self.settings.window
+                recent = np.concatenate((self.recent_missing.items(), missing[:hit[0] + 1]))[-w:]
+                rate, ref_rate = float(recent.mean()), self.reference_missing / max(1, self.reference_total)
+                found.append(Detection(
+                    detector="missing_rate", kind="missing_rate", index=base + hit[0], statistic=hit[2],
+                    threshold=self.missing_rate.threshold_value(hit[1]), p_value=None, direction=hit[1],
+                    severity="critical" if abs(rate - ref_rate) >= CRITICAL_MISSING_CHANGE else "warning",
+                    reference={"n": self.reference_total, "missing_rate": ref_rate},
+                    window={"n": int(recent.size), "missing_rate": rate}))
+        codes = self._codes(x[present]) if present.size else np.zeros(0, dtype=np.int32)
+        if self._armed("categorical") and codes.size:
+            s = self.settings
+            points = evaluation_points(self.watched, codes.size, s.evaluate_every, s.window)
+            if points.size:
+                ext = np.concatenate((self.recent_codes.items(), codes))
+                offset = ext.size - codes.size
+                for t in points.tolist():
+                    window = ext[offset + t + 1 - s.window: offset + t + 1]
+                    verdict = self.test.test(window)
+                    if verdict[0] is not None:
+                        found.append(self._detection(base + int(present[t]), window, verdict))
+                        break
+        self.recent_codes.extend(codes)
+        self.recent_missing.extend(missing)
+        self.watched += codes.size
+        return found
+
+    def _summary(self, counts: np.ndarray) -> dict:
+        total = float(counts.sum())
+        order = np.argsort(-counts, kind="stable")[:TOP_CATEGORIES]
+        return {"n": int(total), "top": {self.names[i]: float(counts[i] / total) for i in order if counts[i] > 0}}
+
+    def _detection(self, index: int, window: np.ndarray, verdict) -> Detection:
+        window_counts = np.bincount(window, minlength=len(self.names)).astype(np.float64)
+        ref_counts = self.reference_counts.copy()
+        ref_counts[-1] = 0.0  # the pseudo-count is not data
+        effect = {"psi": psi(ref_counts, window_counts), "jensen_shannon": jensen_shannon(ref_counts, window_counts)}
+        shares_ref = ref_counts / ref_counts.sum()
+        shares_win = window_counts / window_counts.sum()
+        moved = int(np.argmax(np.abs(shares_win - shares_ref)))
+        effect["most_changed"] = {"category": self.names[moved], "reference_share": float(shares_ref[moved]),
+                                  "window_share": float(shares_win[moved])}
+        return Detection(detector="categorical", kind="feature", index=index, statistic=verdict[1],
+                         threshold=self.test.critical, p_value=verdict[2], direction=None,
+                         severity="critical" if effect["psi"] >= CRITICAL_PSI else "warning",
+                         reference=self._summary(ref_counts), window=self._summary(window_counts),
+                         effect=effect)
+
+    # -- state ------------------------------------------------------------------------------
+    def get_state(self) -> dict:
+        state = self._base_state()
+        state["names"] = list(self.names)
+        state["codebook"] = {"categories": list(self.codebook), "codes": np.fromiter(self.codebook.values(), np.int32)}
+        state["reference_counts"] = self.reference_counts
+        state["reference_missing"] = self.reference_missing
+        state["reference_total"] = self.reference_total
+        state["missing_rate"] = self.missing_rate.get_state()
+        state["recent"] = {"codes": self.recent_codes.get_state(), "missing": self.recent_missing.get_state()}
+        return state
+
+    def set_state(self, state: dict) -> None:
+        if state["names"]:
+            self.names = list(state["names"])
+            self.codebook = dict(zip(state["codebook"]["categories"], state["codebook"]["codes"].tolist()))
+            self.reference_counts = np.asarray(state["reference_counts"], dtype=np.float64)
+            self.reference_missing = int(state["reference_missing"])
+            self.reference_total = int(state["reference_total"])
+            self.test.fit(self.reference_counts, self._share())
+            self.missing_rate.set_state(state["missing_rate"])
+            self.recent_codes.set_state(state["recent"]["codes"])
+            self.recent_missing.set_state(state["recent"]["missing"])
+        self._set_base_state(state)
+        if len(state["collected"]):
+            self.collected = [np.asarray(state["collected"], dtype=object)]

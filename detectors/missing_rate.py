@@ -1,0 +1,94 @@
+"""Missing-rate detector: a two-sided Bernoulli CUSUM on "is this value missing?".
+
+The in-control rate comes from the reference (with a Laplace prior, so a feature never missing
+in the reference still has a finite, calibrated test). The upward side is designed for the rate
+doubling (or rising by one point, whichever is larger), the downward side for it falling to a third.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import calibration
+from .cusum import QUANTUM, first_crossing
+from .errors import check_range
+
+#: Fewer missing values than this in the reference and a drop of the rate is not testable.
+MIN_MISSING_FOR_DOWN = 10
+
+
+class MissingRate:
+    """Two-sided CUSUM on the missing indicator.
+
+    >>> rng = np.random.default_rng(2)
+    >>> mr = MissingRate()
+    >>> mr.fit(missing=50, total=5000, run_length=4e6)
+    >>> mr.update(rng.random(20000) < 0.01) is None
+    True
+    >>> index, direction, _ = mr.update(rng.random(2000) < 0.10)
+    >>> direction, index < 1000
+    ('up', True)
+    """
+
+    name = "missing_rate"
+
+    def __init__(self, min_change: float = 0.01):
+        check_range("missing_rate.min_change", min_change, 0, 0.5, low_open=True)
+        self.min_change = min_change
+        self.rate = 0.0
+        self.steps = np.zeros((2, 2), dtype=np.int64)  # [side][present, missing]
+        self.threshold = np.array([0, 0], dtype=np.int64)
+        self.enabled = np.array([False, False])
+        self._reset()
+
+    def _reset(self) -> None:
+        self.sums = [0, 0]
+
+    def fit(self, missing: int, total: int, run_length: float) -> None:
+        p0 = (missing + 1.0) / (total + 2.0)
+        se = math.sqrt(p0 * (1 - p0) / (total + 2.0))
+        self.rate = missing / total if total else 0.0
+        designs = [min(0.99, p0 + max(p0, self.min_change)), p0 / 3.0]
+        guards = [min(0.999, p0 + calibration.REFERENCE_GUARD * se),
+                  max(1e-9, p0 - calibration.REFERENCE_GUARD * se)]
+        for side, (p1, pg) in enumerate(zip(designs, guards)):
+            llr = np.array([math.log((1 - p1) / (1 - p0)), math.log(p1 / p0)])
+            self.steps[side] = np.rint(llr * QUANTUM).astype(np.int64)
+            weights = np.array([1 - pg, pg])
+            # A side whose guarded null does not drift down cannot be calibrated: leave it off.
+            self.enabled[side] = (side == 0 or missing >= MIN_MISSING_FOR_DOWN) and float(np.dot(weights, llr)) < 0
+            if not self.enabled[side]:
+                continue
+            h = calibration.cusum_threshold(llr, 2 * run_length, weights=weights)
+            self.threshold[side] = int(round(h * QUANTUM))
+        self._reset()
+
+    def threshold_value(self, direction: str) -> float:
+        """The threshold of one side, in log-likelihood-ratio units."""
+        return float(self.threshold[0 if direction == "up" else 1]) / QUANTUM
+
+    def update(self, missing: np.ndarray) -> tuple[int, str, float] | None:
+        """Feed missing flags; return ``(index, direction, statistic)`` of the first alarm."""
+        flags = np.asarray(missing, dtype=np.int64)
+        hits = []
+        for side, direction in ((0, "up"), (1, "down")):
+            if not self.enabled[side]:
+                continue
+            i, s = first_crossing(self.steps[side][flags], self.sums[side], int(self.threshold[side]))
+            self.sums[side] = s
+            if i is not None:
+                hits.append((i, direction, s / QUANTUM))
+        return min(hits) if hits else None
+
+    def get_state(self) -> dict:
+        return {"sums": np.asarray(self.sums, dtype=np.int64), "steps": self.steps,
+                "threshold": self.threshold, "enabled": self.enabled.astype(np.int8), "rate": self.rate}
+
+    def set_state(self, state: dict) -> None:
+        self.sums = [int(v) for v in state["sums"]]
+        self.steps = np.asarray(state["steps"], dtype=np.int64).reshape(2, 2)
+        self.threshold = np.asarray(state["threshold"], dtype=np.int64)
+        self.enabled = np.asarray(state["enabled"]).astype(bool)
+        self.rate = float(state["rate"])

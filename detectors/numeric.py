@@ -1,0 +1,240 @@
+"""The monitor of one numeric feature: ADWIN, Page-Hinkley, windowed KS, histogram G-test and
+missing rate, sharing one reference, one budget and one recent window."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import ndtri
+
+from .adwin import ADWIN
+from .detection import Detection
+from .frequency import FrequencyTest, psi
+from .ks import WindowedKS
+from .missing_rate import MissingRate
+from .monitor import FeatureMonitor, evaluation_points
+from .page_hinkley import PageHinkley
+from .reference import Reference, summarize
+from .settings import MonitorSettings
+from .window import Ring
+
+#: PSI at or above this marks a detection as critical (the customary "major shift" line).
+CRITICAL_PSI = 0.25
+#: A missing rate moving by this much (absolute) is critical.
+CRITICAL_MISSING_CHANGE = 0.05
+
+
+class NumericMonitor(FeatureMonitor):
+    """Watches one numeric feature. ``NaN`` means missing; infinities are rejected.
+
+    >>> rng = np.random.default_rng(0)
+    >>> monitor = NumericMonitor()
+    >>> stream = np.concatenate([rng.normal(0, 1, 20_000), rng.normal(0.5, 1, 5_000)])
+    >>> for d in monitor.update(stream):
+    ...     print(d.detector, d.direction, d.index)
+    page_hinkley up 20065
+    adwin up 20359
+    histogram None 20499
+    ks up 20499
+    """
+
+    numeric = True
+
+    def __init__(self, settings: MonitorSettings | None = None, reference: np.ndarray | None = None):
+        super().__init__(settings)
+        s = self.settings
+        self.page_hinkley = PageHinkley(shift=s.shift)
+        self.adwin = self._new_adwin(s.false_alarm_budget)
+        self.ks = WindowedKS(window=s.window, evaluate_every=s.evaluate_every,
+                             sliding_reference=s.sliding_reference)
+        self.histogram = FrequencyTest(window=s.window, evaluate_every=s.evaluate_every)
+        self.missing_rate = MissingRate(min_change=s.missing_min_change)
+        self.reference: Reference | None = None
+        self.reference_missing = 0
+        self.reference_total = 0
+        self.edges = np.zeros(0)
+        self.reference_bins = np.zeros(1)
+        extra = s.reference_size if s.sliding_reference else 0
+        self.recent_values = Ring(s.window + extra, np.float64)
+        self.recent_positions = Ring(s.window, np.int64)
+        self.recent_missing = Ring(s.window, np.bool_)
+        self.recent_bins = Ring(s.window, np.int16)
+        if reference is not None:
+            self.set_reference(reference)
+
+    def _new_adwin(self, budget: float) -> ADWIN:
+        s = self.settings
+        share = budget * max(1, len(self.active))
+        # ADWIN's delta bounds the false-alarm probability of one cut test; one test runs every
+        # block * clock values, so this delta keeps the detector's share of the budget.
+        delta = min(0.5, s.adwin_block * s.adwin_clock / share)
+        return ADWIN(delta=delta, block=s.adwin_block, clock=s.adwin_clock)
+
+    def set_reference(self, values: np.ndarray) -> None:
+        """Use ``values`` (training data; ``NaN`` = missing) as the reference instead of a warm-up."""
+        values = np.asarray(values, dtype=np.float64)
+        if np.isinf(values).any():
+            raise ValueError("reference values must not be infinite")
+        missing = np.isnan(values)
+        if missing.all():
+            raise ValueError("reference has no non-missing value")
+        self._calibrate(values[~missing], int(missing.sum()), int(values.size))
+
+    def update(self, values) -> list[Detection]:
+        """Feed a batch of values (``NaN`` = missing); return the detections it caused."""
+        x = np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
+        bad = np.flatnonzero(np.isinf(x))
+        if bad.size:
+            raise ValueError(f"value at position {int(bad[0])} is infinite; send null for a missing value")
+        return self._update(x, np.isnan(x))
+
+    def _fit(self, values: np.ndarray, missing: int, total: int) -> None:
+        ref = Reference(values)
+        self.reference = ref
+        self.reference_missing, self.reference_total = missing, total
+        share = self._share()
+        self.page_hinkley.fit(ref, share)
+        self.adwin = self._new_adwin(self.settings.false_alarm_budget)
+        self.ks.fit(ref, share)
+        self.edges = ref.quantile_edges(self.settings.bins)
+        self.reference_bins = np.bincount(np.searchsorted(self.edges, ref.values, side="right"),
+                                          minlength=self.edges.size + 1).astype(np.float64)
+        self.histogram.fit(self.reference_bins, share)
+        self.missing_rate.fit(missing, total, share)
+        self.recent_values.clear()
+        self.recent_positions.clear()
+        self.recent_missing.clear()
+        self.recent_bins.clear()
+        if self.settings.sliding_reference:
+            self.recent_values.extend(values[-self.settings.reference_size:])
+
+    def _watch(self, x: np.ndarray, missing: np.ndarray) -> list[Detection]:
+        base = self.seen
+        ref = self.reference
+        found: list[Detection] = []
+        present = np.flatnonzero(~missing)
+        values = x[present]
+        if self._armed("missing_rate"):
+            hit = self.missing_rate.update(missing)
+            if hit is not None:
+                found.append(self._missing_detection(base + hit[0], hit, missing, hit[0]))
+        if values.size:
+            positions = ref.positions(values)
+            need_u = self._armed("page_hinkley") or self._armed("adwin")
+            u = ref.uniform_scores(positions) if need_u else None
+            if self._armed("page_hinkley"):
+                hit = self.page_hinkley.update(ndtri(u))
+                if hit is not None:
+                    found.append(self._detection("page_hinkley", hit[0], present, base, values, hit[2],
+                                                 self.page_hinkley.threshold_value, None, hit[1]))
+            if self._armed("adwin"):
+                hit = self.adwin.update(u)
+                if hit is not None:
+                    found.append(self._detection("adwin", hit[0], present, base, values, hit[2], hit[3],
+                                                 None, hit[1]))
+            bins = np.searchsorted(self.edges, values, side="right")
+            found.extend(self._windowed(values, positions, bins, present, base))
+            self.recent_values.extend(values)
+            self.recent_positions.extend(positions)
+            self.recent_bins.extend(bins)
+        self.recent_missing.extend(missing)
+        self.watched += values.size
+        return found
+
+    def _windowed(self, values, positions, bins, present, base) -> list[Detection]:
+        s = self.settings
+        run_ks, run_hist = self._armed("ks"), self._armed("histogram")
+        if not (run_ks or run_hist):
+            return []
+        points = evaluation_points(self.watched, values.size, s.evaluate_every, s.window)
+        if not points.size:
+            return []
+        old_positions = self.recent_positions.items()
+        ext_positions = np.concatenate((old_positions, positions))
+        old_values = self.recent_values.items()
+        ext_values = np.concatenate((old_values, values))
+        ext_bins = np.concatenate((self.recent_bins.items(), bins))
+        offset_p, offset_v = old_positions.size, old_values.size
+        w = s.window
+        found = []
+        for t in points.tolist():
+            if not (run_ks or run_hist):
+                break
+            if run_ks:
+                if s.sliding_reference:
+                    start = offset_v + t + 1 - w - s.reference_size
+                    verdict = self.ks.test_values(ext_values[max(0, start): offset_v + t + 1 - w],
+                                                  ext_values[offset_v + t + 1 - w: offset_v + t + 1])
+                else:
+                    verdict = self.ks.test_positions(ext_positions[offset_p + t + 1 - w: offset_p + t + 1])
+                if verdict[0] is not None:
+                    found.append(self._detection("ks", t, present, base, values, verdict[0], self.ks.critical,
+                                                 verdict[3], verdict[1]))
+                    run_ks = False
+            if run_hist:
+                verdict = self.histogram.test(ext_bins[offset_p + t + 1 - w: offset_p + t + 1])
+                if verdict[0] is not None:
+                    found.append(self._detection("histogram", t, present, base, values, verdict[0],
+                                                 self.histogram.critical, verdict[2], None, verdict[3]))
+                    run_hist = False
+        return found
+
+    def _window_at(self, values: np.ndarray, t: int) -> np.ndarray:
+        """The last ``window`` non-missing values up to and including ``values[t]``."""
+        w = self.settings.window
+        recent = self.recent_values.items()[-w:]
+        return np.concatenate((recent, values[:t + 1]))[-w:]
+
+    def _detection(self, detector, t, present, base, values, statistic, threshold, p_value, direction,
+                   effect=None) -> Detection:
+        window = self._window_at(values, t)
+        codes = np.searchsorted(self.edges, window, side="right")
+        window_bins = np.bincount(codes, minlength=self.reference_bins.size).astype(np.float64)
+        effect = dict(effect or {})
+        effect.setdefault("psi", psi(self.reference_bins, window_bins))
+        ref_summary = self.reference.summary()
+        win_summary = summarize(window)
+        if ref_summary.get("std"):
+            effect["mean_shift_sd"] = (win_summary["mean"] - ref_summary["mean"]) / ref_summary["std"]
+        severity = "critical" if effect["psi"] >= CRITICAL_PSI else "warning"
+        return Detection(detector=detector, kind="feature", index=base + int(present[t]),
+                         statistic=float(statistic), threshold=float(threshold),
+                         p_value=None if p_value is None else float(p_value), direction=direction,
+                         severity=severity, reference=ref_summary, window=win_summary, effect=effect)
+
+    def _missing_detection(self, index, hit, missing, t) -> Detection:
+        w = self.settings.window
+        recent = np.concatenate((self.recent_missing.items(), missing[:t + 1]))[-w:]
+        rate = float(recent.mean())
+        ref_rate = self.reference_missing / max(1, self.reference_total)
+        severity = "critical" if abs(rate - ref_rate) >= CRITICAL_MISSING_CHANGE else "warning"
+        return Detection(detector="missing_rate", kind="missing_rate", index=int(index),
+                         statistic=float(hit[2]), threshold=self.missing_rate.threshold_value(hit[1]),
+                         p_value=None, direction=hit[1], severity=severity,
+                         reference={"n": self.reference_total, "missing_rate": ref_rate},
+                         window={"n": int(recent.size), "missing_rate": rate})
+
+    # -- state ------------------------------------------------------------------------------
+    def get_state(self) -> dict:
+        state = self._base_state()
+        state["reference"] = self.reference.values if self.reference is not None else None
+        state["reference_missing"] = self.reference_missing
+        state["reference_total"] = self.reference_total
+        state["page_hinkley"] = self.page_hinkley.get_state()
+        state["adwin"] = self.adwin.get_state()
+        state["missing_rate"] = self.missing_rate.get_state()
+        state["recent"] = {"values": self.recent_values.get_state(), "positions": self.recent_positions.get_state(),
+                           "missing": self.recent_missing.get_state(), "bins": self.recent_bins.get_state()}
+        return state
+
+    def set_state(self, state: dict) -> None:
+        if state["reference"] is not None:
+            self._fit(np.asarray(state["reference"], dtype=np.float64), int(state["reference_missing"]),
+                      int(state["reference_total"]))
+            self.page_hinkley.set_state(state["page_hinkley"])
+            self.adwin.set_state(state["adwin"])
+            self.missing_rate.set_state(state["missing_rate"])
+            self.recent_values.set_state(state["recent"]["values"])
+            self.recent_positions.set_state(state["recent"]["positions"])
+            self.recent_missing.set_state(state["recent"]["missing"])
+            self.recent_bins.set_state(state["recent"]["bins"])
+        self._set_base_state(state)

@@ -1,0 +1,85 @@
+"""Settings of a feature monitor: one frozen object, validated on creation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from .errors import check_range
+
+NUMERIC_DETECTORS = ("adwin", "page_hinkley", "ks", "histogram", "missing_rate")
+CATEGORICAL_DETECTORS = ("categorical", "missing_rate")
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """How one (model, feature) is watched.
+
+    >>> MonitorSettings(window=10)
+    Traceback (most recent call last):
+    ...
+    ValueError: window must be an integer >= 20 and <= 1e+06, got 10
+    """
+
+    #: Expected number of values between two false alarms of this feature, all detectors together.
+    false_alarm_budget: float = 1_000_000
+    #: Values that form the reference when none is supplied (the warm-up).
+    reference_size: int = 5000
+    #: Values after an alert that form the new reference (the detectors re-arm on the new regime).
+    rearm_size: int = 1000
+    #: Recent values compared with the reference by the windowed tests (ks, histogram, categorical).
+    window: int = 1000
+    #: The windowed tests run every this many values.
+    evaluate_every: int = 500
+    #: Detectors to run; empty means all for the feature's type.
+    detectors: tuple[str, ...] = ()
+    #: Page-Hinkley: smallest mean shift to catch fast, in reference standard deviations.
+    shift: float = 0.5
+    #: Histogram: number of equally likely reference bins.
+    bins: int = 10
+    #: ADWIN: values per bucket, and buckets between two cut tests.
+    adwin_block: int = 64
+    adwin_clock: int = 4
+    #: KS: compare with the values just before the window instead of the fixed reference.
+    sliding_reference: bool = False
+    #: Categorical: categories kept by name; the rest are pooled as "other".
+    max_categories: int = 50
+    #: Missing rate: smallest rise of the rate (absolute) worth catching fast.
+    missing_min_change: float = 0.01
+
+    def __post_init__(self) -> None:
+        check_range("false_alarm_budget", self.false_alarm_budget, 100, 1e12)
+        check_range("reference_size", self.reference_size, 50, 1_000_000, integer=True)
+        check_range("rearm_size", self.rearm_size, 50, 1_000_000, integer=True)
+        check_range("window", self.window, 20, 1_000_000, integer=True)
+        check_range("evaluate_every", self.evaluate_every, 1, self.window, integer=True)
+        check_range("shift", self.shift, 0, 10, low_open=True)
+        check_range("bins", self.bins, 2, 100, integer=True)
+        check_range("adwin_block", self.adwin_block, 1, 4096, integer=True)
+        check_range("adwin_clock", self.adwin_clock, 1, 4096, integer=True)
+        check_range("max_categories", self.max_categories, 1, 100_000, integer=True)
+        check_range("missing_min_change", self.missing_min_change, 0, 0.5, low_open=True)
+        if not isinstance(self.sliding_reference, bool):
+            raise ValueError(f"sliding_reference must be true or false, got {self.sliding_reference!r}")
+        known = set(NUMERIC_DETECTORS) | set(CATEGORICAL_DETECTORS)
+        for name in self.detectors:
+            if name not in known:
+                raise ValueError(f"detectors: unknown detector {name!r}; allowed: {', '.join(sorted(known))}")
+
+    def detectors_for(self, numeric: bool) -> tuple[str, ...]:
+        allowed = NUMERIC_DETECTORS if numeric else CATEGORICAL_DETECTORS
+        chosen = tuple(d for d in allowed if not self.detectors or d in self.detectors)
+        return chosen
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "MonitorSettings":
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown monitor setting(s) {sorted(unknown)}; allowed: {sorted(names)}")
+        data = dict(data)
+        if "detectors" in data:
+            data["detectors"] = tuple(data["detectors"])
+        return cls(**data)
