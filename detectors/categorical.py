@@ -50,7 +50,7 @@ class CategoricalMonitor(FeatureMonitor):
     >>> before = rng.choice(["a", "b", "c"], 20_000, p=[0.3, 0.4, 0.3]).tolist()
     >>> after = rng.choice(["a", "b", "c"], 5_000, p=[0.4, 0.35, 0.25]).tolist()
     >>> [(d.detector, d.index) for d in monitor.update(before + after)]
-    [('categorical', 20999)]
+    [('categorical', 21499)]
     """
 
     numeric = False
@@ -58,14 +58,14 @@ class CategoricalMonitor(FeatureMonitor):
     def __init__(self, settings: MonitorSettings | None = None, reference: dict | None = None):
         super().__init__(settings)
         s = self.settings
-        self.test = FrequencyTest(window=s.window, evaluate_every=s.evaluate_every)
+        self.test = FrequencyTest(window=s.categorical_window, evaluate_every=s.evaluate_every)
         self.missing_rate = MissingRate(min_change=s.missing_min_change)
         self.codebook: dict[str, int] = {}
         self.names: list[str] = []  # cell names by code
         self.reference_counts = np.zeros(0)
         self.reference_missing = 0
         self.reference_total = 0
-        self.recent_codes = Ring(s.window, np.int32)
+        self.recent_codes = Ring(s.categorical_window, np.int32)
         self.recent_missing = Ring(s.window, np.bool_)
         if reference is not None:
             self.set_reference(reference)
@@ -129,12 +129,12 @@ class CategoricalMonitor(FeatureMonitor):
         codes = self._codes(x[present]) if present.size else np.zeros(0, dtype=np.int32)
         if self._armed("categorical") and codes.size:
             s = self.settings
-            points = evaluation_points(self.watched, codes.size, s.evaluate_every, s.window)
+            points = evaluation_points(self.watched, codes.size, s.evaluate_every, s.categorical_window)
             if points.size:
                 ext = np.concatenate((self.recent_codes.items(), codes))
                 offset = ext.size - codes.size
                 for t in points.tolist():
-                    window = ext[offset + t + 1 - s.window: offset + t + 1]
+                    window = ext[offset + t + 1 - s.categorical_window: offset + t + 1]
                     verdict = self.test.test(window)
                     if verdict[0] is not None:
                         found.append(self._detection(base + int(present[t]), window, verdict))

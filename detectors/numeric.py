@@ -31,7 +31,7 @@ class NumericMonitor(FeatureMonitor):
     >>> stream = np.concatenate([rng.normal(0, 1, 20_000), rng.normal(0.5, 1, 5_000)])
     >>> for d in monitor.update(stream):
     ...     print(d.detector, d.direction, d.index)
-    page_hinkley up 20065
+    page_hinkley up 20074
     adwin up 20359
     histogram None 20499
     ks up 20499

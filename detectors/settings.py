@@ -21,13 +21,16 @@ class MonitorSettings:
     """
 
     #: Expected number of values between two false alarms of this feature, all detectors together.
-    false_alarm_budget: float = 1_000_000
+    false_alarm_budget: float = 10_000_000
     #: Values that form the reference when none is supplied (the warm-up).
     reference_size: int = 5000
     #: Values after an alert that form the new reference (the detectors re-arm on the new regime).
     rearm_size: int = 1000
     #: Recent values compared with the reference by the windowed tests (ks, histogram, categorical).
     window: int = 1000
+    #: Recent categories compared with the reference (category shares need more values than a
+    #: numeric distribution to show a 10-point move at a strict false-alarm budget).
+    categorical_window: int = 2000
     #: The windowed tests run every this many values.
     evaluate_every: int = 500
     #: Detectors to run; empty means all for the feature's type.
@@ -51,7 +54,8 @@ class MonitorSettings:
         check_range("reference_size", self.reference_size, 50, 1_000_000, integer=True)
         check_range("rearm_size", self.rearm_size, 50, 1_000_000, integer=True)
         check_range("window", self.window, 20, 1_000_000, integer=True)
-        check_range("evaluate_every", self.evaluate_every, 1, self.window, integer=True)
+        check_range("categorical_window", self.categorical_window, 20, 1_000_000, integer=True)
+        check_range("evaluate_every", self.evaluate_every, 1, min(self.window, self.categorical_window), integer=True)
         check_range("shift", self.shift, 0, 10, low_open=True)
         check_range("bins", self.bins, 2, 100, integer=True)
         check_range("adwin_block", self.adwin_block, 1, 4096, integer=True)

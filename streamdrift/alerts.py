@@ -1,0 +1,46 @@
+"""Drift alerts and retrain requests as published on Kafka (DESIGN.md's schemas)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from .detectors import Detection
+
+
+def alert_id(model: str, segment: str | None, feature: str, detector: str, index: int) -> str:
+    """Deterministic id: the same input position always yields the same id, so a replay after a
+    crash republishes an alert under the id consumers already saw.
+
+    >>> alert_id("fraud-v3", None, "amount", "ks", 1200)
+    'a-512daa7aedfe4fdaf073e09b'
+    """
+    key = "\x1f".join((model, segment or "", feature, detector, str(index)))
+    return "a-" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def position(record) -> dict:
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+
+
+def build_alert(model: str, segment: str | None, feature: str, kind: str, detection: Detection,
+                ts: float | None, record, config_version: str) -> dict:
+    """The alert for one detection, with where in the input it happened."""
+    return {
+        "alert_id": alert_id(model, segment, feature, detection.detector, detection.index),
+        "model": model,
+        "segment": segment,
+        "feature": feature,
+        "kind": kind if detection.kind == "feature" else detection.kind,
+        "detector": detection.detector,
+        "statistic": detection.statistic,
+        "threshold": detection.threshold,
+        "p_value": detection.p_value,
+        "direction": detection.direction,
+        "severity": detection.severity,
+        "detected_at": {"ts": ts, **position(record)},
+        "index": detection.index,
+        "reference": detection.reference,
+        "window": detection.window,
+        "effect": detection.effect,
+        "config_version": config_version,
+    }

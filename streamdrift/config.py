@@ -1,0 +1,295 @@
+"""streamdrift's settings: one frozen object from defaults, a TOML file and the environment.
+
+Precedence: command-line flags > environment (``STREAMDRIFT_*``) > the TOML file > defaults.
+Every field names its environment variable (where it has one) and its TOML key; a wrong value
+stops start-up with a ``ConfigError`` that names the setting and what is allowed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+import orjson
+
+from .detectors import MonitorSettings
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names it and says what is allowed."""
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Kafka topic names (TOML table ``[topics]``)."""
+
+    features: str = "features"
+    labels: str = "labels"
+    alerts: str = "drift-alerts"
+    retrain_requests: str = "retrain-requests"
+    dead_letter: str = "features-dlq"
+    state: str = "streamdrift-state"
+    #: Partitions of topics created on start (existing topics are left as they are).
+    partitions: int = 4
+
+
+@dataclass(frozen=True)
+class RetrainPolicy:
+    """When drift alerts become a retrain request (TOML ``[retrain]``, per model ``[retrain.models."glob"]``)."""
+
+    #: Distinct drifted features within ``window_seconds`` that make an incident.
+    min_features: int = 2
+    #: Event-time span within which drifted features are counted together.
+    window_seconds: float = 3600.0
+    #: After a request, no other request for the same model (and segment) for this long.
+    cooldown_seconds: float = 6 * 3600.0
+    #: Only alerts of this severity or above count ("warning" or "critical").
+    min_severity: str = "warning"
+    #: A concept-drift alert alone triggers a request.
+    on_concept: bool = True
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Hard limits that protect the worker from hostile or broken producers (TOML ``[limits]``)."""
+
+    max_message_bytes: int = 1_000_000
+    max_features: int = 1000
+    max_string_length: int = 1024
+    max_models: int = 10_000
+    #: Monitors of a (model, segment) not seen for this long (event time) are dropped; 0 = never.
+    idle_seconds: float = 7 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class FeatureRule:
+    """Detector settings for features whose name matches ``pattern`` (a glob, e.g. ``"amount*"``)."""
+
+    pattern: str
+    settings: dict
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything ``streamdrift run`` needs. See the README's configuration reference."""
+
+    #: Kafka bootstrap servers. Env ``STREAMDRIFT_BROKER``, flag ``--broker``.
+    broker: str = "localhost:9092"
+    #: Consumer group of the workers. Env ``STREAMDRIFT_GROUP_ID``.
+    group_id: str = "streamdrift"
+    #: Port of the web server (``/health``, ``/metrics``). Env ``STREAMDRIFT_WEB_PORT``.
+    web_port: int = 6066
+    #: ``text`` or ``json`` log lines. Env ``STREAMDRIFT_LOG_FORMAT``.
+    log_format: str = "text"
+    #: Events decoded per batch in the hot path.
+    batch_size: int = 5000
+    #: Seconds between state checkpoints (and offset commits). Env ``STREAMDRIFT_CHECKPOINT_SECONDS``.
+    checkpoint_seconds: float = 5.0
+    topics: Topics = field(default_factory=Topics)
+    #: Detector settings for every feature (TOML ``[detectors]``).
+    detectors: MonitorSettings = field(default_factory=MonitorSettings)
+    #: Overrides by feature-name pattern (TOML ``[[features]]``), first match wins.
+    features: tuple[FeatureRule, ...] = ()
+    retrain: RetrainPolicy = field(default_factory=RetrainPolicy)
+    #: Per-model retrain policies by model-name glob (TOML ``[retrain.models."glob"]``).
+    retrain_models: tuple[tuple[str, RetrainPolicy], ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    #: Passed to every Kafka client (TOML ``[security]``): security_protocol, sasl_mechanism,
+    #: sasl_plain_username, sasl_plain_password, ssl_cafile, ssl_certfile, ssl_keyfile.
+    security: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def version(self) -> str:
+        """A short hash of the settings that change detections: goes into every alert."""
+        relevant = {"detectors": self.detectors.to_dict(),
+                    "features": [(r.pattern, r.settings) for r in self.features],
+                    "retrain": [self.retrain.__dict__] + [(g, p.__dict__) for g, p in self.retrain_models]}
+        return hashlib.sha256(orjson.dumps(relevant, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
+
+    def settings_for(self, feature: str) -> MonitorSettings:
+        """The detector settings of one feature (first matching ``[[features]]`` rule wins)."""
+        for rule in self.features:
+            if fnmatch.fnmatchcase(feature, rule.pattern):
+                return replace(self.detectors, **rule.settings)
+        return self.detectors
+
+    def policy_for(self, model: str) -> RetrainPolicy:
+        for pattern, policy in self.retrain_models:
+            if fnmatch.fnmatchcase(model, pattern):
+                return policy
+        return self.retrain
+
+    def security_options(self) -> dict:
+        return dict(self.security)
+
+
+SECURITY_KEYS = ("security_protocol", "sasl_mechanism", "sasl_plain_username", "sasl_plain_password",
+                 "ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+ENVIRONMENT = {
+    "broker": "STREAMDRIFT_BROKER",
+    "group_id": "STREAMDRIFT_GROUP_ID",
+    "web_port": "STREAMDRIFT_WEB_PORT",
+    "log_format": "STREAMDRIFT_LOG_FORMAT",
+    "checkpoint_seconds": "STREAMDRIFT_CHECKPOINT_SECONDS",
+}
+
+
+def _build(cls, data: dict, where: str):
+    """Build a settings dataclass from a TOML table, naming the table in every error."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"[{where}] must be a table")
+    names = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"[{where}] has unknown key(s) {unknown}; allowed: {sorted(names)}")
+    typed = {}
+    for key, value in data.items():
+        default = getattr(cls(), key) if cls is not FeatureRule else None
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}.{key} must be true or false, got {value!r}")
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{where}.{key} must be a positive integer, got {value!r}")
+        elif isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"{where}.{key} must be a number >= 0, got {value!r}")
+            value = float(value)
+        elif isinstance(default, str):
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{where}.{key} must be a non-empty string, got {value!r}")
+        typed[key] = value
+    return cls(**typed)
+
+
+def _policy(data: dict, where: str) -> RetrainPolicy:
+    policy = _build(RetrainPolicy, data, where)
+    if policy.min_severity not in ("warning", "critical"):
+        raise ConfigError(f"{where}.min_severity must be \"warning\" or \"critical\", got {policy.min_severity!r}")
+    return policy
+
+
+def _monitor_settings(data: dict, where: str, base: MonitorSettings | None = None) -> MonitorSettings:
+    try:
+        if base is None:
+            return MonitorSettings.from_dict(data)
+        MonitorSettings.from_dict({**base.to_dict(), **data})
+        return base
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[{where}] {exc}") from None
+
+
+def from_mapping(data: dict) -> Config:
+    """Build a ``Config`` from the parsed TOML document (no environment applied).
+
+    >>> from_mapping({"detectors": {"window": 5}})
+    Traceback (most recent call last):
+    ...
+    streamdrift.config.ConfigError: [detectors] window must be an integer >= 20 and <= 1e+06, got 5
+    """
+    data = dict(data)
+    top = {}
+    for key in ("broker", "group_id", "web_port", "log_format", "batch_size", "checkpoint_seconds"):
+        if key in data:
+            top[key] = data.pop(key)
+    kwargs = {}
+    if top:
+        base = _build(_TopLevel, top, "top level")
+        kwargs.update({k: getattr(base, k) for k in top})
+    if "topics" in data:
+        kwargs["topics"] = _build(Topics, data.pop("topics"), "topics")
+    if "detectors" in data:
+        kwargs["detectors"] = _monitor_settings(data.pop("detectors"), "detectors")
+    detectors = kwargs.get("detectors", MonitorSettings())
+    if "features" in data:
+        rules = []
+        entries = data.pop("features")
+        if not isinstance(entries, list):
+            raise ConfigError("[[features]] must be an array of tables, each with a `pattern`")
+        for i, entry in enumerate(entries):
+            entry = dict(entry)
+            pattern = entry.pop("pattern", None)
+            if not isinstance(pattern, str) or not pattern:
+                raise ConfigError(f"features[{i}].pattern must be a glob string such as \"amount*\"")
+            _monitor_settings(entry, f"features[{i}] ({pattern})", base=detectors)
+            if "detectors" in entry:
+                entry["detectors"] = tuple(entry["detectors"])
+            rules.append(FeatureRule(pattern, entry))
+        kwargs["features"] = tuple(rules)
+    if "retrain" in data:
+        retrain = dict(data.pop("retrain"))
+        models = retrain.pop("models", {})
+        kwargs["retrain"] = _policy(retrain, "retrain")
+        kwargs["retrain_models"] = tuple(
+            (pattern, _policy({**kwargs["retrain"].__dict__, **table}, f"retrain.models.{pattern}"))
+            for pattern, table in models.items())
+    if "limits" in data:
+        kwargs["limits"] = _build(Limits, data.pop("limits"), "limits")
+    if "security" in data:
+        security = data.pop("security")
+        unknown = sorted(set(security) - set(SECURITY_KEYS))
+        if unknown:
+            raise ConfigError(f"[security] has unknown key(s) {unknown}; allowed: {list(SECURITY_KEYS)}")
+        protocol = security.get("security_protocol", "PLAINTEXT")
+        if protocol not in SECURITY_PROTOCOLS:
+            raise ConfigError(f"security.security_protocol must be one of {list(SECURITY_PROTOCOLS)}, got {protocol!r}")
+        kwargs["security"] = tuple(sorted((k, str(v)) for k, v in security.items()))
+    if data:
+        raise ConfigError(f"unknown setting(s) {sorted(data)}; allowed top-level keys: broker, group_id, web_port, "
+                          "log_format, batch_size, checkpoint_seconds and tables topics, detectors, features, "
+                          "retrain, limits, security")
+    config = Config(**kwargs)
+    _check(config)
+    return config
+
+
+@dataclass(frozen=True)
+class _TopLevel:
+    broker: str = "localhost:9092"
+    group_id: str = "streamdrift"
+    web_port: int = 6066
+    log_format: str = "text"
+    batch_size: int = 5000
+    checkpoint_seconds: float = 5.0
+
+
+def _check(config: Config) -> None:
+    if config.log_format not in ("text", "json"):
+        raise ConfigError(f"log_format must be \"text\" or \"json\", got {config.log_format!r}")
+    if not 0 < config.web_port < 65536:
+        raise ConfigError(f"web_port must be a TCP port 1-65535, got {config.web_port}")
+    for part in config.broker.split(","):
+        host, _, port = part.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"broker must be HOST:PORT[,HOST:PORT...], got {config.broker!r}")
+
+
+def load(path: str | os.PathLike | None = None, environ: dict | None = None, **flags) -> Config:
+    """Defaults, then the TOML file, then the environment, then explicit flags (``None`` = unset)."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("STREAMDRIFT_CONFIG")
+    data: dict = {}
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist (--config / STREAMDRIFT_CONFIG)") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    for key, env in ENVIRONMENT.items():
+        if env in environ:
+            raw = environ[env]
+            default = getattr(_TopLevel(), key)
+            try:
+                data[key] = type(default)(raw)
+            except ValueError:
+                raise ConfigError(f"{env}={raw!r} is not a valid {type(default).__name__} for {key}") from None
+    for key, value in flags.items():
+        if value is not None:
+            data[key] = value
+    return from_mapping(data)

@@ -1,0 +1,138 @@
+"""Feature events at the boundary: decode one message, validate it, or say why it is rejected.
+
+Everything a producer can get wrong ends here as a ``Rejected`` with a reason a person can act
+on; nothing raises. The event format is DESIGN.md's: ``model`` and ``features`` required;
+``ts``, ``id``, ``segment``, ``prediction``, ``label`` optional.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import orjson
+
+from .config import Limits
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One input message and where it came from (offline replay: topic = file, offset = line)."""
+
+    value: bytes
+    key: bytes | None = None
+    topic: str = ""
+    partition: int = 0
+    offset: int = 0
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A valid feature event."""
+
+    model: str
+    segment: str | None
+    ts: float | None
+    id: str | None
+    features: dict
+    prediction: object
+    label: object
+    record: Record
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    record: Record
+    reason: str
+
+
+def parse_ts(value) -> float | None:
+    """Epoch seconds from epoch seconds or an ISO-8601 string (naive = UTC); ``None`` if invalid.
+
+    >>> parse_ts(1732470000.25), parse_ts("2024-11-24T17:40:00Z")
+    (1732470000.25, 1732470000.0)
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.timestamp()
+    return None
+
+
+def _scalar_problem(name: str, value, limits: Limits) -> str | None:
+    if value is None or isinstance(value, (bool, int, float)):
+        return None
+    if isinstance(value, str):
+        if len(value) > limits.max_string_length:
+            return f"{name} is a string of {len(value)} characters (limits.max_string_length = {limits.max_string_length})"
+        return None
+    kind = "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else type(value).__name__
+    return f"{name} is {kind}; values must be a number, string, boolean or null"
+
+
+def decode(record: Record, limits: Limits) -> Event | Rejected:
+    """Validate one message.
+
+    >>> decode(Record(b'{"model": "m", "features": {"x": [1]}}'), Limits()).reason
+    "feature 'x' is a list; values must be a number, string, boolean or null"
+    >>> decode(Record(b'{"model": "m", "features": {"x": 1.5}}'), Limits()).features
+    {'x': 1.5}
+    """
+    raw = record.value
+    if raw is None:
+        return Rejected(record, "empty message (no value)")
+    if len(raw) > limits.max_message_bytes:
+        return Rejected(record, f"message of {len(raw)} bytes exceeds limits.max_message_bytes = {limits.max_message_bytes}")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Rejected(record, f"not valid JSON (NaN and Infinity are not JSON either): {exc}")
+    if not isinstance(data, dict):
+        return Rejected(record, f"event must be a JSON object, got {type(data).__name__}")
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        return Rejected(record, "missing or empty \"model\" (a non-empty string is required)")
+    if len(model) > limits.max_string_length:
+        return Rejected(record, f"model name longer than limits.max_string_length = {limits.max_string_length}")
+    features = data.get("features")
+    if not isinstance(features, dict):
+        return Rejected(record, "missing \"features\" object" if features is None else
+                        f"\"features\" must be an object, got {type(features).__name__}")
+    if len(features) > limits.max_features:
+        return Rejected(record, f"{len(features)} features exceed limits.max_features = {limits.max_features}")
+    for name, value in features.items():
+        if len(name) > limits.max_string_length:
+            return Rejected(record, f"a feature name is longer than limits.max_string_length = {limits.max_string_length}")
+        problem = _scalar_problem(f"feature {name!r}", value, limits)
+        if problem:
+            return Rejected(record, problem)
+    for key in ("prediction", "label"):
+        problem = _scalar_problem(key, data.get(key), limits)
+        if problem:
+            return Rejected(record, problem)
+    segment = data.get("segment")
+    if segment is not None and (not isinstance(segment, str) or len(segment) > limits.max_string_length):
+        return Rejected(record, "\"segment\" must be a string (up to limits.max_string_length characters)")
+    event_id = data.get("id")
+    if event_id is not None and not isinstance(event_id, (str, int)) or isinstance(event_id, bool):
+        return Rejected(record, "\"id\" must be a string or an integer")
+    ts = data.get("ts")
+    if ts is not None:
+        parsed = parse_ts(ts)
+        if parsed is None:
+            return Rejected(record, f"\"ts\" must be epoch seconds or an ISO-8601 time, got {ts!r}")
+        ts = parsed
+    elif record.timestamp_ms is not None:
+        ts = record.timestamp_ms / 1000.0
+    return Event(model=model, segment=segment, ts=ts, id=None if event_id is None else str(event_id),
+                 features=features, prediction=data.get("prediction"), label=data.get("label"), record=record)

@@ -1,0 +1,244 @@
+"""The pure heart of the processor: a batch of input records plus state in, alerts, retrain
+requests and rejections out. No Kafka, no clocks, no I/O: ``streamdrift run`` and
+``streamdrift replay --offline`` both call ``DriftPipeline.process``, which is why they publish
+identical alerts for the same input order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import detectors
+from .alerts import build_alert
+from .config import Config
+from .detectors import CategoricalMonitor, NumericMonitor
+from .detectors.state import pack, unpack
+from .events import Event, Record, Rejected, decode
+from .retrain import RetrainTracker
+
+#: What each kind of monitored stream is called in alerts, and where its values come from.
+PREDICTION, LABEL = "prediction", "label"
+
+
+@dataclass
+class Output:
+    """What one batch produced."""
+
+    alerts: list[dict] = field(default_factory=list)
+    retrain_requests: list[dict] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    processed: int = 0
+
+
+def value_type(value) -> str | None:
+    """``numeric`` for numbers, ``categorical`` for strings and booleans, ``None`` for null.
+
+    >>> value_type(1.5), value_type(True), value_type("DE"), value_type(None)
+    ('numeric', 'categorical', 'categorical', None)
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or isinstance(value, str):
+        return "categorical"
+    return "numeric"
+
+
+class ModelMonitors:
+    """The monitors of one (model, segment), its feature types and its retrain incident."""
+
+    def __init__(self, model: str, segment: str | None, config: Config, reference: dict | None):
+        self.model = model
+        self.segment = segment
+        self.config = config
+        self.reference = reference or {}
+        self.types: dict[tuple[str, str], str] = {}  # (kind, name) -> numeric | categorical
+        self.monitors: dict[tuple[str, str], detectors.NumericMonitor | detectors.CategoricalMonitor] = {}
+        self.tracker = RetrainTracker(config.policy_for(model))
+        self.last_ts: float | None = None
+
+    def monitor(self, kind: str, name: str):
+        key = (kind, name)
+        monitor = self.monitors.get(key)
+        if monitor is None:
+            settings = self.config.settings_for(name if kind == "feature" else f"{kind}:{name}")
+            ref = self.reference.get(name) if kind == "feature" else self.reference.get(f"{kind}:{name}")
+            if self.types[key] == "numeric":
+                monitor = NumericMonitor(settings, reference=ref if isinstance(ref, np.ndarray) else None)
+            else:
+                monitor = CategoricalMonitor(settings, reference=ref if isinstance(ref, dict) else None)
+            self.monitors[key] = monitor
+        return monitor
+
+    def type_problem(self, event: Event) -> tuple[str | None, dict]:
+        """Why the event's value types clash with what this model has always sent, if they do;
+        else the types the event introduces."""
+        new: dict[tuple[str, str], str] = {}
+        for kind, name, value in streams_of(event):
+            t = value_type(value)
+            if t is None:
+                continue
+            known = self.types.get((kind, name))
+            if known is None:
+                new[(kind, name)] = t
+            elif known != t:
+                what = f"feature {name!r}" if kind == "feature" else kind
+                return f"{what} has always been {known}; got {t} value {value!r}", {}
+        return None, new
+
+    def get_state(self) -> dict:
+        keys = list(self.monitors)
+        return {
+            "model": self.model, "segment": self.segment,
+            "types": [[k, n, t] for (k, n), t in self.types.items()],
+            "monitor_keys": [[k, n] for k, n in keys],
+            "monitors": [np.frombuffer(detectors.encode_monitor(self.monitors[k]), dtype=np.uint8) for k in keys],
+            "tracker": self.tracker.get_state(), "last_ts": self.last_ts,
+        }
+
+    def set_state(self, state: dict) -> None:
+        self.types = {(k, n): t for k, n, t in state["types"]}
+        self.monitors = {(k, n): detectors.decode_monitor(blob.tobytes())
+                         for (k, n), blob in zip(state["monitor_keys"], state["monitors"])}
+        self.tracker.set_state(state["tracker"])
+        self.last_ts = state["last_ts"]
+
+
+def streams_of(event: Event):
+    """Every monitored stream an event feeds: its features, then prediction and label."""
+    for name, value in event.features.items():
+        yield "feature", name, value
+    if event.prediction is not None:
+        yield PREDICTION, PREDICTION, event.prediction
+    if event.label is not None:
+        yield LABEL, LABEL, event.label
+
+
+class DriftPipeline:
+    """Decode, validate, route and monitor batches of feature events.
+
+    >>> import orjson
+    >>> pipeline = DriftPipeline(Config())
+    >>> records = [Record(orjson.dumps({"model": "m", "features": {"x": float(i % 7)}}), offset=i)
+    ...            for i in range(100)] + [Record(b"not json", offset=100)]
+    >>> out = pipeline.process(records)
+    >>> out.processed, len(out.rejected), out.rejected[0].reason[:14]
+    (100, 1, 'not valid JSON')
+    """
+
+    def __init__(self, config: Config, references: dict | None = None):
+        self.config = config
+        self.version = config.version
+        #: Supplied reference data: {model or "*": {feature: ndarray | {category: count}}}.
+        self.references = references or {}
+        self.models: dict[tuple[str, str | None], ModelMonitors] = {}
+        self.evicted = 0
+        self.latest_ts: float | None = None
+
+    def _model(self, model: str, segment: str | None) -> ModelMonitors:
+        key = (model, segment)
+        found = self.models.get(key)
+        if found is None:
+            ref = self.references.get(model, self.references.get("*"))
+            found = self.models[key] = ModelMonitors(model, segment, self.config, ref)
+        return found
+
+    def process(self, records: list[Record]) -> Output:
+        out = Output()
+        groups: dict[tuple[str, str | None], list[Event]] = {}
+        for record in records:
+            result = decode(record, self.config.limits)
+            if isinstance(result, Rejected):
+                out.rejected.append(result)
+                continue
+            key = (result.model, result.segment)
+            if key not in self.models and len(self.models) >= self.config.limits.max_models:
+                out.rejected.append(Rejected(record, f"limits.max_models = {self.config.limits.max_models} "
+                                                     "(model, segment) pairs are already monitored"))
+                continue
+            group = self._model(result.model, result.segment)
+            problem, new_types = group.type_problem(result)
+            if problem:
+                out.rejected.append(Rejected(record, problem))
+                continue
+            group.types.update(new_types)
+            groups.setdefault(key, []).append(result)
+            out.processed += 1
+        for key, events in groups.items():
+            self._monitor(self.models[key], events, out)
+        self._evict_idle()
+        return out
+
+    def _monitor(self, group: ModelMonitors, events: list[Event], out: Output) -> None:
+        found: list[tuple[int, str, str, dict]] = []
+        names: dict[tuple[str, str], None] = {}
+        for event in events:
+            for kind, name, _ in streams_of(event):
+                names.setdefault((kind, name), None)
+        for kind, name in names:
+            if (kind, name) not in group.types:
+                continue  # only nulls so far: the type is not known yet, nothing to watch
+            monitor = group.monitor(kind, name)
+            column = _column(events, kind, name, group.types[(kind, name)])
+            start = monitor.seen
+            for detection in monitor.update(column):
+                local = detection.index - start
+                event = events[local]
+                alert = build_alert(group.model, group.segment, name, kind, detection, event.ts, event.record,
+                                    self.version)
+                found.append((local, kind, name, alert))
+        found.sort(key=lambda item: (item[0], item[1], item[2], item[3]["detector"]))
+        for _, _, _, alert in found:
+            out.alerts.append(alert)
+            request = group.tracker.observe(alert)
+            if request is not None:
+                out.retrain_requests.append(request)
+        last = events[-1].ts
+        if last is not None:
+            group.last_ts = last
+            self.latest_ts = last if self.latest_ts is None else max(self.latest_ts, last)
+
+    def _evict_idle(self) -> None:
+        idle = self.config.limits.idle_seconds
+        if not idle or self.latest_ts is None:
+            return
+        stale = [k for k, g in self.models.items() if g.last_ts is not None and self.latest_ts - g.last_ts > idle]
+        for key in stale:
+            del self.models[key]
+        self.evicted += len(stale)
+
+    # -- state ------------------------------------------------------------------------------
+    def encode_model(self, model: str, segment: str | None) -> bytes:
+        """One (model, segment)'s complete state, in the core's explicit encoding."""
+        return pack(self.models[(model, segment)].get_state())
+
+    def restore_model(self, blob: bytes) -> tuple[str, str | None]:
+        state = unpack(blob)
+        group = self._model(state["model"], state["segment"])
+        group.set_state(state)
+        return group.model, group.segment
+
+    def drop_models(self, keep) -> int:
+        """Forget every (model, segment) for which ``keep(model)`` is false (partition revoked)."""
+        gone = [k for k in self.models if not keep(k[0])]
+        for key in gone:
+            del self.models[key]
+        return len(gone)
+
+    @property
+    def monitored_pairs(self) -> int:
+        return sum(len(g.monitors) for g in self.models.values())
+
+
+def _column(events: list[Event], kind: str, name: str, type_: str):
+    if kind == "feature":
+        values = [e.features.get(name) for e in events]
+    elif kind == PREDICTION:
+        values = [e.prediction for e in events]
+    else:
+        values = [e.label for e in events]
+    if type_ == "numeric":
+        return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+    return values
