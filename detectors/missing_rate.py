@@ -76,7 +76,7 @@ class MissingRate:
         for side, direction in ((0, "up"), (1, "down")):
             if not self.enabled[side]:
                 continue
-            i, s = first_crossing(self.steps[side][flags], self.sums[side], int(self.threshold[side]))
+            i, s, _ = first_crossing(self.steps[side][flags], self.sums[side], int(self.threshold[side]))
             self.sums[side] = s
             if i is not None:
                 hits.append((i, direction, s / QUANTUM))

@@ -19,6 +19,8 @@ from .window import Ring
 
 #: PSI at or above this marks a detection as critical (the customary "major shift" line).
 CRITICAL_PSI = 0.25
+#: Page-Hinkley / ADWIN: a mean shift of this many reference sds in the new regime is critical.
+CRITICAL_SHIFT_SD = 1.0
 #: A missing rate moving by this much (absolute) is critical.
 CRITICAL_MISSING_CHANGE = 0.05
 
@@ -124,13 +126,15 @@ class NumericMonitor(FeatureMonitor):
             if self._armed("page_hinkley"):
                 hit = self.page_hinkley.update(ndtri(u))
                 if hit is not None:
+                    # Describe the values since the CUSUM's own change-point estimate.
+                    since = self.watched + hit[0] + 1 - hit[3]
                     found.append(self._detection("page_hinkley", hit[0], present, base, values, hit[2],
-                                                 self.page_hinkley.threshold_value, None, hit[1]))
+                                                 self.page_hinkley.threshold_value, None, hit[1], recent=since))
             if self._armed("adwin"):
                 hit = self.adwin.update(u)
                 if hit is not None:
                     found.append(self._detection("adwin", hit[0], present, base, values, hit[2], hit[3],
-                                                 None, hit[1]))
+                                                 None, hit[1], recent=self.adwin.width))
             bins = np.searchsorted(self.edges, values, side="right")
             found.extend(self._windowed(values, positions, bins, present, base))
             self.recent_values.extend(values)
@@ -178,24 +182,30 @@ class NumericMonitor(FeatureMonitor):
                     run_hist = False
         return found
 
-    def _window_at(self, values: np.ndarray, t: int) -> np.ndarray:
-        """The last ``window`` non-missing values up to and including ``values[t]``."""
-        w = self.settings.window
+    def _window_at(self, values: np.ndarray, t: int, size: int) -> np.ndarray:
+        """The last ``size`` (at most ``window``) non-missing values up to and including ``values[t]``."""
+        w = min(max(1, size), self.settings.window)
         recent = self.recent_values.items()[-w:]
         return np.concatenate((recent, values[:t + 1]))[-w:]
 
     def _detection(self, detector, t, present, base, values, statistic, threshold, p_value, direction,
-                   effect=None) -> Detection:
-        window = self._window_at(values, t)
+                   effect=None, recent: int | None = None) -> Detection:
+        # The windowed tests describe their window; Page-Hinkley and ADWIN the stretch they
+        # judge to be the new regime (capped at the window size).
+        window = self._window_at(values, t, recent or self.settings.window)
         codes = np.searchsorted(self.edges, window, side="right")
         window_bins = np.bincount(codes, minlength=self.reference_bins.size).astype(np.float64)
         effect = dict(effect or {})
         effect.setdefault("psi", psi(self.reference_bins, window_bins))
         ref_summary = self.reference.summary()
         win_summary = summarize(window)
+        shift = 0.0
         if ref_summary.get("std"):
-            effect["mean_shift_sd"] = (win_summary["mean"] - ref_summary["mean"]) / ref_summary["std"]
-        severity = "critical" if effect["psi"] >= CRITICAL_PSI else "warning"
+            shift = effect["mean_shift_sd"] = (win_summary["mean"] - ref_summary["mean"]) / ref_summary["std"]
+        if recent is None:
+            severity = "critical" if effect["psi"] >= CRITICAL_PSI else "warning"
+        else:
+            severity = "critical" if abs(shift) >= CRITICAL_SHIFT_SD else "warning"
         return Detection(detector=detector, kind="feature", index=base + int(present[t]),
                          statistic=float(statistic), threshold=float(threshold),
                          p_value=None if p_value is None else float(p_value), direction=direction,

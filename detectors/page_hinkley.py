@@ -46,6 +46,9 @@ class PageHinkley:
     def _reset(self) -> None:
         self.up = 0
         self.down = 0
+        self.count = 0  # scores seen since the last fit
+        self.up_since = 0  # where the current run of each side began (estimated change point)
+        self.down_since = 0
 
     def fit(self, reference: Reference, run_length: float) -> None:
         """Calibrate the threshold so that both sides together keep ``run_length``."""
@@ -65,20 +68,29 @@ class PageHinkley:
         """The threshold in score units (sum of standardised deviations)."""
         return self.threshold / QUANTUM
 
-    def update(self, z: np.ndarray) -> tuple[int, str, float] | None:
-        """Feed normal scores; return ``(index, direction, statistic)`` of the first alarm."""
+    def update(self, z: np.ndarray) -> tuple[int, str, float, int] | None:
+        """Feed normal scores; return ``(index, direction, statistic, run start)`` of the first
+        alarm, where ``run start`` counts scores since the last fit."""
         allowance = self.shift / 2.0
-        up_i, up_s = first_crossing(quantise(z - allowance), self.up, self.threshold)
-        down_i, down_s = first_crossing(quantise(-z - allowance), self.down, self.threshold)
+        up_i, up_s, up_zero = first_crossing(quantise(z - allowance), self.up, self.threshold)
+        down_i, down_s, down_zero = first_crossing(quantise(-z - allowance), self.down, self.threshold)
         self.up, self.down = up_s, down_s
+        if up_zero >= 0:
+            self.up_since = self.count + up_zero + 1
+        if down_zero >= 0:
+            self.down_since = self.count + down_zero + 1
+        self.count += z.size
         if up_i is None and down_i is None:
             return None
         if down_i is None or (up_i is not None and up_i <= down_i):
-            return up_i, "up", up_s / QUANTUM
-        return down_i, "down", down_s / QUANTUM
+            return up_i, "up", up_s / QUANTUM, self.up_since
+        return down_i, "down", down_s / QUANTUM, self.down_since
 
     def get_state(self) -> dict:
-        return {"up": self.up, "down": self.down, "threshold": self.threshold}
+        return {"up": self.up, "down": self.down, "threshold": self.threshold, "count": self.count,
+                "up_since": self.up_since, "down_since": self.down_since}
 
     def set_state(self, state: dict) -> None:
         self.up, self.down, self.threshold = int(state["up"]), int(state["down"]), int(state["threshold"])
+        self.count, self.up_since, self.down_since = (int(state["count"]), int(state["up_since"]),
+                                                      int(state["down_since"]))

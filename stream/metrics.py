@@ -1,0 +1,53 @@
+"""Prometheus metrics of one worker (served on ``/metrics``).
+
+Each worker has its own registry so that several workers can live in one process (tests).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+def reason_code(reason: str) -> str:
+    """A short, bounded label for a rejection reason (the full text goes to the dead-letter topic).
+
+    >>> reason_code("not valid JSON (NaN and Infinity are not JSON either): ..."), reason_code("feature 'x' is a list; ...")
+    ('not_json', 'bad_value')
+    """
+    checks = (("not valid JSON", "not_json"), ("event must be a JSON object", "not_object"),
+              ("missing or empty \"model\"", "no_model"), ("missing \"features\"", "no_features"),
+              ("\"features\" must", "no_features"), ("limits.", "limit"), ("has always been", "type_changed"),
+              ("\"ts\"", "bad_ts"), ("empty message", "empty"))
+    for prefix, code in checks:
+        if prefix in reason:
+            return code
+    return "bad_value"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events_in = Counter("streamdrift_events_in", "Feature events consumed", registry=r)
+        self.events_processed = Counter("streamdrift_events_processed", "Feature events fed to monitors", registry=r)
+        self.events_rejected = Counter("streamdrift_events_rejected", "Feature events sent to the dead-letter topic",
+                                       ["reason"], registry=r)
+        self.alerts = Counter("streamdrift_alerts", "Drift alerts published",
+                              ["model", "feature", "kind", "detector", "severity"], registry=r)
+        self.retrain_requests = Counter("streamdrift_retrain_requests", "Retrain requests published", ["model"],
+                                        registry=r)
+        self.lag = Gauge("streamdrift_consumer_lag", "Messages not yet consumed", ["topic", "partition"], registry=r)
+        self.latency = Histogram("streamdrift_processing_latency_seconds",
+                                 "From the input message's timestamp to its batch being published",
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r)
+        self.batch_seconds = Histogram("streamdrift_batch_seconds", "Time to process one batch", registry=r,
+                                       buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+        self.models = Gauge("streamdrift_models", "(model, segment) pairs monitored by this worker", registry=r)
+        self.monitored = Gauge("streamdrift_monitored_features", "(model, feature) monitors held by this worker",
+                               registry=r)
+        self.evicted = Counter("streamdrift_evicted_models", "Idle (model, segment) pairs dropped", registry=r)
+        self.degraded = Gauge("streamdrift_degraded", "1 while the broker cannot be reached", registry=r)
+        self.checkpoints = Counter("streamdrift_checkpoints", "State checkpoints written", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
