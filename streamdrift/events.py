@@ -3,6 +3,10 @@
 Everything a producer can get wrong ends here as a ``Rejected`` with a reason a person can act
 on; nothing raises. The event format is DESIGN.md's: ``model`` and ``features`` required;
 ``ts``, ``id``, ``segment``, ``prediction``, ``label`` optional.
+
+``decode`` checks an event's envelope; the values of its features are checked a column at a
+time by the pipeline (``value_problem`` names what is wrong with one), which keeps the per-event
+cost of the hot path to one ``orjson.loads`` and a few type checks.
 """
 
 from __future__ import annotations
@@ -69,7 +73,12 @@ def parse_ts(value) -> float | None:
     return None
 
 
-def _scalar_problem(name: str, value, limits: Limits) -> str | None:
+def value_problem(name: str, value, limits: Limits) -> str | None:
+    """Why one feature (or prediction, label) value cannot be monitored, or ``None``.
+
+    >>> value_problem("feature 'x'", {"a": 1}, Limits())
+    "feature 'x' is an object; values must be a number, string, boolean or null"
+    """
     if value is None or isinstance(value, (bool, int, float)):
         return None
     if isinstance(value, str):
@@ -83,8 +92,8 @@ def _scalar_problem(name: str, value, limits: Limits) -> str | None:
 def decode(record: Record, limits: Limits) -> Event | Rejected:
     """Validate one message.
 
-    >>> decode(Record(b'{"model": "m", "features": {"x": [1]}}'), Limits()).reason
-    "feature 'x' is a list; values must be a number, string, boolean or null"
+    >>> decode(Record(b'{"model": "m", "features": [1]}'), Limits()).reason
+    '"features" must be an object, got list'
     >>> decode(Record(b'{"model": "m", "features": {"x": 1.5}}'), Limits()).features
     {'x': 1.5}
     """
@@ -110,14 +119,8 @@ def decode(record: Record, limits: Limits) -> Event | Rejected:
                         f"\"features\" must be an object, got {type(features).__name__}")
     if len(features) > limits.max_features:
         return Rejected(record, f"{len(features)} features exceed limits.max_features = {limits.max_features}")
-    for name, value in features.items():
-        if len(name) > limits.max_string_length:
-            return Rejected(record, f"a feature name is longer than limits.max_string_length = {limits.max_string_length}")
-        problem = _scalar_problem(f"feature {name!r}", value, limits)
-        if problem:
-            return Rejected(record, problem)
     for key in ("prediction", "label"):
-        problem = _scalar_problem(key, data.get(key), limits)
+        problem = value_problem(key, data.get(key), limits)
         if problem:
             return Rejected(record, problem)
     segment = data.get("segment")

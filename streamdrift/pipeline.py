@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from .alerts import build_alert
 from .config import Config
 from .detectors import CategoricalMonitor, NumericMonitor
 from .detectors.state import pack, unpack
-from .events import Event, Record, Rejected, decode
+from .events import Event, Record, Rejected, decode, value_problem
 from .retrain import RetrainTracker
 
 #: What each kind of monitored stream is called in alerts, and where its values come from.
@@ -41,13 +42,19 @@ def value_type(value) -> str | None:
     """
     if value is None:
         return None
-    if isinstance(value, bool) or isinstance(value, str):
+    if isinstance(value, (bool, str)):
         return "categorical"
-    return "numeric"
+    if isinstance(value, (int, float)):
+        return "numeric"
+    return "invalid"
+
+
+_NUMERIC = {int, float}
+_CATEGORICAL = {str, bool}
 
 
 class ModelMonitors:
-    """The monitors of one (model, segment), its feature types and its retrain incident."""
+    """The monitors of one (model, segment), its value types and its retrain incident."""
 
     def __init__(self, model: str, segment: str | None, config: Config, reference: dict | None):
         self.model = model
@@ -72,21 +79,38 @@ class ModelMonitors:
             self.monitors[key] = monitor
         return monitor
 
-    def type_problem(self, event: Event) -> tuple[str | None, dict]:
-        """Why the event's value types clash with what this model has always sent, if they do;
-        else the types the event introduces."""
-        new: dict[tuple[str, str], str] = {}
-        for kind, name, value in streams_of(event):
+    def check_column(self, kind: str, name: str, column: list, limits) -> tuple[str | None, dict[int, str]]:
+        """The column's value type and the events (by position) whose value cannot be used.
+
+        The first non-null value a (model, segment) ever sends fixes the type of a feature; a
+        later value of the other type is rejected, as is any list, object or over-long string.
+        """
+        known = self.types.get((kind, name))
+        present = set(map(type, column))
+        present.discard(type(None))
+        if not present:
+            return known, {}
+        kind_of = "numeric" if present <= _NUMERIC else "categorical" if present <= _CATEGORICAL else None
+        if kind_of is not None and known in (None, kind_of):
+            too_long = str in present and max(len(v) for v in column if type(v) is str) > limits.max_string_length
+            if not too_long:
+                return kind_of, {}
+        # Slow path: name every bad value in stream order.
+        what = f"feature {name!r}" if kind == "feature" else kind
+        bad: dict[int, str] = {}
+        for i, value in enumerate(column):
+            problem = value_problem(what, value, limits)
+            if problem:
+                bad[i] = problem
+                continue
             t = value_type(value)
             if t is None:
                 continue
-            known = self.types.get((kind, name))
             if known is None:
-                new[(kind, name)] = t
-            elif known != t:
-                what = f"feature {name!r}" if kind == "feature" else kind
-                return f"{what} has always been {known}; got {t} value {value!r}", {}
-        return None, new
+                known = t
+            elif t != known:
+                bad[i] = f"{what} has always been {known}; got {t} value {value!r}"
+        return known, bad
 
     def get_state(self) -> dict:
         keys = list(self.monitors)
@@ -106,14 +130,31 @@ class ModelMonitors:
         self.last_ts = state["last_ts"]
 
 
-def streams_of(event: Event):
-    """Every monitored stream an event feeds: its features, then prediction and label."""
-    for name, value in event.features.items():
-        yield "feature", name, value
-    if event.prediction is not None:
-        yield PREDICTION, PREDICTION, event.prediction
-    if event.label is not None:
-        yield LABEL, LABEL, event.label
+def columns_of(group: "ModelMonitors", events: list[Event]) -> dict[tuple[str, str], tuple[int, list]]:
+    """Every monitored stream of a run of events, as ``(first event, column)``: features, then
+    prediction and label.
+
+    A stream starts at the first event that carries a value (not null) for it; from then on an
+    event with a null, or without it, counts as a missing value. This makes every stream's value
+    positions depend on the event order only, never on how the events were batched, so alert ids
+    are the same online and offline.
+    """
+    streams: dict[tuple[str, str], int] = dict.fromkeys(group.types, 0)
+    for i, event in enumerate(events):
+        for name, value in event.features.items():
+            if value is not None and ("feature", name) not in streams:
+                streams[("feature", name)] = i
+        for kind in (PREDICTION, LABEL):
+            if getattr(event, kind) is not None and (kind, kind) not in streams:
+                streams[(kind, kind)] = i
+    columns = {}
+    for (kind, name), start in streams.items():
+        if kind == "feature":
+            column = [e.features.get(name) for e in events[start:]] if start else [e.features.get(name) for e in events]
+        else:
+            column = [getattr(e, kind) for e in events[start:]]
+        columns[(kind, name)] = (start, column)
+    return columns
 
 
 class DriftPipeline:
@@ -158,33 +199,54 @@ class DriftPipeline:
                 out.rejected.append(Rejected(record, f"limits.max_models = {self.config.limits.max_models} "
                                                      "(model, segment) pairs are already monitored"))
                 continue
-            group = self._model(result.model, result.segment)
-            problem, new_types = group.type_problem(result)
-            if problem:
-                out.rejected.append(Rejected(record, problem))
-                continue
-            group.types.update(new_types)
+            self._model(result.model, result.segment)
             groups.setdefault(key, []).append(result)
-            out.processed += 1
         for key, events in groups.items():
             self._monitor(self.models[key], events, out)
         self._evict_idle()
         return out
 
+    def _valid_columns(self, group: ModelMonitors, events: list[Event], out: Output):
+        """Columns of the events whose every value is usable; the others are rejected."""
+        limits = self.config.limits
+        while True:
+            columns = columns_of(group, events)
+            bad: dict[int, str] = {}
+            types = {}
+            for (kind, name), (start, column) in columns.items():
+                if kind == "feature" and len(name) > limits.max_string_length:
+                    for i in range(start, len(events)):
+                        if name in events[i].features:
+                            bad.setdefault(i, f"a feature name is longer than limits.max_string_length = "
+                                              f"{limits.max_string_length}")
+                    continue
+                types[(kind, name)], problems = group.check_column(kind, name, column, limits)
+                for i, reason in problems.items():
+                    bad.setdefault(start + i, reason)
+            if not bad:
+                return columns, types, events
+            for i in sorted(bad):
+                out.rejected.append(Rejected(events[i].record, bad[i]))
+            events = [e for i, e in enumerate(events) if i not in bad]
+            if not events:
+                return {}, {}, events
+
     def _monitor(self, group: ModelMonitors, events: list[Event], out: Output) -> None:
+        columns, types, events = self._valid_columns(group, events, out)
+        out.processed += len(events)
         found: list[tuple[int, str, str, dict]] = []
-        names: dict[tuple[str, str], None] = {}
-        for event in events:
-            for kind, name, _ in streams_of(event):
-                names.setdefault((kind, name), None)
-        for kind, name in names:
-            if (kind, name) not in group.types:
+        for (kind, name), (first, column) in columns.items():
+            type_ = types.get((kind, name))
+            if type_ is None:
                 continue  # only nulls so far: the type is not known yet, nothing to watch
+            group.types[(kind, name)] = type_
             monitor = group.monitor(kind, name)
-            column = _column(events, kind, name, group.types[(kind, name)])
+            if type_ == "numeric":
+                column = np.array(column, dtype=np.float64) if None not in column else \
+                    np.array([math.nan if v is None else v for v in column], dtype=np.float64)
             start = monitor.seen
             for detection in monitor.update(column):
-                local = detection.index - start
+                local = first + detection.index - start
                 event = events[local]
                 alert = build_alert(group.model, group.segment, name, kind, detection, event.ts, event.record,
                                     self.version)
@@ -195,7 +257,7 @@ class DriftPipeline:
             request = group.tracker.observe(alert)
             if request is not None:
                 out.retrain_requests.append(request)
-        last = events[-1].ts
+        last = events[-1].ts if events else None
         if last is not None:
             group.last_ts = last
             self.latest_ts = last if self.latest_ts is None else max(self.latest_ts, last)
@@ -230,15 +292,3 @@ class DriftPipeline:
     @property
     def monitored_pairs(self) -> int:
         return sum(len(g.monitors) for g in self.models.values())
-
-
-def _column(events: list[Event], kind: str, name: str, type_: str):
-    if kind == "feature":
-        values = [e.features.get(name) for e in events]
-    elif kind == PREDICTION:
-        values = [e.prediction for e in events]
-    else:
-        values = [e.label for e in events]
-    if type_ == "numeric":
-        return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
-    return values

@@ -1,0 +1,252 @@
+"""``streamdrift replay``: historical logs into Kafka, or through the detectors offline.
+
+Offline, the log goes through the very ``DriftPipeline`` that ``streamdrift run`` uses, in the
+log's order, so the alerts and retrain requests written are the ones the processor would
+publish for the same input order (ids included; ``detected_at`` names the file and line instead
+of a Kafka partition and offset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .config import ConfigError, load
+from .events import Record
+from .logs import ColumnMapping, LogReader
+from .pipeline import DriftPipeline
+
+BATCH = 20_000
+#: Points kept per feature for the report's plots (older points are thinned as the log grows).
+TRACE_POINTS = 2048
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("log", nargs="+", help="JSONL, CSV or Parquet files (gzip ok), directories or globs")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--to-kafka", action="store_true", help="produce the log to the input topic")
+    mode.add_argument("--offline", action="store_true", help="run the detectors without Kafka")
+    p.add_argument("--broker", help="Kafka bootstrap HOST:PORT (env STREAMDRIFT_BROKER)")
+    p.add_argument("--config", help="TOML settings file (env STREAMDRIFT_CONFIG)")
+    p.add_argument("--topic", help="topic to produce to (default: the config's features topic)")
+    p.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
+    p.add_argument("--speed", type=float, help="speed-up of the log's event-time spacing (60 = an hour a minute)")
+    p.add_argument("--skip", type=int, default=0, help="resume: skip this many events first")
+    p.add_argument("--alerts", help="offline: write alerts here (JSONL)")
+    p.add_argument("--retrain", help="offline: write retrain requests here (default: <alerts>.retrain.jsonl)")
+    p.add_argument("--rejected", help="offline: write rejected events and bad rows here (JSONL)")
+    p.add_argument("--report", help="offline: write an HTML report with plots here")
+    p.add_argument("--changes", help="offline backtest: known change points (CSV/JSONL: model, feature, index)")
+    p.add_argument("--reference", help="training data used as the fixed reference")
+    p.add_argument("--model-column", default="model", help="CSV/Parquet: column naming the model")
+    p.add_argument("--model-name", help="CSV/Parquet: the model of every row (log without a model column)")
+    p.add_argument("--ts-column", default="ts", help="CSV/Parquet: column with the event time")
+    p.add_argument("--features", help="CSV/Parquet: comma-separated feature columns (default: all others)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def mapping_from(args) -> ColumnMapping:
+    return ColumnMapping(model=args.model_column, ts=args.ts_column, model_name=args.model_name,
+                         features=tuple(args.features.split(",")) if args.features else None)
+
+
+def main(args) -> int:
+    try:
+        config = load(args.config, broker=args.broker)
+    except ConfigError:
+        raise
+    if args.offline:
+        if not args.alerts:
+            print("streamdrift replay --offline needs --alerts OUT.jsonl", file=sys.stderr)
+            return 2
+        return offline(args, config)
+    return asyncio.run(to_kafka(args, config))
+
+
+# -- offline -------------------------------------------------------------------------------------
+class Traces:
+    """Thinned value streams of every feature, for the report's plots (bounded memory)."""
+
+    def __init__(self) -> None:
+        self.points: dict[tuple, list] = defaultdict(list)
+        self.stride: dict[tuple, int] = defaultdict(lambda: 1)
+        self.count: dict[tuple, int] = defaultdict(int)
+
+    def add(self, event: dict) -> None:
+        key_base = (event.get("model"), event.get("segment"))
+        for name, value in (event.get("features") or {}).items():
+            key = (*key_base, name)
+            n = self.count[key]
+            self.count[key] = n + 1
+            if n % self.stride[key]:
+                continue
+            points = self.points[key]
+            points.append((n, value))
+            if len(points) >= TRACE_POINTS:
+                self.points[key] = points[::2]
+                self.stride[key] *= 2
+
+
+def offline(args, config) -> int:
+    console = Console(stderr=True)
+    references = None
+    if args.reference:
+        from .references import load_references
+        references = load_references(args.reference)
+    pipeline = DriftPipeline(config, references)
+    reader = LogReader(args.log, mapping_from(args))
+    alerts_path = Path(args.alerts)
+    retrain_path = Path(args.retrain) if args.retrain else alerts_path.with_suffix(".retrain.jsonl")
+    traces = Traces() if args.report else None
+    totals = {"rows": 0, "processed": 0, "rejected": 0, "bad_rows": 0, "alerts": 0, "retrain_requests": 0}
+    all_alerts, all_requests = [], []
+    rejected_file = open(args.rejected, "wb") if args.rejected else None
+    started = time.perf_counter()
+    with open(alerts_path, "wb") as alerts_out, open(retrain_path, "wb") as retrain_out:
+        batch: list[Record] = []
+
+        def flush() -> None:
+            out = pipeline.process(batch)
+            totals["processed"] += out.processed
+            totals["rejected"] += len(out.rejected)
+            for alert in out.alerts:
+                alerts_out.write(orjson.dumps(alert) + b"\n")
+            for request in out.retrain_requests:
+                retrain_out.write(orjson.dumps(request) + b"\n")
+            totals["alerts"] += len(out.alerts)
+            totals["retrain_requests"] += len(out.retrain_requests)
+            if args.report or args.changes:
+                all_alerts.extend(out.alerts)
+                all_requests.extend(out.retrain_requests)
+            if rejected_file:
+                for r in out.rejected:
+                    rejected_file.write(orjson.dumps({"source": r.record.topic, "line": r.record.offset,
+                                                      "reason": r.reason, "raw": r.record.value.decode("utf-8", "replace")}) + b"\n")
+            batch.clear()
+
+        for row in reader:
+            totals["rows"] += 1
+            if row.event is None:
+                totals["bad_rows"] += 1
+                if rejected_file:
+                    rejected_file.write(orjson.dumps({"source": row.source, "line": row.line, "reason": row.error}) + b"\n")
+                continue
+            if traces is not None:
+                traces.add(row.event)
+            batch.append(Record(row.raw, None, row.source, 0, row.line, None))
+            if len(batch) >= BATCH:
+                flush()
+        if batch:
+            flush()
+    if rejected_file:
+        rejected_file.close()
+    elapsed = time.perf_counter() - started
+    summary = reader.summary
+    console.print(f"replayed {totals['rows']:,} rows in {elapsed:.1f} s ({totals['rows'] / max(elapsed, 1e-9):,.0f}/s): "
+                  f"{totals['processed']:,} processed, {totals['rejected']:,} rejected, {totals['bad_rows']:,} bad rows; "
+                  f"{totals['alerts']:,} alerts -> {alerts_path}, {totals['retrain_requests']:,} retrain requests -> "
+                  f"{retrain_path}")
+    for source, line, error in summary.bad_examples[:10]:
+        console.print(f"  bad row {source}:{line}: {error}")
+    if args.changes:
+        from .backtest import detector_totals, format_table, load_changes, score_detections
+        rows = score_detections(all_alerts, load_changes(args.changes))
+        print(format_table(rows))
+        print()
+        print(format_table(detector_totals(rows)))
+    if args.report:
+        write_report(args.report, all_alerts, all_requests, traces, pipeline, totals, args.log)
+        console.print(f"report -> {args.report}")
+    return 0
+
+
+def write_report(path, alerts, requests, traces: Traces, pipeline: DriftPipeline, totals: dict, logs) -> None:
+    from .report import FeatureTrace, render_report
+
+    drifted = {(a["model"], a["segment"], a["feature"]) for a in alerts}
+    feature_traces = []
+    for key in sorted(drifted, key=lambda k: tuple(str(x) for x in k)):
+        model, segment, feature = key
+        points = traces.points.get(key)
+        if not points:
+            continue
+        positions = np.array([p for p, _ in points])
+        values = [v for _, v in points]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) or v is None for v in values)
+        band = None
+        group = pipeline.models.get((model, segment))
+        monitor = group.monitors.get(("feature", feature)) if group else None
+        reference = getattr(monitor, "reference", None)
+        if numeric and reference is not None:
+            band = tuple(float(q) for q in np.quantile(reference.values, [0.05, 0.5, 0.95]))
+        arr = np.array([np.nan if v is None else v for v in values], dtype=float) if numeric else \
+            np.array(["(missing)" if v is None else str(v) for v in values], dtype=object)
+        hits = [a for a in alerts if (a["model"], a["segment"], a["feature"]) == key]
+        feature_traces.append(FeatureTrace(model, segment, feature, "numeric" if numeric else "categorical",
+                                           positions, arr, band, hits))
+    render_report(path, alerts, requests, feature_traces, title=f"streamdrift replay of {', '.join(map(str, logs))}",
+                  summary={"events read": totals["rows"], "processed": totals["processed"],
+                           "rejected": totals["rejected"] + totals["bad_rows"]})
+
+
+# -- into Kafka ----------------------------------------------------------------------------------
+async def to_kafka(args, config) -> int:
+    from aiokafka import AIOKafkaProducer
+
+    from .stream.topics import ensure_topics
+
+    topic = args.topic or config.topics.features
+    await ensure_topics(config.broker, {topic: config.topics.partitions}, security=config.security_options())
+    producer = AIOKafkaProducer(bootstrap_servers=config.broker, linger_ms=5, max_batch_size=256 * 1024,
+                                **config.security_options())
+    await producer.start()
+    reader = LogReader(args.log, mapping_from(args))
+    sent = skipped = 0
+    started = time.monotonic()
+    first_ts = None
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[rate]:>10} ev/s"), TimeRemainingColumn(), disable=args.quiet,
+                        console=Console(stderr=True))
+    try:
+        with progress:
+            task = progress.add_task("replay", total=None, rate="")
+            for row in reader:
+                if row.event is None:
+                    continue
+                if skipped < args.skip:
+                    skipped += 1
+                    continue
+                if args.speed and row.event.get("ts") is not None:
+                    from .events import parse_ts
+                    ts = parse_ts(row.event["ts"])
+                    if ts is not None:
+                        first_ts = ts if first_ts is None else first_ts
+                        due = started + (ts - first_ts) / args.speed
+                        if due > time.monotonic():
+                            await asyncio.sleep(due - time.monotonic())
+                elif args.rate:
+                    due = started + sent / args.rate
+                    if due > time.monotonic():
+                        await asyncio.sleep(due - time.monotonic())
+                await producer.send(topic, value=row.raw, key=str(row.event.get("model", "")).encode())
+                sent += 1
+                if sent % 5000 == 0:
+                    progress.update(task, completed=sent, rate=f"{sent / (time.monotonic() - started):,.0f}")
+            await producer.flush()
+            progress.update(task, completed=sent, rate=f"{sent / max(time.monotonic() - started, 1e-9):,.0f}")
+    finally:
+        await producer.stop()
+    summary = reader.summary
+    Console(stderr=True).print(
+        f"sent {sent:,} events to {topic} in {time.monotonic() - started:.1f} s; skipped {skipped:,} (--skip); "
+        f"{summary.bad_rows:,} bad rows not sent" + "".join(f"\n  bad row {s}:{l}: {e}" for s, l, e in summary.bad_examples[:10]))
+    return 0
