@@ -151,6 +151,20 @@ def test_state_round_trip_mid_stream(name):
 
 
 @pytest.mark.parametrize("name", CONFIGS)
+def test_state_round_trip_while_a_detector_builds_up(name):
+    """Save just before each detection, where the running sums and windows carry the evidence."""
+    make, stream = config(name)
+    indices = {d["index"] for d in whole(name)}
+    cuts = sorted({i - k for i in indices for k in (1, 5, 20, 60) if i - k > 0})
+    monitor, found, pos = make(), [], 0
+    for cut in cuts + [len(stream)]:
+        found += monitor.update(stream[pos:cut])
+        pos = cut
+        monitor = decode_monitor(encode_monitor(monitor))
+    assert full(found) == whole(name)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
 def test_state_round_trip_of_fresh_monitor_is_a_clone(name):
     make, stream = config(name)
     clone = decode_monitor(encode_monitor(make()))
@@ -181,8 +195,8 @@ def splits(draw, n: int):
     return cuts, saves
 
 
-@pytest.mark.parametrize("name", ["numeric-all", "numeric-sliding-ks", "categorical-all"])
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.parametrize("name", CONFIGS)
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_random_batches_and_save_points_give_identical_detections(name, data):
     make, stream = config(name)
