@@ -232,8 +232,8 @@ class NumericMonitor(FeatureMonitor):
         state["page_hinkley"] = self.page_hinkley.get_state()
         state["adwin"] = self.adwin.get_state()
         state["missing_rate"] = self.missing_rate.get_state()
-        state["recent"] = {"values": self.recent_values.get_state(), "positions": self.recent_positions.get_state(),
-                           "missing": self.recent_missing.get_state(), "bins": self.recent_bins.get_state()}
+        # Positions and bins of the recent values follow from the values and the reference.
+        state["recent"] = {"values": self.recent_values.get_state(), "missing": self.recent_missing.get_state()}
         return state
 
     def set_state(self, state: dict) -> None:
@@ -244,7 +244,10 @@ class NumericMonitor(FeatureMonitor):
             self.adwin.set_state(state["adwin"])
             self.missing_rate.set_state(state["missing_rate"])
             self.recent_values.set_state(state["recent"]["values"])
-            self.recent_positions.set_state(state["recent"]["positions"])
             self.recent_missing.set_state(state["recent"]["missing"])
-            self.recent_bins.set_state(state["recent"]["bins"])
+            recent = self.recent_values.items()[-self.settings.window:]
+            watched = int(state["watched"])
+            recent = recent[max(0, recent.size - watched):]  # a sliding reference's seed is not the window
+            self.recent_positions.set_state({"items": self.reference.positions(recent), "count": watched})
+            self.recent_bins.set_state({"items": np.searchsorted(self.edges, recent, side="right"), "count": watched})
         self._set_base_state(state)

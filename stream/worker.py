@@ -1,9 +1,12 @@
 """The processor's hot path: batches from the ``features`` topic through the pipeline to the
-alert, retrain-request and dead-letter topics, then the input offsets are committed.
+alert, retrain-request and dead-letter topics; state checkpoints; offset commits.
 
 The loop only decodes, routes, publishes and commits; everything else is ``DriftPipeline``.
-Offsets are committed after the outputs of a batch are acknowledged, so a crash replays the
-batch (at-least-once) and the replay republishes alerts under the same deterministic ids.
+Every ``checkpoint_seconds`` the state of the models changed since the last checkpoint goes to
+the compacted state topic, and only once it is acknowledged are the input offsets it covers
+committed. After a crash the next owner of a partition restores the state and resumes from the
+committed offset; events the state already holds are skipped per stream, and alerts the
+replay re-derives carry the ids they had (at-least-once, de-duplicable by ``alert_id``).
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ import time
 from collections.abc import Callable
 
 import orjson
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError
 
 from streamdrift.config import Config
 from streamdrift.pipeline import DriftPipeline, Output
 from .batch_consumer import BatchConsumer, Publisher, Record, TopicPartition, next_offsets
+from .checkpoint import read_state
 from .metrics import Metrics, reason_code
 from .topics import ensure_topics
 
@@ -56,6 +60,12 @@ class Worker:
         self.counts = {"in": 0, "processed": 0, "rejected": 0, "alerts": 0, "retrain_requests": 0}
         self._stop = asyncio.Event()
         self._partitions: frozenset[TopicPartition] = frozenset()
+        self._uncommitted: dict[TopicPartition, int] = {}
+        #: Held while a batch is processed and published, while state is saved, and during a
+        #: rebalance, so that a handover never splits a batch from the state that holds it.
+        self._lock = asyncio.Lock()
+        self._last_checkpoint = time.monotonic()
+        self.restored_monitors = 0
 
     # -- health -----------------------------------------------------------------------------
     def health(self) -> dict:
@@ -64,6 +74,7 @@ class Worker:
         return {"status": status, "seconds_since_broker_ok": round(stale, 3), "error": self.error,
                 "partitions": sorted(f"{tp.topic}/{tp.partition}" for tp in self._partitions),
                 "models": len(self.pipeline.models), "counts": dict(self.counts),
+                "restored_monitors": self.restored_monitors,
                 "config_version": self.pipeline.version}
 
     def stop(self) -> None:
@@ -75,8 +86,8 @@ class Worker:
         security = c.security_options()
         t = c.topics
         await ensure_topics(c.broker, {name: t.partitions for name in
-                                       (t.features, t.labels, t.alerts, t.retrain_requests, t.dead_letter)},
-                            security=security)
+                                       (t.features, t.labels, t.alerts, t.retrain_requests, t.dead_letter, t.state)},
+                            compacted={t.state}, security=security)
         self.publisher = Publisher(c.broker, security=security)
         self.consumer = BatchConsumer(c.broker, [t.features], group_id=c.group_id, max_records=c.batch_size,
                                       on_assigned=self._assigned, on_revoked=self._revoked, security=security)
@@ -93,6 +104,8 @@ class Worker:
                     self.last_ok = time.monotonic()
                     if batch:
                         await self.handle(batch)
+                    if time.monotonic() - self._last_checkpoint >= c.checkpoint_seconds:
+                        await self.checkpoint()
                     if time.monotonic() - last_lag > lag_every:
                         last_lag = time.monotonic()
                         await self._record_lag()
@@ -110,11 +123,13 @@ class Worker:
             log.info("worker stopped: %s", self.counts)
 
     async def handle(self, batch: list[Record]) -> Output:
-        """Process one batch: pipeline, publish outputs (awaiting acks), commit offsets."""
+        """Process one batch: pipeline, publish outputs (awaiting acks). Its offsets are committed
+        with the next checkpoint."""
         started = time.perf_counter()
-        out = self.pipeline.process(batch)
-        await self._publish(out)
-        await self.consumer.commit(next_offsets(batch))
+        async with self._lock:
+            out = self.pipeline.process(batch)
+            await self._publish(out)
+            self._uncommitted.update(next_offsets(batch))
         now = time.time()
         self._count(batch, out, started, now)
         if self.on_output is not None:
@@ -169,11 +184,79 @@ class Worker:
         for tp, lag in (await self.consumer.lag()).items():
             self.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
 
+    # -- state ----------------------------------------------------------------------------
+    async def checkpoint(self, partitions: frozenset[TopicPartition] | None = None) -> int:
+        """Write the changed state (of ``partitions``, or all), then commit the offsets it covers."""
+        async with self._lock:
+            count, commit = await self._save_state(partitions)
+        # Committing outside the lock: a commit may wait for a rebalance that waits for the lock.
+        await self._commit(commit)
+        return count
+
+    async def _save_state(self, partitions) -> tuple[int, dict[TopicPartition, int]]:
+        numbers = None if partitions is None else {tp.partition for tp in partitions}
+        if log.isEnabledFor(logging.DEBUG):
+            for key in self.pipeline.dirty:
+                group = self.pipeline.models.get(key)
+                if group is not None:
+                    log.debug("checkpointing %s offset %s seen %s", key, group.next_offset,
+                              {k[1]: m.seen for k, m in group.monitors.items()})
+        records = self.pipeline.checkpoint(numbers)
+        if records:
+            await self.publisher.send_batch(self.config.topics.state,
+                                            [(key.encode(), value, None) for key, value in records])
+            self.metrics.checkpoints.inc()
+        commit = {tp: o for tp, o in self._uncommitted.items() if partitions is None or tp in partitions}
+        for tp in commit:
+            self._uncommitted.pop(tp, None)
+        self._last_checkpoint = time.monotonic()
+        return len(records), commit
+
+    async def _commit(self, commit: dict[TopicPartition, int]) -> None:
+        if not commit:
+            return
+        log.debug("committing %s", {f"{tp.partition}": o for tp, o in commit.items()})
+        try:
+            await self.consumer.commit(commit)
+        except CommitFailedError as exc:
+            # A rebalance took the partitions meanwhile; their new owner replays from the last
+            # commit and skips, stream by stream, what the saved state already holds.
+            log.warning("offset commit failed (rebalance): %s", exc)
+
     # -- partitions -------------------------------------------------------------------------
     async def _assigned(self, partitions: frozenset[TopicPartition]) -> None:
+        async with self._lock:
+            await self._restore(partitions)
+
+    async def _restore(self, partitions: frozenset[TopicPartition]) -> None:
         self._partitions = self._partitions | partitions
-        log.info("assigned %s", sorted(f"{tp.topic}/{tp.partition}" for tp in partitions))
+        records = await read_state(self.config.broker, self.config.topics.state,
+                                   {tp.partition for tp in partitions}, self.config.security_options())
+        restored = self.pipeline.restore(records)
+        if log.isEnabledFor(logging.DEBUG):
+            for key, group in self.pipeline.models.items():
+                log.debug("restored %s partition %s next offset %s covered %s seen %s", key, group.partition,
+                          group.next_offset, sorted(set(group.covered.values())),
+                          {k[1]: m.seen for k, m in group.monitors.items()})
+            for tp in partitions:
+                log.debug("committed %s/%s = %s", tp.topic, tp.partition, await self.consumer.committed(tp))
+        self.restored_monitors += restored
+        log.info("assigned %s; restored %d monitors from %d state records",
+                 sorted(f"{tp.topic}/{tp.partition}" for tp in partitions), restored, len(records))
 
     async def _revoked(self, partitions: frozenset[TopicPartition]) -> None:
+        async with self._lock:
+            await self._hand_over(partitions)
+
+    async def _hand_over(self, partitions: frozenset[TopicPartition]) -> None:
+        # The next owner starts from this state and these offsets.
+        try:
+            _, commit = await self._save_state(partitions)
+            await self._commit(commit)
+        except KafkaError as exc:
+            log.warning("could not checkpoint revoked partitions: %s", exc)
+        numbers = {tp.partition for tp in partitions}
+        dropped = self.pipeline.drop_models(lambda model, partition: partition not in numbers)
         self._partitions = self._partitions - partitions
-        log.info("revoked %s", sorted(f"{tp.topic}/{tp.partition}" for tp in partitions))
+        log.info("revoked %s; handed over %d models", sorted(f"{tp.topic}/{tp.partition}" for tp in partitions),
+                 dropped)

@@ -65,6 +65,13 @@ class ModelMonitors:
         self.monitors: dict[tuple[str, str], detectors.NumericMonitor | detectors.CategoricalMonitor] = {}
         self.tracker = RetrainTracker(config.policy_for(model))
         self.last_ts: float | None = None
+        #: Input position: partition of this model's events and the next offset not yet processed.
+        self.partition: int | None = None
+        self.next_offset: int | None = None
+        #: After a restore: per stream, the offset its checkpoint covers; replayed events below it
+        #: were already counted in that stream's state and are skipped for it.
+        self.covered: dict[tuple[str, str], int] = {}
+        self.dirty: set[tuple[str, str]] = set()
 
     def monitor(self, kind: str, name: str):
         key = (kind, name)
@@ -111,6 +118,21 @@ class ModelMonitors:
             elif t != known:
                 bad[i] = f"{what} has always been {known}; got {t} value {value!r}"
         return known, bad
+
+    # -- checkpoints: one record for the model, one per monitor (a model's state can exceed a
+    # -- Kafka message, a monitor's cannot: it is bounded by its reference and window sizes) --
+    def checkpoint_records(self, everything: bool = False) -> list[tuple[str, bytes]]:
+        """``(key, value)`` records of what changed since the last checkpoint."""
+        prefix = f"{self.model}\x1f{self.segment or ''}"
+        position = {"partition": self.partition, "offset": self.next_offset}
+        records = [(prefix, pack({**position, "model": self.model, "segment": self.segment,
+                                  "types": [[k, n, t] for (k, n), t in self.types.items()],
+                                  "tracker": self.tracker.get_state(), "last_ts": self.last_ts}))]
+        for key in (self.monitors if everything else sorted(self.dirty)):
+            blob = np.frombuffer(detectors.encode_monitor(self.monitors[key]), dtype=np.uint8)
+            records.append((f"{prefix}\x1f{key[0]}\x1f{key[1]}", pack({**position, "monitor": blob})))
+        self.dirty.clear()
+        return records
 
     def get_state(self) -> dict:
         keys = list(self.monitors)
@@ -177,6 +199,8 @@ class DriftPipeline:
         self.models: dict[tuple[str, str | None], ModelMonitors] = {}
         self.evicted = 0
         self.latest_ts: float | None = None
+        #: (model, segment) pairs changed since the last checkpoint.
+        self.dirty: set[tuple[str, str | None]] = set()
 
     def _model(self, model: str, segment: str | None) -> ModelMonitors:
         key = (model, segment)
@@ -241,6 +265,19 @@ class DriftPipeline:
                 continue  # only nulls so far: the type is not known yet, nothing to watch
             group.types[(kind, name)] = type_
             monitor = group.monitor(kind, name)
+            covered = group.covered.get((kind, name))
+            if covered is not None:
+                # Replayed after a restore: values this stream's checkpoint already holds are skipped.
+                skip = 0
+                while first + skip < len(events) and events[first + skip].record.offset < covered:
+                    skip += 1
+                first += skip
+                column = column[skip:]
+                if first < len(events):
+                    del group.covered[(kind, name)]
+                if not column:
+                    continue
+            group.dirty.add((kind, name))
             if type_ == "numeric":
                 column = np.array(column, dtype=np.float64) if None not in column else \
                     np.array([math.nan if v is None else v for v in column], dtype=np.float64)
@@ -257,6 +294,10 @@ class DriftPipeline:
             request = group.tracker.observe(alert)
             if request is not None:
                 out.retrain_requests.append(request)
+        if events:
+            group.partition = events[-1].record.partition
+            group.next_offset = events[-1].record.offset + 1
+            self.dirty.add((group.model, group.segment))
         last = events[-1].ts if events else None
         if last is not None:
             group.last_ts = last
@@ -282,9 +323,47 @@ class DriftPipeline:
         group.set_state(state)
         return group.model, group.segment
 
+    def checkpoint(self, partitions=None) -> list[tuple[str, bytes]]:
+        """State records of the models changed since the last checkpoint (of ``partitions`` only,
+        when given), to be written to the compacted state topic."""
+        records = []
+        for key in sorted(self.dirty, key=lambda k: (k[0], k[1] or "")):
+            group = self.models.get(key)
+            if group is None or (partitions is not None and group.partition not in partitions):
+                continue
+            records.extend(group.checkpoint_records())
+            self.dirty.discard(key)
+        return records
+
+    def restore(self, records: list[tuple[str, bytes]]) -> int:
+        """Rebuild models from their latest checkpoint records (model records first). Returns how
+        many monitors were restored."""
+        monitors = 0
+        for key, value in sorted(records, key=lambda r: r[0].count("\x1f")):
+            parts = key.split("\x1f")
+            state = unpack(value)
+            model, segment = parts[0], parts[1] or None
+            if len(parts) == 2:
+                group = self._model(model, segment)
+                group.types = {(k, n): t for k, n, t in state["types"]}
+                group.tracker.set_state(state["tracker"])
+                group.last_ts = state["last_ts"]
+                group.partition, group.next_offset = state["partition"], state["offset"]
+            else:
+                group = self.models.get((model, segment))
+                if group is None:
+                    continue
+                stream = (parts[2], parts[3])
+                monitor = group.monitors[stream] = detectors.decode_monitor(state["monitor"].tobytes())
+                group.types[stream] = "numeric" if monitor.numeric else "categorical"
+                if state["offset"] is not None:
+                    group.covered[stream] = state["offset"]
+                monitors += 1
+        return monitors
+
     def drop_models(self, keep) -> int:
-        """Forget every (model, segment) for which ``keep(model)`` is false (partition revoked)."""
-        gone = [k for k in self.models if not keep(k[0])]
+        """Forget every (model, segment) for which ``keep(model, partition)`` is false."""
+        gone = [k for k, g in self.models.items() if not keep(k[0], g.partition)]
         for key in gone:
             del self.models[key]
         return len(gone)

@@ -117,7 +117,8 @@ def test_share_follows_the_number_of_active_detectors():
 
 
 def test_categorical_monitor_shares_its_budget_between_two_detectors():
-    monitor = CategoricalMonitor(MonitorSettings(false_alarm_budget=2_000_000), reference={"a": 600, "b": 400, None: 50})
+    monitor = CategoricalMonitor(MonitorSettings(false_alarm_budget=2_000_000),
+                                 reference={"a": 600, "b": 400, None: 50})
     s = monitor.settings
     assert monitor.test.level == pytest.approx(s.evaluate_every / (2 * s.false_alarm_budget))
 

@@ -31,6 +31,10 @@ def full(detections) -> list[dict]:
     return [d.to_dict() for d in detections]
 
 
+def summary_of(detections: list[dict]) -> list[tuple]:
+    return [(d["detector"], d["direction"], d["index"]) for d in detections]
+
+
 # -- streams -----------------------------------------------------------------------------------
 def numeric_stream(seed: int = 0) -> np.ndarray:
     """Mean up, variance up, mean down with a missing-rate surge, a skewed tied tail; NaN = missing."""
@@ -123,10 +127,6 @@ def test_contract_stream_exercises_detection_and_rearm(name):
     monitor = make()
     monitor.update(stream)
     assert monitor.calibrations >= 2
-
-
-def summary_of(detections: list[dict]) -> list[tuple]:
-    return [(d["detector"], d["direction"], d["index"]) for d in detections]
 
 
 @pytest.mark.parametrize("size", [1, 7, 1000])
@@ -387,7 +387,8 @@ def test_categorical_monitor_detects_share_change():
     rng = np.random.default_rng(4)
     before = rng.choice(FIVE, 20_000, p=SHARES)
     after = rng.choice(FIVE, 5_000, p=[0.4, 0.2, 0.15, 0.15, 0.1])
-    found = CategoricalMonitor(MonitorSettings(false_alarm_budget=BUDGET)).update(np.concatenate([before, after]).tolist())
+    monitor = CategoricalMonitor(MonitorSettings(false_alarm_budget=BUDGET))
+    found = monitor.update(np.concatenate([before, after]).tolist())
     assert [(d.detector, d.direction) for d in found] == [("categorical", None)]
     assert 20_000 <= found[0].index < 22_500
     assert found[0].effect["most_changed"]["category"] == "a"
@@ -414,7 +415,8 @@ def test_new_frequent_category_is_detected_as_unseen():
     rng = np.random.default_rng(6)
     before = rng.choice(FIVE, 10_000, p=SHARES)
     after = rng.choice(np.append(FIVE, "new"), 5_000, p=[0.25, 0.2, 0.2, 0.15, 0.1, 0.1])
-    found = CategoricalMonitor(MonitorSettings(false_alarm_budget=BUDGET)).update(np.concatenate([before, after]).tolist())
+    monitor = CategoricalMonitor(MonitorSettings(false_alarm_budget=BUDGET))
+    found = monitor.update(np.concatenate([before, after]).tolist())
     assert found and found[0].detector == "categorical"
     assert 10_000 <= found[0].index < 12_500
     assert found[0].effect["most_changed"]["category"] == UNSEEN
