@@ -187,6 +187,12 @@ class BatchConsumer:
         """Continue ``partition`` from ``offset`` (e.g. where a loaded state checkpoint ends)."""
         self._consumer.seek(partition, offset)
 
+    async def end_offsets(self) -> dict[TopicPartition, int]:
+        """Ask the broker for the end of every assigned partition (a real round trip, unlike the
+        highwater marks cached from fetches: this is what proves the broker is there)."""
+        assigned = list(self._consumer.assignment())
+        return await self._consumer.end_offsets(assigned) if assigned else {}
+
     async def lag(self) -> dict[TopicPartition, int]:
         """Messages not yet handed out by getmany, per assigned partition: highwater - position."""
         assigned = self._consumer.assignment()

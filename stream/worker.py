@@ -30,6 +30,8 @@ log = logging.getLogger("streamdrift.worker")
 
 #: Seconds without a successful broker round trip after which the worker reports "degraded".
 DEGRADED_AFTER_S = 10.0
+#: How long one health probe of the broker may take.
+PROBE_TIMEOUT_S = 5.0
 
 
 def dead_letter(record: Record, reason: str) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
@@ -101,15 +103,14 @@ class Worker:
             while not self._stop.is_set():
                 try:
                     batch = await self.consumer.getmany()
-                    self.last_ok = time.monotonic()
                     if batch:
+                        self.last_ok = time.monotonic()
                         await self.handle(batch)
                     if time.monotonic() - self._last_checkpoint >= c.checkpoint_seconds:
                         await self.checkpoint()
                     if time.monotonic() - last_lag > lag_every:
                         last_lag = time.monotonic()
-                        await self._record_lag()
-                    self.error = None
+                        await self._probe()
                 except KafkaError as exc:
                     # The broker is away: keep the batch's offsets uncommitted and retry.
                     self.error = f"{type(exc).__name__}: {exc}"
@@ -180,7 +181,15 @@ class Worker:
         m.models.set(len(self.pipeline.models))
         m.monitored.set(self.pipeline.monitored_pairs)
 
-    async def _record_lag(self) -> None:
+    async def _probe(self) -> None:
+        """One round trip to the broker: proves it is there (health) and measures the lag."""
+        try:
+            await asyncio.wait_for(self.consumer.end_offsets(), PROBE_TIMEOUT_S)
+        except (KafkaError, asyncio.TimeoutError) as exc:
+            self.error = f"broker unreachable: {type(exc).__name__} {exc}".strip()
+            return
+        self.last_ok = time.monotonic()
+        self.error = None
         for tp, lag in (await self.consumer.lag()).items():
             self.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
 
