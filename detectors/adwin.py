@@ -27,7 +27,7 @@ class ADWIN:
     >>> adwin = ADWIN(delta=1e-6, block=32)
     >>> adwin.update(rng.uniform(0.0, 1.0, 5000)) is None
     True
-    >>> index, direction, _, _ = adwin.update(rng.uniform(0.2, 1.0, 5000))
+    >>> index, direction, *_ = adwin.update(rng.uniform(0.2, 1.0, 5000))
     >>> direction, 0 < index < 1500
     ('up', True)
     """
@@ -62,11 +62,12 @@ class ADWIN:
     def mean(self) -> float:
         return self.total / self.width if self.width else 0.0
 
-    def update(self, values: np.ndarray) -> tuple[int, str, float, float] | None:
-        """Feed values in [0, 1]; return ``(index, direction, |mean difference|, bound)`` of the
-        first cut in this call (``index`` is the last value of the block that revealed it)."""
+    def update(self, values: np.ndarray) -> tuple[int, str, float, float, int] | None:
+        """Feed values in [0, 1]; return ``(index, direction, |mean difference|, bound, recent)``
+        of the first cut in this call: ``index`` is the last value of the block that revealed it,
+        ``recent`` the size of the newer sub-window at the cut (the new regime so far)."""
         values = np.asarray(values, dtype=np.float64)
-        first: tuple[int, str, float, float] | None = None
+        first: tuple[int, str, float, float, int] | None = None
         i = 0
         n = values.size
         if self.pending:
@@ -93,11 +94,11 @@ class ADWIN:
             self.pending.extend(values[i:].tolist())
         return first
 
-    def _add_block(self, block: np.ndarray) -> tuple[str, float, float] | None:
+    def _add_block(self, block: np.ndarray) -> tuple[str, float, float, int] | None:
         total = float(block.sum())
         return self._add_summary(total, float(((block - total / block.size) ** 2).sum()))
 
-    def _add_summary(self, total: float, variance: float) -> tuple[str, float, float] | None:
+    def _add_summary(self, total: float, variance: float) -> tuple[str, float, float, int] | None:
         n = self.block
         if self.width:
             self.variance += variance + self.width * n * (self.total / self.width - total / n) ** 2 / (self.width + n)
@@ -130,7 +131,7 @@ class ADWIN:
         totals = np.array([bucket[0] for level in reversed(self.levels) for bucket in level])
         return sizes, totals
 
-    def _detect_change(self) -> tuple[str, float, float] | None:
+    def _detect_change(self) -> tuple[str, float, float, int] | None:
         found = None
         while self.width > 2 * self.min_window_length:
             sizes, totals = self._buckets_oldest_first()
@@ -154,7 +155,8 @@ class ADWIN:
                 break
             if found is None:
                 k = int(np.argmax(np.abs(delta_mean) - epsilon))
-                found = ("down" if delta_mean[k] > 0 else "up", float(abs(delta_mean[k])), float(epsilon[k]))
+                found = ("down" if delta_mean[k] > 0 else "up", float(abs(delta_mean[k])), float(epsilon[k]),
+                         int(n1[k]))
             self._delete_oldest()
         if found is not None:
             self.detections += 1

@@ -21,6 +21,9 @@ import math
 
 import numpy as np
 
+#: Siegmund's overshoot correction, in standard deviations of the increments.
+OVERSHOOT = 1.166
+
 #: How many standard errors of the reference estimate the CUSUM null is shifted towards alarm.
 #: A reference of n values estimates the in-control mean only to ~1/sqrt(n); without this guard
 #: the real false-alarm rate of a CUSUM grows several-fold for small references.
@@ -77,11 +80,12 @@ def adjustment_coefficient(increments: np.ndarray, weights: np.ndarray | None = 
 def cusum_threshold(increments: np.ndarray, run_length: float,
                     weights: np.ndarray | None = None) -> float:
     """Threshold ``h`` of a one-sided CUSUM ``S = max(0, S + X)`` with in-control run length
-    ``run_length`` (Siegmund: ``ARL = (exp(theta h) - theta h - 1) / (theta |mu|)``).
+    ``run_length`` (Siegmund: ``ARL = (exp(theta b) - theta b - 1) / (theta |mu|)`` with
+    ``b = h + 1.166 sd(X)``, the correction for the sum overshooting the threshold).
 
     >>> x = np.random.default_rng(2).normal(-0.25, 1.0, 200_000)
     >>> round(cusum_threshold(x, 1e6), 0)
-    23.0
+    22.0
     """
     x = np.asarray(increments, dtype=float)
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
@@ -94,7 +98,8 @@ def cusum_threshold(increments: np.ndarray, run_length: float,
     th = math.log(target + 1.0)
     for _ in range(50):  # fixed point of exp(th) = target + th + 1
         th = math.log(target + th + 1.0)
-    return th / theta
+    sd = math.sqrt(max(0.0, float(np.dot(w / w.sum(), (x - np.dot(w / w.sum(), x)) ** 2))))
+    return max(th / theta - OVERSHOOT * sd, 0.5 * th / theta)
 
 
 def per_test_level(evaluate_every: int, run_length: float) -> float:

@@ -2,9 +2,9 @@
 the recent window against the reference, and the missing rate.
 
 Categories are coded against the reference: the ``max_categories`` most frequent keep their own
-cell, rarer reference categories share "other", and categories never seen in the reference share
-"unseen". The unseen cell gets a Good-Turing pseudo-count in the reference (the number of
-categories seen once), so a long-tailed feature does not alarm on the new rare values it will
+cell, rarer reference categories share "other", and categories seen once or never share
+"unseen" (Good-Turing: the share of singletons in the reference estimates the chance that the
+next value is new), so a long-tailed feature does not alarm on the new rare values it will
 always produce, while a genuinely new frequent category still does.
 """
 
@@ -35,7 +35,7 @@ def as_category(value) -> str | None:
     """
     if value is None:
         return None
-    if isinstance(value, bool):
+    if isinstance(value, (bool, np.bool_)):
         return "true" if value else "false"
     if isinstance(value, str):
         return value
@@ -77,7 +77,11 @@ class CategoricalMonitor(FeatureMonitor):
         if not counts:
             raise ValueError("reference frequency table has no category with a positive count")
         values = np.array([k for k, v in counts.items() for _ in range(v)], dtype=object)
-        self._calibrate(values, missing, missing + values.size)
+        self._from_table = True  # a table is the truth, not a sample: no winner's curse to avoid
+        try:
+            self._calibrate(values, missing, missing + values.size)
+        finally:
+            self._from_table = False
 
     def update(self, values) -> list[Detection]:
         """Feed a batch of categories (str/bool; ``None`` = missing); return the detections."""
@@ -87,16 +91,31 @@ class CategoricalMonitor(FeatureMonitor):
         return self._update(x, missing)
 
     def _fit(self, values: np.ndarray, missing: int, total: int) -> None:
-        counts = Counter(values.tolist())
-        top = [c for c, _ in counts.most_common(self.settings.max_categories)]
+        values = values.tolist()
+        counts = Counter(values)
+        # Categories seen once are the long tail: they share the "unseen" cell with categories
+        # never seen, whose chance Good-Turing estimates by the number of singletons.
+        tail = {c for c, n in counts.items() if n == 1}
+        common = [c for c in counts if c not in tail]
+        if len(common) > self.settings.max_categories and not getattr(self, "_from_table", False):
+            # Choosing the top categories and estimating their shares on the same values
+            # overstates those shares (the winner's curse): choose on one half, count on the other.
+            half = len(values) // 2
+            chooser = Counter(v for v in values[:half] if v not in tail)
+            top = [c for c, _ in chooser.most_common(self.settings.max_categories)]
+            counted = Counter(values[half:])
+        else:
+            top = sorted(common, key=lambda c: (-counts[c], c))
+            counted = counts
         self.names = top + [OTHER, UNSEEN]
         other, unseen = len(top), len(top) + 1
-        self.codebook = {c: (i if i < len(top) else other) for i, (c, _) in enumerate(counts.most_common())}
+        self.codebook = {c: other for c in common}
+        self.codebook.update({c: i for i, c in enumerate(top)})
+        self.codebook.update({c: unseen for c in tail})
         ref = np.zeros(len(self.names))
-        for c, n in counts.items():
+        for c, n in counted.items():
             ref[self.codebook[c]] += n
-        singletons = sum(1 for n in counts.values() if n == 1)
-        ref[unseen] = max(1, singletons)
+        ref[unseen] = max(1.0, ref[unseen])
         self.reference_counts = ref
         self.reference_missing, self.reference_total = missing, total
         share = self._share()
@@ -152,7 +171,7 @@ class CategoricalMonitor(FeatureMonitor):
     def _detection(self, index: int, window: np.ndarray, verdict) -> Detection:
         window_counts = np.bincount(window, minlength=len(self.names)).astype(np.float64)
         ref_counts = self.reference_counts.copy()
-        ref_counts[-1] = 0.0  # the pseudo-count is not data
+
         effect = {"psi": psi(ref_counts, window_counts), "jensen_shannon": jensen_shannon(ref_counts, window_counts)}
         shares_ref = ref_counts / ref_counts.sum()
         shares_win = window_counts / window_counts.sum()

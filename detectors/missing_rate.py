@@ -1,8 +1,10 @@
 """Missing-rate detector: a two-sided Bernoulli CUSUM on "is this value missing?".
 
 The in-control rate comes from the reference (with a Laplace prior, so a feature never missing
-in the reference still has a finite, calibrated test). The upward side is designed for the rate
-doubling (or rising by one point, whichever is larger), the downward side for it falling to a third.
+in the reference still has a finite, calibrated test), moved by two standard errors towards each
+side's alarm: the upward side tests against the upper end of what the reference allows, the
+downward side against the lower end. The upward side is designed for that rate doubling (or
+rising by ``min_change``, whichever is larger), the downward side for it falling to a third.
 """
 
 from __future__ import annotations
@@ -50,18 +52,18 @@ class MissingRate:
         p0 = (missing + 1.0) / (total + 2.0)
         se = math.sqrt(p0 * (1 - p0) / (total + 2.0))
         self.rate = missing / total if total else 0.0
-        designs = [min(0.99, p0 + max(p0, self.min_change)), p0 / 3.0]
-        guards = [min(0.999, p0 + calibration.REFERENCE_GUARD * se),
+        guards = [min(0.5, p0 + calibration.REFERENCE_GUARD * se),
                   max(1e-9, p0 - calibration.REFERENCE_GUARD * se)]
+        designs = [min(0.99, guards[0] + max(guards[0], self.min_change)), guards[1] / 3.0]
         for side, (p1, pg) in enumerate(zip(designs, guards)):
-            llr = np.array([math.log((1 - p1) / (1 - p0)), math.log(p1 / p0)])
+            # Log-likelihood ratio of "rate p1" against "rate pg": it drifts down whenever the
+            # true rate is on the safe side of pg, which the reference makes likely.
+            llr = np.array([math.log((1 - p1) / (1 - pg)), math.log(p1 / pg)])
             self.steps[side] = np.rint(llr * QUANTUM).astype(np.int64)
-            weights = np.array([1 - pg, pg])
-            # A side whose guarded null does not drift down cannot be calibrated: leave it off.
-            self.enabled[side] = (side == 0 or missing >= MIN_MISSING_FOR_DOWN) and float(np.dot(weights, llr)) < 0
+            self.enabled[side] = side == 0 or missing >= MIN_MISSING_FOR_DOWN
             if not self.enabled[side]:
                 continue
-            h = calibration.cusum_threshold(llr, 2 * run_length, weights=weights)
+            h = calibration.cusum_threshold(llr, 2 * run_length, weights=np.array([1 - pg, pg]))
             self.threshold[side] = int(round(h * QUANTUM))
         self._reset()
 

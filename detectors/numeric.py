@@ -33,7 +33,7 @@ class NumericMonitor(FeatureMonitor):
     >>> stream = np.concatenate([rng.normal(0, 1, 20_000), rng.normal(0.5, 1, 5_000)])
     >>> for d in monitor.update(stream):
     ...     print(d.detector, d.direction, d.index)
-    page_hinkley up 20074
+    page_hinkley up 20073
     adwin up 20359
     histogram None 20499
     ks up 20499
@@ -134,7 +134,7 @@ class NumericMonitor(FeatureMonitor):
                 hit = self.adwin.update(u)
                 if hit is not None:
                     found.append(self._detection("adwin", hit[0], present, base, values, hit[2], hit[3],
-                                                 None, hit[1], recent=self.adwin.width))
+                                                 None, hit[1], recent=hit[4]))
             bins = np.searchsorted(self.edges, values, side="right")
             found.extend(self._windowed(values, positions, bins, present, base))
             self.recent_values.extend(values)

@@ -39,9 +39,10 @@ class MonitorSettings:
     shift: float = 0.5
     #: Histogram: number of equally likely reference bins.
     bins: int = 10
-    #: ADWIN: values per bucket, and buckets between two cut tests.
-    adwin_block: int = 64
-    adwin_clock: int = 4
+    #: ADWIN: values per bucket.
+    adwin_block: int = 128
+    #: ADWIN: buckets between two cut tests.
+    adwin_clock: int = 2
     #: KS: compare with the values just before the window instead of the fixed reference.
     sliding_reference: bool = False
     #: Categorical: categories kept by name; the rest are pooled as "other".

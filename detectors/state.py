@@ -83,26 +83,41 @@ def unpack(blob: bytes) -> dict:
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
         raise StateError(f"state header is corrupt: {exc}") from None
     data = memoryview(blob)[start:]
-    arrays = []
-    for d in descr:
-        if d.get("dtype") not in _DTYPES:
-            raise StateError(f"state array has unsupported dtype {d.get('dtype')!r}")
-        end = d["offset"] + d["nbytes"]
-        if end > len(data):
-            raise StateError("state record is truncated (arrays)")
-        arr = np.frombuffer(data[d["offset"]:end], dtype=np.dtype(d["dtype"])).copy()
-        arrays.append(arr.reshape(d["shape"]))
+    if not isinstance(descr, list):
+        raise StateError("state header is corrupt: array descriptors must be a list")
+    arrays = [_read_array(data, d) for d in descr]
 
     def restore(value):
         if isinstance(value, dict):
             if set(value) == {"__array__"}:
-                return arrays[value["__array__"]]
+                index = value["__array__"]
+                if not isinstance(index, int) or not 0 <= index < len(arrays):
+                    raise StateError(f"state refers to array {index!r}, which the record does not hold")
+                return arrays[index]
             return {k: restore(v) for k, v in value.items()}
         if isinstance(value, list):
             return [restore(v) for v in value]
         return value
 
     return restore(body)
+
+
+def _read_array(data: memoryview, d) -> np.ndarray:
+    """One array of a record, after checking its descriptor against the bytes that are there."""
+    if not isinstance(d, dict) or not {"dtype", "shape", "offset", "nbytes"} <= set(d):
+        raise StateError(f"state array descriptor is corrupt: {d!r}")
+    if d["dtype"] not in _DTYPES:
+        raise StateError(f"state array has unsupported dtype {d['dtype']!r}")
+    offset, nbytes, shape = d["offset"], d["nbytes"], d["shape"]
+    if not all(isinstance(v, int) and v >= 0 for v in (offset, nbytes)) or not isinstance(shape, list) \
+            or not all(isinstance(v, int) and v >= 0 for v in shape):
+        raise StateError(f"state array descriptor has bad offset, size or shape: {d!r}")
+    dtype = np.dtype(d["dtype"])
+    if nbytes != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+        raise StateError(f"state array of shape {shape} cannot hold {nbytes} bytes of {d['dtype']}")
+    if offset + nbytes > len(data):
+        raise StateError("state record is truncated (arrays)")
+    return np.frombuffer(data[offset:offset + nbytes], dtype=dtype).copy().reshape(shape)
 
 
 def encode_monitor(monitor) -> bytes:
@@ -129,6 +144,6 @@ def decode_monitor(blob: bytes):
         cls = {"numeric": NumericMonitor, "categorical": CategoricalMonitor}[data["type"]]
         monitor = cls(MonitorSettings.from_dict(data["settings"]))
         monitor.set_state(data["monitor"])
-    except (KeyError, TypeError, IndexError) as exc:
+    except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
         raise StateError(f"state record does not describe a monitor: {exc!r}") from None
     return monitor

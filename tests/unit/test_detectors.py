@@ -72,7 +72,7 @@ def test_adwin_detects_mean_shift(low, direction):
     after = rng.uniform(0.2, 1.0, 5000) if direction == "up" else rng.uniform(0.0, 0.8, 5000)
     hit = adwin.update(after)
     assert hit is not None
-    index, got_direction, difference, bound = hit
+    index, got_direction, difference, bound, recent = hit
     assert adwin.name == "adwin"
     assert got_direction == direction
     assert 0 <= index < 1500
