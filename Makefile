@@ -23,8 +23,36 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
+	$(BIN)/python scripts/bench_stream.py
+	$(BIN)/python scripts/bench_replay.py
 	$(BIN)/python scripts/bench_core.py
 	$(BIN)/python scripts/bench_quality.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+.PHONY: lock config-reference image up replay down
+
+# requirements.lock: exact pins of the runtime closure for the Docker image (CPython 3.11 like the image).
+lock:
+	$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), "make lock needs CPython 3.11 (the image)"'
+	rm -rf build/lock-venv
+	$(PY) -m venv build/lock-venv
+	build/lock-venv/bin/pip install --quiet .
+	{ grep '^#' requirements.lock; build/lock-venv/bin/pip freeze --exclude streamdrift; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+config-reference: $(STAMP)
+	$(BIN)/python scripts/config_reference.py
+
+image:
+	docker build -t streamdrift:local .
+
+up:
+	docker compose up -d --build
+
+replay:
+	docker compose --profile replay up replay
+
+down:
+	docker compose --profile replay down

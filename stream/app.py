@@ -96,7 +96,16 @@ def run(config: Config, references: dict | None = None, loglevel: str = "info") 
     worker = Worker(config, references)
     faust_worker: list[FaustWorker] = []
     app = build_app(config, worker, on_done=lambda: asyncio.ensure_future(faust_worker[0].stop()))
-    faust_worker.append(FaustWorker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False))
+    options = {}
+    if config.log_format == "json":
+        # faust and aiokafka log through the root logger: give it the JSON formatter too.
+        options["logging_config"] = {
+            "version": 1, "disable_existing_loggers": False,
+            "formatters": {"json": {"()": "streamdrift.logging_setup.JsonFormatter"}},
+            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
+            "root": {"handlers": ["stderr"], "level": loglevel.upper()},
+        }
+    faust_worker.append(FaustWorker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False, **options))
     try:
         faust_worker[0].execute_from_commandline()
     except SystemExit as exc:

@@ -27,11 +27,17 @@ class ConfigError(ValueError):
 class Topics:
     """Kafka topic names (TOML table ``[topics]``)."""
 
+    #: Input: feature events, keyed by model.
     features: str = "features"
+    #: Input: late labels {"model", "id", "label"}, joined to predictions by id.
     labels: str = "labels"
+    #: Output: drift alerts.
     alerts: str = "drift-alerts"
+    #: Output: retrain requests.
     retrain_requests: str = "retrain-requests"
+    #: Output: rejected events, with reason and source in headers.
     dead_letter: str = "features-dlq"
+    #: Compacted topic of detector state checkpoints.
     state: str = "streamdrift-state"
     #: Partitions of topics created on start (existing topics are left as they are).
     partitions: int = 4
@@ -57,9 +63,13 @@ class RetrainPolicy:
 class Limits:
     """Hard limits that protect the worker from hostile or broken producers (TOML ``[limits]``)."""
 
+    #: Larger messages go to the dead-letter topic.
     max_message_bytes: int = 1_000_000
+    #: Most features one event may carry.
     max_features: int = 1000
+    #: Longest categorical value, feature, model or segment name (characters).
     max_string_length: int = 1024
+    #: Most (model, segment) pairs per worker; events of new ones beyond go to the dead-letter topic.
     max_models: int = 10_000
     #: Monitors of a (model, segment) not seen for this long (event time) are dropped; 0 = never.
     idle_seconds: float = 7 * 24 * 3600.0

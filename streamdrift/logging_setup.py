@@ -41,3 +41,4 @@ def configure(log_format: str, level: str = "info") -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(level.upper())
     logger.propagate = False
+

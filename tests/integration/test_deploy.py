@@ -739,9 +739,6 @@ def test_processor_log_lines_from_streamdrift_are_json(end_to_end: EndToEnd) -> 
     assert any(line.get("alert_id") for line in ours), "alert log lines carry their alert_id"
 
 
-@pytest.mark.xfail(strict=True, reason="faust's and aiokafka's log lines bypass STREAMDRIFT_LOG_FORMAT=json "
-                                       "(logging_setup.configure only formats the 'streamdrift' logger); when "
-                                       "this passes, remove the marker")
 def test_every_processor_log_line_is_json(end_to_end: EndToEnd) -> None:
     not_json = []
     for line in end_to_end.stderr.decode().splitlines():
