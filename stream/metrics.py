@@ -48,6 +48,15 @@ class Metrics:
         self.evicted = Counter("streamdrift_evicted_models", "Idle (model, segment) pairs dropped", registry=r)
         self.degraded = Gauge("streamdrift_degraded", "1 while the broker cannot be reached", registry=r)
         self.checkpoints = Counter("streamdrift_checkpoints", "State checkpoints written", registry=r)
+        self.labels_joined = Counter("streamdrift_labels_joined", "Late labels joined to their prediction",
+                                     registry=r)
+        self.labels_unmatched = Counter("streamdrift_labels_unmatched", "Late labels that found no prediction",
+                                        registry=r)
+        self.predictions_expired = Counter("streamdrift_predictions_expired",
+                                           "Predictions dropped unlabelled (time-to-live or pending limit)",
+                                           registry=r)
+        self.pending_predictions = Gauge("streamdrift_pending_predictions", "Predictions waiting for a label",
+                                         registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 import orjson
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from streamdrift.config import Config
@@ -59,7 +60,8 @@ class Worker:
         self.started = False
         self.last_ok = time.monotonic()
         self.error: str | None = None
-        self.counts = {"in": 0, "processed": 0, "rejected": 0, "alerts": 0, "retrain_requests": 0}
+        self.counts = {"in": 0, "processed": 0, "rejected": 0, "alerts": 0, "retrain_requests": 0,
+                       "labels_joined": 0, "labels_unmatched": 0, "predictions_expired": 0}
         self._stop = asyncio.Event()
         self._partitions: frozenset[TopicPartition] = frozenset()
         self._uncommitted: dict[TopicPartition, int] = {}
@@ -67,6 +69,7 @@ class Worker:
         #: rebalance, so that a handover never splits a batch from the state that holds it.
         self._lock = asyncio.Lock()
         self._last_checkpoint = time.monotonic()
+        self._evicted_seen = 0
         self.restored_monitors = 0
 
     # -- health -----------------------------------------------------------------------------
@@ -91,13 +94,17 @@ class Worker:
                                        (t.features, t.labels, t.alerts, t.retrain_requests, t.dead_letter, t.state)},
                             compacted={t.state}, security=security)
         self.publisher = Publisher(c.broker, security=security)
-        self.consumer = BatchConsumer(c.broker, [t.features], group_id=c.group_id, max_records=c.batch_size,
-                                      on_assigned=self._assigned, on_revoked=self._revoked, security=security)
+        # Labels are keyed by model like features: with the range assignor, partition p of both
+        # topics goes to the same worker, where the model's predictions wait for their labels.
+        self.consumer = BatchConsumer(c.broker, [t.features, t.labels], group_id=c.group_id,
+                                      max_records=c.batch_size, on_assigned=self._assigned,
+                                      on_revoked=self._revoked, security=security,
+                                      partition_assignment_strategy=(RangePartitionAssignor,))
         await self.publisher.start()
         await self.consumer.start()
         self.started = True
         self.last_ok = time.monotonic()
-        log.info("worker started: broker %s, group %s, input %s", c.broker, c.group_id, t.features)
+        log.info("worker started: broker %s, group %s, inputs %s and %s", c.broker, c.group_id, t.features, t.labels)
         lag_every, last_lag = 2.0, 0.0
         try:
             while not self._stop.is_set():
@@ -174,11 +181,21 @@ class Worker:
             m.alerts.labels(a["model"], a["feature"], a["kind"], a["detector"], a["severity"]).inc()
         for r in out.retrain_requests:
             m.retrain_requests.labels(r["model"]).inc()
+        m.labels_joined.inc(out.labels_joined)
+        m.labels_unmatched.inc(out.labels_unmatched)
+        m.predictions_expired.inc(out.predictions_expired)
+        m.pending_predictions.set(sum(len(p) for p in self.pipeline.pending.values()))
+        self.counts["labels_joined"] += out.labels_joined
+        self.counts["labels_unmatched"] += out.labels_unmatched
+        self.counts["predictions_expired"] += out.predictions_expired
         m.batch_seconds.observe(time.perf_counter() - started)
         oldest = min((r.timestamp_ms for r in batch if r.timestamp_ms), default=None)
         if oldest:
             m.latency.observe(max(0.0, now - oldest / 1000.0))
         m.models.set(len(self.pipeline.models))
+        if self.pipeline.evicted > self._evicted_seen:
+            m.evicted.inc(self.pipeline.evicted - self._evicted_seen)
+            self._evicted_seen = self.pipeline.evicted
         m.monitored.set(self.pipeline.monitored_pairs)
 
     async def _probe(self) -> None:

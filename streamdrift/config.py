@@ -71,6 +71,11 @@ class Limits:
     max_string_length: int = 1024
     #: Most (model, segment) pairs per worker; events of new ones beyond go to the dead-letter topic.
     max_models: int = 10_000
+    #: Predictions (events with an ``id`` and a ``prediction`` but no ``label``) kept per model
+    #: waiting for a late label; the oldest beyond this are dropped and counted as expired.
+    max_pending_predictions: int = 10_000
+    #: A prediction waits this long (event time) for its label, then counts as expired.
+    label_ttl_seconds: float = 24 * 3600.0
     #: Monitors of a (model, segment) not seen for this long (event time) are dropped; 0 = never.
     idle_seconds: float = 7 * 24 * 3600.0
 
@@ -126,6 +131,10 @@ class Config:
             if fnmatch.fnmatchcase(feature, rule.pattern):
                 return replace(self.detectors, **rule.settings)
         return self.detectors
+
+    def has_rule(self, name: str) -> bool:
+        """Whether a ``[[features]]`` rule matches ``name``."""
+        return any(fnmatch.fnmatchcase(name, rule.pattern) for rule in self.features)
 
     def policy_for(self, model: str) -> RetrainPolicy:
         for pattern, policy in self.retrain_models:

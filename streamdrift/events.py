@@ -47,6 +47,17 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class LabelEvent:
+    """A label that arrives after its prediction (topic ``labels``): ``{"model", "id", "label"}``."""
+
+    model: str
+    id: str
+    label: object
+    ts: float | None
+    record: Record
+
+
+@dataclass(frozen=True, slots=True)
 class Rejected:
     record: Record
     reason: str
@@ -89,8 +100,9 @@ def value_problem(name: str, value, limits: Limits) -> str | None:
     return f"{name} is {kind}; values must be a number, string, boolean or null"
 
 
-def decode(record: Record, limits: Limits) -> Event | Rejected:
-    """Validate one message.
+def decode(record: Record, limits: Limits) -> Event | LabelEvent | Rejected:
+    """Validate one message: a feature event, or a late label (no ``features``, an ``id`` and a
+    ``label``).
 
     >>> decode(Record(b'{"model": "m", "features": [1]}'), Limits()).reason
     '"features" must be an object, got list'
@@ -114,6 +126,8 @@ def decode(record: Record, limits: Limits) -> Event | Rejected:
     if len(model) > limits.max_string_length:
         return Rejected(record, f"model name longer than limits.max_string_length = {limits.max_string_length}")
     features = data.get("features")
+    if features is None and "label" in data and "id" in data:
+        return _label_event(data, model, record, limits)
     if not isinstance(features, dict):
         return Rejected(record, "missing \"features\" object" if features is None else
                         f"\"features\" must be an object, got {type(features).__name__}")
@@ -139,3 +153,16 @@ def decode(record: Record, limits: Limits) -> Event | Rejected:
         ts = record.timestamp_ms / 1000.0
     return Event(model=model, segment=segment, ts=ts, id=None if event_id is None else str(event_id),
                  features=features, prediction=data.get("prediction"), label=data.get("label"), record=record)
+
+
+def _label_event(data: dict, model: str, record: Record, limits: Limits) -> LabelEvent | Rejected:
+    event_id, label = data["id"], data["label"]
+    if isinstance(event_id, bool) or not isinstance(event_id, (str, int)):
+        return Rejected(record, "a late label's \"id\" must be a string or an integer")
+    problem = value_problem("label", label, limits)
+    if problem or label is None:
+        return Rejected(record, problem or "a late label's \"label\" must not be null")
+    ts = parse_ts(data["ts"]) if data.get("ts") is not None else None
+    if ts is None and record.timestamp_ms is not None:
+        ts = record.timestamp_ms / 1000.0
+    return LabelEvent(model=model, id=str(event_id), label=label, ts=ts, record=record)

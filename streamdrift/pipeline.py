@@ -7,7 +7,7 @@ identical alerts for the same input order.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain
 
 import numpy as np
@@ -17,11 +17,16 @@ from .alerts import build_alert
 from .config import Config
 from .detectors import CategoricalMonitor, NumericMonitor
 from .detectors.state import pack, unpack
-from .events import Event, Record, Rejected, decode, value_problem
+from .concept import ERROR, PendingPredictions, prediction_error
+from .events import Event, LabelEvent, Record, Rejected, decode, value_problem
 from .retrain import RetrainTracker
 
 #: What each kind of monitored stream is called in alerts, and where its values come from.
-PREDICTION, LABEL = "prediction", "label"
+PREDICTION, LABEL, CONCEPT = "prediction", "label", "concept"
+#: Detectors of the error stream unless a ``[[features]]`` rule for ``concept:error`` says otherwise.
+CONCEPT_DETECTORS = ("adwin", "page_hinkley", "histogram")
+#: State-topic key suffix of a model's predictions waiting for labels.
+PENDING_KEY = "__pending__"
 
 
 @dataclass
@@ -32,6 +37,11 @@ class Output:
     retrain_requests: list[dict] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     processed: int = 0
+    #: Late labels that met their prediction, that found none, and predictions that expired
+    #: unlabelled (time-to-live or the pending limit), in this batch.
+    labels_joined: int = 0
+    labels_unmatched: int = 0
+    predictions_expired: int = 0
 
 
 def value_type(value) -> str | None:
@@ -78,6 +88,8 @@ class ModelMonitors:
         monitor = self.monitors.get(key)
         if monitor is None:
             settings = self.config.settings_for(name if kind == "feature" else f"{kind}:{name}")
+            if kind == CONCEPT and not self.config.has_rule(f"{kind}:{name}"):
+                settings = replace(settings, detectors=CONCEPT_DETECTORS)
             ref = self.reference.get(name) if kind == "feature" else self.reference.get(f"{kind}:{name}")
             if self.types[key] == "numeric":
                 monitor = NumericMonitor(settings, reference=ref if isinstance(ref, np.ndarray) else None)
@@ -161,7 +173,7 @@ def columns_of(group: "ModelMonitors", events: list[Event]) -> dict[tuple[str, s
     positions depend on the event order only, never on how the events were batched, so alert ids
     are the same online and offline.
     """
-    streams: dict[tuple[str, str], int] = dict.fromkeys(group.types, 0)
+    streams: dict[tuple[str, str], int] = {key: 0 for key in group.types if key[0] != CONCEPT}
     for i, event in enumerate(events):
         for name, value in event.features.items():
             if value is not None and ("feature", name) not in streams:
@@ -201,6 +213,9 @@ class DriftPipeline:
         self.latest_ts: float | None = None
         #: (model, segment) pairs changed since the last checkpoint.
         self.dirty: set[tuple[str, str | None]] = set()
+        #: Predictions waiting for late labels, per model, and the models whose waiting changed.
+        self.pending: dict[str, PendingPredictions] = {}
+        self.dirty_pending: set[str] = set()
 
     def _model(self, model: str, segment: str | None) -> ModelMonitors:
         key = (model, segment)
@@ -213,20 +228,58 @@ class DriftPipeline:
     def process(self, records: list[Record]) -> Output:
         out = Output()
         groups: dict[tuple[str, str | None], list[Event]] = {}
+        # Errors of predictions that met their label, per (model, segment), in input order:
+        # (record, error, ts).
+        errors: dict[tuple[str, str | None], list[tuple[Record, float, float | None]]] = {}
+        limits = self.config.limits
         for record in records:
-            result = decode(record, self.config.limits)
+            result = decode(record, limits)
             if isinstance(result, Rejected):
                 out.rejected.append(result)
                 continue
+            if isinstance(result, LabelEvent):
+                out.processed += 1
+                if result.ts is not None:
+                    self.latest_ts = result.ts if self.latest_ts is None else max(self.latest_ts, result.ts)
+                pending = self.pending.get(result.model)
+                if pending is not None:
+                    out.predictions_expired += pending.expire(result.ts)
+                hit = pending.take(result.id) if pending is not None else None
+                if hit is None:
+                    out.labels_unmatched += 1
+                    continue
+                prediction, segment, _, _ = hit
+                if (result.model, segment) not in self.models:
+                    continue  # the model was evicted meanwhile
+                self.dirty_pending.add(result.model)
+                out.labels_joined += 1
+                errors.setdefault((result.model, segment), []).append(
+                    (record, prediction_error(prediction, result.label), result.ts))
+                continue
             key = (result.model, result.segment)
-            if key not in self.models and len(self.models) >= self.config.limits.max_models:
-                out.rejected.append(Rejected(record, f"limits.max_models = {self.config.limits.max_models} "
+            if key not in self.models and len(self.models) >= limits.max_models:
+                out.rejected.append(Rejected(record, f"limits.max_models = {limits.max_models} "
                                                      "(model, segment) pairs are already monitored"))
                 continue
             self._model(result.model, result.segment)
             groups.setdefault(key, []).append(result)
-        for key, events in groups.items():
-            self._monitor(self.models[key], events, out)
+            if result.prediction is not None and result.id is not None:
+                if result.label is not None:
+                    errors.setdefault(key, []).append(
+                        (record, prediction_error(result.prediction, result.label), result.ts))
+                else:
+                    pending = self.pending.get(result.model)
+                    if pending is None:
+                        pending = self.pending[result.model] = PendingPredictions(
+                            limits.max_pending_predictions, limits.label_ttl_seconds)
+                    before = pending.expired
+                    pending.expire(result.ts)
+                    pending.add(result.id, result.prediction, result.segment, result.ts, record.offset)
+                    out.predictions_expired += pending.expired - before
+                    self.dirty_pending.add(result.model)
+        order = {id(r): i for i, r in enumerate(records)}
+        for key in dict.fromkeys([*groups, *errors]):
+            self._monitor(self.models[key], groups.get(key, []), out, errors.get(key, []), order)
         self._evict_idle()
         return out
 
@@ -255,10 +308,17 @@ class DriftPipeline:
             if not events:
                 return {}, {}, events
 
-    def _monitor(self, group: ModelMonitors, events: list[Event], out: Output) -> None:
+    def _monitor(self, group: ModelMonitors, events: list[Event], out: Output,
+                 errors: list[tuple[Record, float, float | None]], order: dict[int, int]) -> None:
+        rejected_before = len(out.rejected)
         columns, types, events = self._valid_columns(group, events, out)
         out.processed += len(events)
+        if len(out.rejected) > rejected_before and errors:
+            dropped = {id(r.record) for r in out.rejected[rejected_before:]}
+            errors = [e for e in errors if id(e[0]) not in dropped]
         found: list[tuple[int, str, str, dict]] = []
+        if errors:
+            found.extend(self._monitor_errors(group, errors, order))
         for (kind, name), (first, column) in columns.items():
             type_ = types.get((kind, name))
             if type_ is None:
@@ -287,7 +347,7 @@ class DriftPipeline:
                 event = events[local]
                 alert = build_alert(group.model, group.segment, name, kind, detection, event.ts, event.record,
                                     self.version)
-                found.append((local, kind, name, alert))
+                found.append((order[id(event.record)], kind, name, alert))
         found.sort(key=lambda item: (item[0], item[1], item[2], item[3]["detector"]))
         for _, _, _, alert in found:
             out.alerts.append(alert)
@@ -302,6 +362,23 @@ class DriftPipeline:
         if last is not None:
             group.last_ts = last
             self.latest_ts = last if self.latest_ts is None else max(self.latest_ts, last)
+
+    def _monitor_errors(self, group: ModelMonitors, errors, order) -> list[tuple[int, str, str, dict]]:
+        """Feed the error stream of one (model, segment); concept alerts carry the error before
+        (the reference's) and after (the window's)."""
+        group.types[(CONCEPT, ERROR)] = "numeric"
+        monitor = group.monitor(CONCEPT, ERROR)
+        group.dirty.add((CONCEPT, ERROR))
+        start = monitor.seen
+        found = []
+        for detection in monitor.update(np.array([e for _, e, _ in errors], dtype=np.float64)):
+            record, _, ts = errors[detection.index - start]
+            alert = build_alert(group.model, group.segment, ERROR, CONCEPT, detection, ts, record, self.version)
+            alert["kind"] = CONCEPT
+            alert["effect"]["error_before"] = detection.reference.get("mean")
+            alert["effect"]["error_after"] = detection.window.get("mean")
+            found.append((order[id(record)], CONCEPT, ERROR, alert))
+        return found
 
     def _evict_idle(self) -> None:
         idle = self.config.limits.idle_seconds
@@ -333,6 +410,15 @@ class DriftPipeline:
                 continue
             records.extend(group.checkpoint_records())
             self.dirty.discard(key)
+        for model in sorted(self.dirty_pending):
+            partition = next((g.partition for (m, _), g in self.models.items() if m == model), None)
+            if partition is None or (partitions is not None and partition not in partitions):
+                continue
+            pending = self.pending.get(model)
+            if pending is not None:
+                records.append((f"{model}\x1f\x1f{PENDING_KEY}", pack({"partition": partition, "offset": None,
+                                                                       "pending": pending.get_state()})))
+            self.dirty_pending.discard(model)
         return records
 
     def restore(self, records: list[tuple[str, bytes]]) -> int:
@@ -343,6 +429,12 @@ class DriftPipeline:
             parts = key.split("\x1f")
             state = unpack(value)
             model, segment = parts[0], parts[1] or None
+            if len(parts) == 3 and parts[2] == PENDING_KEY:
+                limits = self.config.limits
+                pending = self.pending[model] = PendingPredictions(limits.max_pending_predictions,
+                                                                   limits.label_ttl_seconds)
+                pending.set_state(state["pending"])
+                continue
             if len(parts) == 2:
                 group = self._model(model, segment)
                 group.types = {(k, n): t for k, n, t in state["types"]}
