@@ -118,41 +118,54 @@ def decode(record: Record, limits: Limits) -> Event | LabelEvent | Rejected:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return Rejected(record, f"not valid JSON (NaN and Infinity are not JSON either): {exc}")
-    if not isinstance(data, dict):
+    # The hot path: exact type checks (orjson only ever makes these types), few lookups.
+    if type(data) is not dict:
         return Rejected(record, f"event must be a JSON object, got {type(data).__name__}")
-    model = data.get("model")
-    if not isinstance(model, str) or not model:
+    get = data.get
+    model = get("model")
+    if type(model) is not str or not model:
         return Rejected(record, "missing or empty \"model\" (a non-empty string is required)")
     if len(model) > limits.max_string_length:
         return Rejected(record, f"model name longer than limits.max_string_length = {limits.max_string_length}")
-    features = data.get("features")
-    if features is None and "label" in data and "id" in data:
-        return _label_event(data, model, record, limits)
-    if not isinstance(features, dict):
+    features = get("features")
+    if type(features) is not dict:
+        if features is None and "label" in data and "id" in data:
+            return _label_event(data, model, record, limits)
         return Rejected(record, "missing \"features\" object" if features is None else
                         f"\"features\" must be an object, got {type(features).__name__}")
     if len(features) > limits.max_features:
         return Rejected(record, f"{len(features)} features exceed limits.max_features = {limits.max_features}")
-    for key in ("prediction", "label"):
-        problem = value_problem(key, data.get(key), limits)
-        if problem:
-            return Rejected(record, problem)
-    segment = data.get("segment")
-    if segment is not None and (not isinstance(segment, str) or len(segment) > limits.max_string_length):
+    prediction, label = get("prediction"), get("label")
+    for key, value in (("prediction", prediction), ("label", label)):
+        if value is not None and (type(value) not in _SCALARS or type(value) is str):
+            problem = value_problem(key, value, limits)
+            if problem:
+                return Rejected(record, problem)
+    segment = get("segment")
+    if segment is not None and (type(segment) is not str or len(segment) > limits.max_string_length):
         return Rejected(record, "\"segment\" must be a string (up to limits.max_string_length characters)")
-    event_id = data.get("id")
-    if event_id is not None and not isinstance(event_id, (str, int)) or isinstance(event_id, bool):
-        return Rejected(record, "\"id\" must be a string or an integer")
-    ts = data.get("ts")
+    event_id = get("id")
+    if event_id is not None:
+        if type(event_id) is int:
+            event_id = str(event_id)
+        elif type(event_id) is not str:
+            return Rejected(record, "\"id\" must be a string or an integer")
+    ts = get("ts")
     if ts is not None:
-        parsed = parse_ts(ts)
-        if parsed is None:
-            return Rejected(record, f"\"ts\" must be epoch seconds or an ISO-8601 time, got {ts!r}")
-        ts = parsed
+        if type(ts) is float or type(ts) is int:
+            ts = float(ts)
+        else:
+            parsed = parse_ts(ts)
+            if parsed is None:
+                return Rejected(record, f"\"ts\" must be epoch seconds or an ISO-8601 time, got {ts!r}")
+            ts = parsed
     elif record.timestamp_ms is not None:
         ts = record.timestamp_ms / 1000.0
-    return Event(model=model, segment=segment, ts=ts, id=None if event_id is None else str(event_id),
-                 features=features, prediction=data.get("prediction"), label=data.get("label"), record=record)
+    return Event(model, segment, ts, event_id, features, prediction, label, record)
+
+
+#: Value types that need no further check (strings are checked for length).
+_SCALARS = frozenset((int, float, bool, str))
 
 
 def _label_event(data: dict, model: str, record: Record, limits: Limits) -> LabelEvent | Rejected:

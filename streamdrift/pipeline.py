@@ -174,13 +174,18 @@ def columns_of(group: "ModelMonitors", events: list[Event]) -> dict[tuple[str, s
     are the same online and offline.
     """
     streams: dict[tuple[str, str], int] = {key: 0 for key in group.types if key[0] != CONCEPT}
+    known = {name for kind, name in streams if kind == "feature"}
     for i, event in enumerate(events):
-        for name, value in event.features.items():
-            if value is not None and ("feature", name) not in streams:
-                streams[("feature", name)] = i
-        for kind in (PREDICTION, LABEL):
-            if getattr(event, kind) is not None and (kind, kind) not in streams:
-                streams[(kind, kind)] = i
+        extra = event.features.keys() - known  # usually empty: one C-level set difference
+        if extra:
+            for name in extra:
+                if event.features[name] is not None:
+                    streams[("feature", name)] = i
+                    known.add(name)
+        if event.prediction is not None and (PREDICTION, PREDICTION) not in streams:
+            streams[(PREDICTION, PREDICTION)] = i
+        if event.label is not None and (LABEL, LABEL) not in streams:
+            streams[(LABEL, LABEL)] = i
     columns = {}
     for (kind, name), start in streams.items():
         if kind == "feature":

@@ -1,0 +1,453 @@
+#!/usr/bin/env python3
+"""Speed, alert latency and memory of one ``streamdrift run`` worker on the embedded broker,
+beside the raw consume rate of the same topic measured in the same run.
+
+1. An embedded Tansu broker; a 4-partition topic; 400,000 events of 64 models, keyed by model,
+   each with exactly 20 numeric features (f00..f19, standard normal; 8 models get a mean drift
+   halfway through one feature), produced with librdkafka before anything consumes.
+2. (a) Raw rate: an AIOKafkaConsumer in a fresh group, getmany until all events are consumed,
+   timed from the first message to the last; it only counts.
+   (b) One ``streamdrift run`` worker (a child process; detectors.reference_size = 1000, so most
+   values are past the warm-up) consumes the same backlog: events/s from its first consumed event
+   to the last one processed (``/health`` counts, polled every 50 ms), and the ratio to (a).
+3. (c) Alert latency: new models at half the worker's measured rate for ~20 s, each model with
+   a mean drift in two features at a staggered point; each event's ``ts`` is its production wall
+   time, which every alert carries as ``detected_at.ts``. Latency = wall time the alert is consumed
+   (kafka-python, in a thread) - ``detected_at.ts``; p50 / p99 / max.
+4. (d) Memory: the worker's VmRSS (/proc/PID/status) before any event, after (b) and after (c),
+   per 1,000 monitored (model, feature) pairs (``streamdrift_monitored_features`` on /metrics).
+
+Requirements (issue 3): end-to-end rate >= 0.35 x the raw consume rate; alert latency p99 <= 1 s.
+Every figure comes from this run; the machine's other load affects both sides of a ratio alike.
+Needs the test extras (confluent-kafka produces, kafka-python consumes alerts).
+
+    python scripts/bench_stream.py [--events 400000] [--models 64] [--latency-seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+import warnings
+from pathlib import Path
+
+import numpy as np
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from confluent_kafka import Producer
+
+from streamdrift.stream.broker import EmbeddedBroker
+from streamdrift.stream.topics import ensure_topics_sync
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kafka import KafkaConsumer
+    from kafka import TopicPartition as KafkaTopicPartition
+
+FEATURES = 20
+PARTITIONS = 4
+RATIO_REQUIRED = 0.35
+P99_REQUIRED_S = 1.0
+DRIFTED_MODELS = 8
+START_TS = 1_732_000_000.0
+
+
+# -- events ----------------------------------------------------------------------------------------
+def feature_names() -> list[str]:
+    return [f"f{j:02d}" for j in range(FEATURES)]
+
+
+def backlog(events: int, models: int, seed: int = 0) -> list[tuple[bytes, bytes]]:
+    """(key, value) of ``events`` events, models round-robin, exactly FEATURES numeric features."""
+    rng = np.random.default_rng(seed)
+    names = feature_names()
+    values = np.round(rng.normal(0.0, 1.0, (events, FEATURES)), 6)
+    model_of = np.arange(events) % models
+    position = np.arange(events) // models
+    per_model = events // models
+    for m in range(min(DRIFTED_MODELS, models)):
+        values[(model_of == m) & (position >= per_model // 2), m % FEATURES] += 1.0
+    keys = [f"model-{m:02d}".encode() for m in range(models)]
+    models_of = model_of.tolist()
+    dumps = orjson.dumps
+    messages = []
+    # In chunks: millions of Python floats at once cost more in page faults than in JSON.
+    for start in range(0, events, 10_000):
+        for i, row in enumerate(values[start:start + 10_000].tolist(), start):
+            key = keys[models_of[i]]
+            messages.append((key, dumps({"model": key.decode(), "id": f"e-{i}", "ts": START_TS + i * 0.01,
+                                         "features": dict(zip(names, row))})))
+    return messages
+
+
+def producer(bootstrap: str, linger_ms: int = 5) -> Producer:
+    # partitioner murmur2_random = the Java client's (and aiokafka's) partitioner for keyed messages.
+    return Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": linger_ms,
+                     "queue.buffering.max.messages": 1_000_000, "queue.buffering.max.kbytes": 1_048_576})
+
+
+def produce_all(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> float:
+    p = producer(bootstrap)
+    started = time.perf_counter()
+    for n, (key, value) in enumerate(messages):
+        while True:
+            try:
+                p.produce(topic, value=value, key=key)
+                break
+            except BufferError:
+                p.poll(0.05)
+        if n % 10_000 == 0:
+            p.poll(0)
+    remaining = p.flush(60)
+    if remaining:
+        raise SystemExit(f"{remaining} messages were not delivered to the broker")
+    return time.perf_counter() - started
+
+
+# -- (a) raw consumer ------------------------------------------------------------------------------
+async def raw_consume(bootstrap: str, topic: str, expected: int) -> tuple[float, int]:
+    """Seconds from the first message to the last of ``expected``, in a fresh consumer group."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"raw-{uuid.uuid4().hex[:8]}",
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                session_timeout_ms=6000, heartbeat_interval_ms=2000)
+    await consumer.start()
+    count, first = 0, None
+    deadline = time.monotonic() + 120
+    try:
+        while count < expected and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for messages in batch.values():
+                if first is None and messages:
+                    first = time.perf_counter()
+                count += len(messages)
+    finally:
+        last = time.perf_counter()
+        await consumer.stop()
+    return last - (first or last), count
+
+
+# -- the worker ------------------------------------------------------------------------------------
+class Worker:
+    """A ``streamdrift run`` child process with its own web port."""
+
+    def __init__(self, bootstrap: str, config: Path, log: Path):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.log_path = log
+        self.log = open(log, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streamdrift.cli", "run", "--config", str(config), "--web-port", str(self.port),
+             "--log-level", "warning"],
+            env={**os.environ, "STREAMDRIFT_BROKER": bootstrap}, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def _get(self, path: str) -> bytes | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
+                return r.read()
+        except urllib.error.HTTPError as exc:  # 503 while starting still has a body
+            return exc.read()
+        except OSError:
+            return None
+
+    def health(self) -> dict | None:
+        body = self._get("/health")
+        return orjson.loads(body) if body else None
+
+    def metric(self, name: str) -> float | None:
+        body = self._get("/metrics")
+        for line in (body or b"").decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
+
+    def rss_bytes(self) -> int:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            self.log.flush()
+            raise SystemExit(f"the worker exited with {self.process.returncode}:\n"
+                             f"{self.log_path.read_text(errors='replace')[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+def done_count(report: dict | None) -> int:
+    counts = (report or {}).get("counts", {})
+    return counts.get("processed", 0) + counts.get("rejected", 0)
+
+
+def run_backlog(worker: Worker, expected: int, timeout_s: float = 180) -> dict:
+    """Poll /health while the worker works through the backlog; the idle RSS before its first event."""
+    idle_rss = 0
+    first = None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        worker.check_alive()
+        report = worker.health()
+        now = time.time()
+        if report is not None:
+            consumed = report["counts"]["in"]
+            if first is None:
+                if consumed == 0:
+                    idle_rss = max(idle_rss, worker.rss_bytes())
+                else:
+                    first = (now, consumed)
+            if done_count(report) >= expected:
+                return {"first_wall": first[0], "first_count": first[1], "done_wall": now, "report": report,
+                        "idle_rss": idle_rss}
+        time.sleep(0.05)
+    raise SystemExit(f"the worker did not process {expected:,} events within {timeout_s:.0f} s: {worker.health()}")
+
+
+def wait_processed(worker: Worker, expected: int, timeout_s: float = 120) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        worker.check_alive()
+        report = worker.health()
+        if done_count(report) >= expected:
+            return report
+        time.sleep(0.1)
+    raise SystemExit(f"the worker did not process {expected:,} events within {timeout_s:.0f} s: {worker.health()}")
+
+
+async def alert_timestamps(bootstrap: str, topic: str) -> list[float]:
+    """Kafka timestamps (wall seconds, set by the worker's producer) of every alert on ``topic``."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        stamps: list[float] = []
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < ends[tp] for tp in tps])
+
+        while await behind():
+            for messages in (await consumer.getmany(timeout_ms=500)).values():
+                stamps.extend(m.timestamp / 1000.0 for m in messages)
+        return stamps
+    finally:
+        await consumer.stop()
+
+
+# -- (c) alert latency -----------------------------------------------------------------------------
+class AlertListener(threading.Thread):
+    """Consumes alerts as they are published and notes the wall time each arrives."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        super().__init__(daemon=True)
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20)
+        tps = [KafkaTopicPartition(topic, p) for p in range(PARTITIONS)]
+        self.consumer.assign(tps)
+        self.consumer.seek_to_end(*tps)
+        for tp in tps:  # resolve the end offsets now, before anything new is published
+            self.consumer.position(tp)
+        self.arrivals: list[tuple[float, dict]] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                for records in self.consumer.poll(timeout_ms=50).values():
+                    now = time.time()
+                    self.arrivals.extend((now, orjson.loads(r.value)) for r in records)
+        finally:
+            self.consumer.close()
+
+
+def latency_phase(bootstrap: str, topic: str, listener: AlertListener, rate: float, seconds: float,
+                  models: int) -> int:
+    """Produce new models' events at ``rate`` for ``seconds``, ts = production wall time; each
+    model drifts (mean + 1.5 sd in two features) from a staggered point past its warm-up."""
+    rng = np.random.default_rng(7)
+    names = feature_names()
+    total = int(rate * seconds)
+    per_model = total // models
+    warm = 1000
+    keys = [f"live-{m:02d}".encode() for m in range(models)]
+    # Drift points spread over the part of each model's stream after the warm-up.
+    drift_at = [warm + 200 + int((per_model - warm - 600) * (m + 0.5) / models) for m in range(models)]
+    values = np.round(rng.normal(0.0, 1.0, (models, per_model, FEATURES)), 6)
+    for m in range(models):
+        values[m, drift_at[m]:, [m % FEATURES, (m + 7) % FEATURES]] += 1.5
+    # Everything but the time stamp is serialised ahead; "ts" is set when the event is sent.
+    heads = [b'{"model":"' + keys[m] + b'","ts":' for m in range(models)]
+    tails = [[b',"features":' + orjson.dumps(dict(zip(names, row))) + b"}" for row in values[m].tolist()]
+             for m in range(models)]
+    p = producer(bootstrap, linger_ms=1)
+    sent = 0
+    started = time.monotonic()
+    while sent < per_model * models:
+        due = min(int((time.monotonic() - started) * rate) + 1, per_model * models)
+        while sent < due:
+            m, i = sent % models, sent // models
+            p.produce(topic, value=heads[m] + repr(time.time()).encode() + tails[m][i], key=keys[m])
+            sent += 1
+        p.poll(0)
+        time.sleep(0.002)
+    p.flush(30)
+    return sent
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q)) if values else float("nan")
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=400_000)
+    parser.add_argument("--models", type=int, default=64)
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--keep", help="keep the worker's log and config in this directory")
+    args = parser.parse_args()
+    began = time.monotonic()
+    folder = Path(args.keep or tempfile.mkdtemp(prefix="bench-stream-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    prefix = f"bench-{uuid.uuid4().hex[:6]}"
+    topics = {"features": f"{prefix}.features", "alerts": f"{prefix}.alerts"}
+    config = folder / "streamdrift.toml"
+    config.write_text(f"""
+group_id = "{prefix}.group"
+[topics]
+features = "{topics['features']}"
+labels = "{prefix}.labels"
+alerts = "{topics['alerts']}"
+retrain_requests = "{prefix}.retrain"
+dead_letter = "{prefix}.dlq"
+state = "{prefix}.state"
+partitions = {PARTITIONS}
+[detectors]
+reference_size = 1000
+""")
+    print(f"streamdrift stream benchmark: {os.cpu_count()} cpus, embedded Tansu broker, {PARTITIONS} partitions, "
+          f"{args.events:,} events x {FEATURES} numeric features of {args.models} models, reference_size 1000")
+    print()
+    checks: list[tuple[str, bool, str]] = []
+    with EmbeddedBroker() as broker:
+        bootstrap = broker.bootstrap
+        ensure_topics_sync(bootstrap, {topics["features"]: PARTITIONS, topics["alerts"]: PARTITIONS})
+        started = time.perf_counter()
+        messages = backlog(args.events, args.models)
+        generated_s = time.perf_counter() - started
+        mean_bytes = sum(len(v) for _, v in messages) / len(messages)
+        produce_s = produce_all(bootstrap, topics["features"], messages)
+        del messages
+        print(f"   backlog: generated in {generated_s:.1f} s, produced in {produce_s:.1f} s "
+              f"({args.events / produce_s:,.0f}/s), {mean_bytes:.0f} bytes per event")
+
+        # (a) raw
+        raw_s, raw_count = asyncio.run(raw_consume(bootstrap, topics["features"], args.events))
+        if raw_count < args.events:
+            raise SystemExit(f"the raw consumer got {raw_count:,} of {args.events:,} events")
+        raw_rate = raw_count / raw_s
+
+        # (b) the worker on the same backlog
+        worker = Worker(bootstrap, config, folder / "worker.log")
+        try:
+            run = run_backlog(worker, args.events)
+            e2e_s = run["done_wall"] - run["first_wall"]
+            worker_rate = (args.events - run["first_count"]) / e2e_s
+            after_b_rss = worker.rss_bytes()
+            pairs_b = worker.metric("streamdrift_monitored_features") or 0
+            models_b = run["report"]["models"]
+            alerts_b = run["report"]["counts"]["alerts"]
+            stamps = asyncio.run(alert_timestamps(bootstrap, topics["alerts"]))
+            last_alert = max(stamps) - run["first_wall"] if stamps else None
+
+            # (c) latency at half the measured rate, new models
+            rate = max(1000.0, worker_rate / 2)
+            listener = AlertListener(bootstrap, topics["alerts"])
+            listener.start()
+            produced_c = latency_phase(bootstrap, topics["features"], listener, rate, args.latency_seconds,
+                                       args.models)
+            report_c = wait_processed(worker, args.events + produced_c)
+            time.sleep(2.0)  # alerts published last are still on their way
+            listener.stopping.set()
+            listener.join(10)
+            latencies = [arrived - alert["detected_at"]["ts"] for arrived, alert in listener.arrivals]
+            after_c_rss = worker.rss_bytes()
+            pairs_c = worker.metric("streamdrift_monitored_features") or 0
+            models_c = report_c["models"]
+        finally:
+            worker.stop()
+
+    ratio = worker_rate / raw_rate
+    print()
+    print("(a, b) throughput, same backlog, same broker")
+    print(f"   {'consumer':<60}{'events/s':>12}{'values/s':>14}{'vs raw':>8}")
+    print(f"   {'raw AIOKafkaConsumer.getmany (count only)':<60}{raw_rate:>12,.0f}{raw_rate * FEATURES:>14,.0f}"
+          f"{1.0:>7.2f}x")
+    print(f"   {'streamdrift run, first event consumed -> all processed':<60}{worker_rate:>12,.0f}"
+          f"{worker_rate * FEATURES:>14,.0f}{ratio:>7.2f}x")
+    print(f"   raw: {raw_count:,} events in {raw_s:.2f} s; worker: {args.events - run['first_count']:,} events in "
+          f"{e2e_s:.2f} s after its first {run['first_count']:,}; {alerts_b} alerts, the last published "
+          + (f"{last_alert:.2f} s after the first event was consumed" if last_alert is not None else "(none)"))
+    checks.append((f"end-to-end >= {RATIO_REQUIRED} x raw consume rate", ratio >= RATIO_REQUIRED,
+                   f"{ratio:.2f}x ({worker_rate:,.0f} vs {raw_rate:,.0f} events/s)"))
+    print()
+    print(f"(c) alert latency at {rate:,.0f} events/s (half the measured rate) for {args.latency_seconds:.0f} s, "
+          f"{args.models} new models drifting at staggered points")
+    if latencies:
+        p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+        print(f"   {len(latencies)} alerts; consumed - detected_at.ts: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
+              f"max {max(latencies) * 1000:.0f} ms, min {min(latencies) * 1000:.0f} ms")
+        checks.append((f"alert latency p99 <= {P99_REQUIRED_S:g} s", p99 <= P99_REQUIRED_S, f"{p99 * 1000:.0f} ms"))
+    else:
+        print("   no alerts arrived")
+        checks.append((f"alert latency p99 <= {P99_REQUIRED_S:g} s", False, "no alerts"))
+    print()
+    print("(d) worker memory (VmRSS)")
+    idle = run["idle_rss"]
+    print(f"   {'when':<44}{'RSS':>14}{'pairs':>8}{'models':>8}{'RSS / 1,000 pairs':>20}")
+    print(f"   {'started, before its first event':<44}{mib(idle):>14}{0:>8}{0:>8}{'':>20}")
+    for label, rss, pairs, models in (("after (b)", after_b_rss, pairs_b, models_b),
+                                      ("after (c)", after_c_rss, pairs_c, models_c)):
+        per = mib(rss / pairs * 1000) if pairs else "-"
+        print(f"   {label:<44}{mib(rss):>14}{int(pairs):>8}{models:>8}{per:>20}")
+    if pairs_b:
+        print(f"   above the idle process: {mib((after_b_rss - idle) / pairs_b * 1000)} per 1,000 pairs after (b)")
+    if pairs_c > pairs_b:
+        print(f"   marginal, (b) -> (c): {mib((after_c_rss - after_b_rss) / (pairs_c - pairs_b) * 1000)} "
+              f"per 1,000 pairs")
+    print()
+    for label, ok, value in checks:
+        print(f"{verdict(ok)}  {label}: {value}")
+    print(f"(total run time {time.monotonic() - began:.0f} s; worker log: {folder / 'worker.log'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""Faults against real ``streamdrift run`` processes and a real broker: a second worker joins
+and leaves (rebalance), the broker freezes for 30 s, a producer sends hostile messages."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+import warnings
+
+import orjson
+from confluent_kafka import Producer as ConfluentProducer
+
+from streamdrift.config import Config
+from streamdrift.detectors import MonitorSettings
+from streamdrift.events import Record
+from streamdrift.pipeline import DriftPipeline
+from streamdrift.stream.broker import EmbeddedBroker
+from streamdrift.stream.topics import ensure_topics_sync
+from streamdrift.synthetic import Drift, SyntheticStream
+
+from .workers import WorkerProcess, config_text, consume_all, produce
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kafka.partitioner.default import murmur2
+
+SETTINGS = """
+[detectors]
+reference_size = 1000
+"""
+DRIFTS = [Drift("m-00", "f00", 2500, "mean"), Drift("m-03", "country", 2500, "category"),
+          Drift("m-05", "amount", 3500, "variance"), Drift("m-06", "f01", 3800, "mean")]
+MODELS = [f"m-{i:02d}" for i in range(8)]
+ALL_PARTITIONS = 4
+
+
+def _expected_alert_ids(messages) -> set[str]:
+    """What an uninterrupted processor publishes for the same per-model input order."""
+    pipeline = DriftPipeline(Config(detectors=MonitorSettings(reference_size=1000)))
+    records = [Record(value, key, "x", 0, i) for i, (key, value) in enumerate(messages)]
+    ids = set()
+    for i in range(0, len(records), 5000):
+        ids |= {a["alert_id"] for a in pipeline.process(records[i:i + 5000]).alerts}
+    return ids
+
+
+def _setup(bootstrap: str, prefix: str, tmp_path, extra: str = SETTINGS):
+    ensure_topics_sync(bootstrap, {f"{prefix}.{t}": ALL_PARTITIONS for t in ("features", "alerts", "retrain", "dlq", "labels")}
+                       | {f"{prefix}.state": ALL_PARTITIONS}, compacted={f"{prefix}.state"})
+    config = tmp_path / "streamdrift.toml"
+    config.write_text(config_text(prefix, extra))
+    return config
+
+
+def _drifting_messages(events_per_model: int = 5000) -> list[tuple[bytes, bytes]]:
+    stream = SyntheticStream(models=MODELS, events_per_model=events_per_model, drifts=DRIFTS, numeric_features=3, seed=11)
+    return list(stream.messages())
+
+
+def _published_alert_ids(bootstrap: str, topic: str, expected: set[str]) -> set[str]:
+    messages = consume_all(bootstrap, topic, until=lambda ms: {orjson.loads(m.value)["alert_id"] for m in ms} >= expected)
+    return {orjson.loads(m.value)["alert_id"] for m in messages}
+
+
+def _partition_of(model: str) -> int:
+    """The partition the Java client's (and librdkafka's murmur2) partitioner gives a model key."""
+    return (murmur2(model.encode()) & 0x7FFFFFFF) % ALL_PARTITIONS
+
+
+def _inputs(report: dict) -> list[str]:
+    """The ``features`` partitions a worker holds (it also holds the ``labels`` partitions
+    with the same numbers, so that a model's labels meet its predictions)."""
+    return [p for p in report["partitions"] if p.rsplit("/", 1)[0].endswith(".features")]
+
+
+def _models_on(partitions: list[str]) -> int:
+    numbers = {int(p.rsplit("/", 1)[1]) for p in partitions}
+    return sum(1 for m in MODELS if _partition_of(m) in numbers)
+
+
+def _health_with_status(worker: WorkerProcess) -> tuple[int | None, dict | None]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/health", timeout=2) as r:
+            return r.status, orjson.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read())
+    except OSError:
+        return None, None
+
+
+def _settled_total(workers: list[WorkerProcess], at_least: int, timeout_s: float = 45.0, quiet_s: float = 2.0) -> list[dict]:
+    """Wait until the workers together have taken in ``at_least`` events and no count moved for
+    ``quiet_s`` (a replay after a handover may count some events twice)."""
+    deadline = time.monotonic() + timeout_s
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        reports = []
+        for w in workers:
+            if w.process.poll() is not None:
+                raise AssertionError(f"worker exited with {w.process.returncode}:\n{w.log_text()}")
+            reports.append(w.health())
+        if all(reports):
+            counts = tuple(r["counts"]["in"] for r in reports)
+            if counts != last:
+                last, since = counts, time.monotonic()
+            elif sum(counts) >= at_least and time.monotonic() - since >= quiet_s:
+                return reports
+        time.sleep(0.2)
+    raise AssertionError(f"timed out: {at_least} events expected, workers report {last}\n"
+                         + "\n".join(w.log_text() for w in workers))
+
+
+# -- 1. rebalance ----------------------------------------------------------------------------
+def test_worker_joins_and_leaves_monitors_move_with_partitions(broker, unique_topic, tmp_path):
+    prefix = unique_topic("rb")
+    config = _setup(broker.bootstrap, prefix, tmp_path)
+    messages = _drifting_messages()
+    expected = _expected_alert_ids(messages)
+    assert len(expected) >= 4
+    cut1, cut2 = len(messages) // 3, 2 * len(messages) // 3
+    first = WorkerProcess(broker.bootstrap, config, tmp_path / "w1.log")
+    second = None
+    try:
+        first.wait_until(lambda h: h["status"] == "ok" and len(_inputs(h)) == ALL_PARTITIONS, what="assignment")
+        produce(broker.bootstrap, f"{prefix}.features", messages[:cut1])
+        first.wait_until(lambda h: h["counts"]["in"] >= cut1, what="first third consumed")
+        assert first.health()["models"] == len(MODELS)
+
+        # A second worker joins: the partitions split, and each model's monitors go with its partition.
+        second = WorkerProcess(broker.bootstrap, config, tmp_path / "w2.log")
+        joined = second.wait_until(lambda h: h["status"] == "ok" and _inputs(h), timeout_s=45, what="join")
+        one = first.wait_until(lambda h: len(_inputs(h)) + len(_inputs(joined)) == ALL_PARTITIONS,
+                               timeout_s=45, what="the first worker giving up partitions")
+        assert not set(_inputs(one)) & set(_inputs(joined))
+        joined = second.wait_until(lambda h: h["models"] == _models_on(_inputs(h)), what="restored models")
+        assert one["models"] == _models_on(_inputs(one))
+        assert one["models"] + joined["models"] == len(MODELS)
+        if joined["models"]:
+            assert joined["restored_monitors"] > 0, "the joining worker re-learned its models from scratch"
+
+        produce(broker.bootstrap, f"{prefix}.features", messages[cut1:cut2])
+        one, two = _settled_total([first, second], cut2)
+        assert one["counts"]["rejected"] == two["counts"]["rejected"] == 0
+        restored_before = one["restored_monitors"]
+
+        # The second worker leaves: the first gets every partition back, with the state.
+        assert second.stop(signal.SIGTERM) == 0, second.log_text()
+        one = first.wait_until(lambda h: len(_inputs(h)) == ALL_PARTITIONS and h["restored_monitors"] > restored_before,
+                               timeout_s=45, what="partitions back after the second worker left")
+        produce(broker.bootstrap, f"{prefix}.features", messages[cut2:])
+        (one,) = _settled_total([first], len(messages) - two["counts"]["in"])
+        assert one["counts"]["processed"] + two["counts"]["processed"] >= len(messages)
+        assert one["models"] == len(MODELS), "some model was never processed after the rebalances"
+        published = _published_alert_ids(broker.bootstrap, f"{prefix}.alerts", expected)
+        assert published == expected, f"missing {expected - published}, unexpected {published - expected}"
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
+# -- 2. broker outage ------------------------------------------------------------------------
+def _produce_paced(bootstrap: str, topic: str, messages, seconds: float, outcome: dict) -> None:
+    """Produce over ``seconds`` (so events keep arriving while the broker is frozen), then wait
+    for every delivery."""
+    producer = ConfluentProducer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5,
+                                  "message.timeout.ms": 120_000})
+    errors = []
+    step = max(1, len(messages) // 20)
+    for i in range(0, len(messages), step):
+        for key, value in messages[i:i + step]:
+            producer.produce(topic, value=value, key=key, on_delivery=lambda err, _: err and errors.append(err))
+        producer.poll(0)
+        time.sleep(seconds / 20)
+    outcome["remaining"] = producer.flush(90)
+    outcome["errors"] = errors
+
+
+def test_broker_paused_for_30_s_worker_degrades_then_recovers_without_loss(tmp_path):
+    # A broker of its own: freezing the session broker would stall every other test.
+    with EmbeddedBroker() as own:
+        prefix = "outage"
+        config = _setup(own.bootstrap, prefix, tmp_path)
+        messages = _drifting_messages(events_per_model=4000)
+        expected = _expected_alert_ids(messages)
+        half = len(messages) // 2
+        worker = WorkerProcess(own.bootstrap, config, tmp_path / "w.log")
+        try:
+            worker.wait_until(lambda h: h["status"] == "ok" and len(_inputs(h)) == ALL_PARTITIONS, what="assignment")
+            produce(own.bootstrap, f"{prefix}.features", messages[:half])
+            worker.wait_until(lambda h: h["counts"]["in"] >= half, what="first half consumed")
+
+            outcome: dict = {}
+            producer = threading.Thread(target=_produce_paced, daemon=True,
+                                        args=(own.bootstrap, f"{prefix}.features", messages[half:], 20.0, outcome))
+            producer.start()
+            time.sleep(2.0)
+            own.pause()
+            seen = []
+            try:
+                paused_at = time.monotonic()
+                while time.monotonic() - paused_at < 30.0:
+                    assert worker.process.poll() is None, f"worker died while the broker was paused:\n{worker.log_text()}"
+                    code, report = _health_with_status(worker)
+                    seen.append((round(time.monotonic() - paused_at, 1), code, report and report["status"]))
+                    time.sleep(0.5)
+            finally:
+                own.resume()
+            assert (503, "degraded") in {(code, status) for _, code, status in seen}, f"health during the pause: {seen}"
+            assert worker.process.poll() is None, worker.log_text()
+
+            worker.wait_until(lambda h: h["status"] == "ok", timeout_s=30, what="ok after the broker came back")
+            producer.join(timeout=60)
+            assert outcome.get("remaining") == 0 and not outcome.get("errors"), outcome
+            report = worker.wait_until(lambda h: h["counts"]["in"] >= len(messages), timeout_s=30,
+                                       what="every event after the pause")
+            assert report["counts"]["processed"] >= len(messages) and report["counts"]["rejected"] == 0
+            code, report = _health_with_status(worker)
+            assert (code, report["status"]) == (200, "ok")
+            published = _published_alert_ids(own.bootstrap, f"{prefix}.alerts", expected)
+            assert published == expected, f"missing {expected - published}, unexpected {published - expected}"
+        finally:
+            worker.stop()
+
+
+# -- 3. hostile producer -----------------------------------------------------------------------
+def _hostile_messages() -> list[tuple[bytes | None, bytes | None]]:
+    nested = {"x": 1.0}
+    for _ in range(50):
+        nested = {"x": nested}
+    return [
+        (None, b"not json at all"),
+        (None, b"\xff\xfe\xfd\x00 binary"),
+        (b"tombstone", None),
+        (None, b"[1, 2, 3]"),
+        (None, b'"just a string"'),
+        (b"h1", b'{"model": "h1"}'),
+        (None, b'{"features": {"x": 1}}'),
+        (b"m-00", b'{"model": "m-00", "features": {"f00": NaN}}'),
+        (b"m-00", b'{"model": "m-00", "features": {"f00": Infinity}}'),
+        (b"m-01", b'{"model": "m-01", "features": {"f00": 1e400}}'),
+        (None, b"[" * 100_000 + b"]" * 100_000),
+        (b"m-02", orjson.dumps({"model": "m-02", "features": nested})),
+        (b"m-01", orjson.dumps({"model": "m-01", "features": {f"w{i:05d}": float(i) for i in range(10_000)}})),
+        (b"m-00", orjson.dumps({"model": "m-00", "features": {"country": "x" * 5000}})),
+        # A string where the feature has always been numeric (after that model's good events).
+        (b"m-00", b'{"model": "m-00", "features": {"f00": "twelve"}}'),
+        (b"m-02", b'{"model": "m-02", "features": {"f01": [1, 2]}}'),
+        (b"m-02", b'{"model": "m-02", "features": {"f01": {"$numberDecimal": "1.5"}}}'),
+        (b"m-01", b'{"model": "m-01", "ts": "yesterday", "features": {"f00": 1.0}}'),
+        (b"m-00", orjson.dumps({"model": "m-00", "features": {"blob": "x" * 2_000_000}})),
+    ]
+
+
+def _produce_all(bootstrap: str, topic: str, messages) -> tuple[list, list]:
+    """Produce in order; returns (delivered, refused) so the test knows what the broker took."""
+    producer = ConfluentProducer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5,
+                                  "message.max.bytes": 10_000_000})
+    delivered, refused = [], []
+    for key, value in messages:
+        producer.produce(topic, value=value, key=key,
+                         on_delivery=lambda err, _m, kv=(key, value): (refused if err else delivered).append((kv, err)))
+        producer.flush(30)  # one at a time keeps the order of good and hostile events exact
+    return [kv for kv, _ in delivered], [(kv, err) for kv, err in refused]
+
+
+def test_hostile_burst_goes_to_the_dead_letter_topic_and_the_worker_keeps_going(broker, unique_topic, tmp_path):
+    prefix = unique_topic("hostile")
+    config = _setup(broker.bootstrap, prefix, tmp_path, "")
+    good = list(SyntheticStream(models=MODELS[:3], events_per_model=1500, numeric_features=2, seed=3).messages())
+    worker = WorkerProcess(broker.bootstrap, config, tmp_path / "w.log")
+    try:
+        worker.wait_until(lambda h: h["status"] == "ok" and len(_inputs(h)) == ALL_PARTITIONS, what="assignment")
+        produce(broker.bootstrap, f"{prefix}.features", good[:2000])
+        hostile, refused = _produce_all(broker.bootstrap, f"{prefix}.features", _hostile_messages())
+        produce(broker.bootstrap, f"{prefix}.features", good[2000:])
+        # Only a message above the broker's own size limit may be refused, and only the 2 MB one.
+        assert all(len(kv[1] or b"") > 1_000_000 for kv, _ in refused), refused
+        total = len(good) + len(hostile)
+
+        report = worker.wait_until(lambda h: h["counts"]["in"] >= total, timeout_s=45, what="every message")
+        time.sleep(1.0)
+        report = worker.health()
+        assert worker.process.poll() is None
+        counts = report["counts"]
+        assert counts["in"] == counts["processed"] + counts["rejected"], counts
+        assert counts["processed"] == len(good), counts
+        assert counts["rejected"] == len(hostile), counts
+        assert report["status"] == "ok"
+
+        letters = consume_all(broker.bootstrap, f"{prefix}.dlq", until=lambda ms: len(ms) >= len(hostile), timeout_s=30)
+        by_value = {bytes(m.value or b""): dict(m.headers) for m in letters}
+        missing = [(key, (value or b"")[:60]) for key, value in hostile if (value or b"") not in by_value]
+        assert not missing, f"hostile messages not in the dead-letter topic: {missing}"
+        for key, value in hostile:
+            headers = by_value[value or b""]
+            assert headers.get("streamdrift.reason"), f"no reason for {(value or b'')[:60]!r}"
+            assert headers.get("streamdrift.source.topic") == f"{prefix}.features".encode()
+        wide, wrong_type = _hostile_messages()[12][1], b'{"model": "m-00", "features": {"f00": "twelve"}}'
+        assert b"limits.max_features" in by_value[wide]["streamdrift.reason"]
+        assert b"has always been numeric" in by_value[wrong_type]["streamdrift.reason"]
+        assert len(letters) == len(hostile), "good events in the dead-letter topic"
+    finally:
+        worker.stop()
