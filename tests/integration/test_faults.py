@@ -251,57 +251,91 @@ def _hostile_messages() -> list[tuple[bytes | None, bytes | None]]:
         (b"m-02", b'{"model": "m-02", "features": {"f01": [1, 2]}}'),
         (b"m-02", b'{"model": "m-02", "features": {"f01": {"$numberDecimal": "1.5"}}}'),
         (b"m-01", b'{"model": "m-01", "ts": "yesterday", "features": {"f00": 1.0}}'),
-        (b"m-00", orjson.dumps({"model": "m-00", "features": {"blob": "x" * 2_000_000}})),
     ]
 
 
-def _produce_all(bootstrap: str, topic: str, messages) -> tuple[list, list]:
-    """Produce in order; returns (delivered, refused) so the test knows what the broker took."""
-    producer = ConfluentProducer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5,
+def _produce_in_order(bootstrap: str, topic: str, messages) -> list[tuple[bytes | None, bytes | None, int, int]]:
+    """Produce one at a time (the order of good and hostile events stays exact); returns
+    ``(key, value, partition, offset)`` of every message the broker took."""
+    producer = ConfluentProducer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 0,
                                   "message.max.bytes": 10_000_000})
     delivered, refused = [], []
+
+    def report(err, message, key, value):
+        if err:
+            refused.append((key, (value or b"")[:60], err))
+        else:
+            delivered.append((key, value, message.partition(), message.offset()))
+
     for key, value in messages:
-        producer.produce(topic, value=value, key=key,
-                         on_delivery=lambda err, _m, kv=(key, value): (refused if err else delivered).append((kv, err)))
-        producer.flush(30)  # one at a time keeps the order of good and hostile events exact
-    return [kv for kv, _ in delivered], [(kv, err) for kv, err in refused]
+        producer.produce(topic, value=value, key=key, on_delivery=lambda err, m, k=key, v=value: report(err, m, k, v))
+        assert producer.flush(30) == 0
+    assert not refused, f"the broker refused: {refused}"
+    return delivered
+
+
+def _burst_through_a_worker(broker, prefix: str, tmp_path, hostile) -> tuple[WorkerProcess, list, dict]:
+    """Good events, a hostile burst, more good events; returns the running worker, the hostile
+    messages as delivered, and the dead letters by source (partition, offset)."""
+    config = _setup(broker.bootstrap, prefix, tmp_path, "")
+    good = list(SyntheticStream(models=MODELS[:3], events_per_model=1500, numeric_features=2, seed=3).messages())
+    worker = WorkerProcess(broker.bootstrap, config, tmp_path / "w.log")
+    worker.wait_until(lambda h: h["status"] == "ok" and len(_inputs(h)) == ALL_PARTITIONS, what="assignment")
+    produce(broker.bootstrap, f"{prefix}.features", good[:2000])
+    sent = _produce_in_order(broker.bootstrap, f"{prefix}.features", hostile)
+    produce(broker.bootstrap, f"{prefix}.features", good[2000:])
+    total = len(good) + len(sent)
+    worker.wait_until(lambda h: h["counts"]["in"] >= total, timeout_s=30, what=f"all {total} messages")
+    time.sleep(1.0)
+    report = worker.health()
+    assert worker.process.poll() is None, worker.log_text()
+    counts = report["counts"]
+    assert counts["in"] == counts["processed"] + counts["rejected"] == total, counts
+    assert counts["processed"] == len(good), counts
+    assert counts["rejected"] == len(sent), counts
+    assert report["status"] == "ok", report
+    letters = consume_all(broker.bootstrap, f"{prefix}.dlq", until=lambda ms: len(ms) >= len(sent), timeout_s=20)
+    by_source = {}
+    for m in letters:
+        headers = dict(m.headers)
+        by_source[(int(headers["streamdrift.source.partition"]), int(headers["streamdrift.source.offset"]))] = (m, headers)
+    assert len(letters) == len(sent), f"{len(letters)} dead letters for {len(sent)} hostile messages"
+    return worker, sent, by_source
 
 
 def test_hostile_burst_goes_to_the_dead_letter_topic_and_the_worker_keeps_going(broker, unique_topic, tmp_path):
     prefix = unique_topic("hostile")
-    config = _setup(broker.bootstrap, prefix, tmp_path, "")
-    good = list(SyntheticStream(models=MODELS[:3], events_per_model=1500, numeric_features=2, seed=3).messages())
-    worker = WorkerProcess(broker.bootstrap, config, tmp_path / "w.log")
+    worker = None
     try:
-        worker.wait_until(lambda h: h["status"] == "ok" and len(_inputs(h)) == ALL_PARTITIONS, what="assignment")
-        produce(broker.bootstrap, f"{prefix}.features", good[:2000])
-        hostile, refused = _produce_all(broker.bootstrap, f"{prefix}.features", _hostile_messages())
-        produce(broker.bootstrap, f"{prefix}.features", good[2000:])
-        # Only a message above the broker's own size limit may be refused, and only the 2 MB one.
-        assert all(len(kv[1] or b"") > 1_000_000 for kv, _ in refused), refused
-        total = len(good) + len(hostile)
-
-        report = worker.wait_until(lambda h: h["counts"]["in"] >= total, timeout_s=45, what="every message")
-        time.sleep(1.0)
-        report = worker.health()
-        assert worker.process.poll() is None
-        counts = report["counts"]
-        assert counts["in"] == counts["processed"] + counts["rejected"], counts
-        assert counts["processed"] == len(good), counts
-        assert counts["rejected"] == len(hostile), counts
-        assert report["status"] == "ok"
-
-        letters = consume_all(broker.bootstrap, f"{prefix}.dlq", until=lambda ms: len(ms) >= len(hostile), timeout_s=30)
-        by_value = {bytes(m.value or b""): dict(m.headers) for m in letters}
-        missing = [(key, (value or b"")[:60]) for key, value in hostile if (value or b"") not in by_value]
-        assert not missing, f"hostile messages not in the dead-letter topic: {missing}"
-        for key, value in hostile:
-            headers = by_value[value or b""]
+        worker, sent, letters = _burst_through_a_worker(broker, prefix, tmp_path, _hostile_messages())
+        for key, value, partition, offset in sent:
+            assert (partition, offset) in letters, f"not in the dead-letter topic: {(value or b'')[:60]!r}"
+            letter, headers = letters[(partition, offset)]
+            assert (letter.value or b"") == (value or b""), "the dead letter does not carry the original bytes"
+            assert letter.key == key
             assert headers.get("streamdrift.reason"), f"no reason for {(value or b'')[:60]!r}"
-            assert headers.get("streamdrift.source.topic") == f"{prefix}.features".encode()
-        wide, wrong_type = _hostile_messages()[12][1], b'{"model": "m-00", "features": {"f00": "twelve"}}'
-        assert b"limits.max_features" in by_value[wide]["streamdrift.reason"]
-        assert b"has always been numeric" in by_value[wrong_type]["streamdrift.reason"]
-        assert len(letters) == len(hostile), "good events in the dead-letter topic"
+            assert headers["streamdrift.source.topic"] == f"{prefix}.features".encode()
+        reasons = {value: letters[(p, o)][1]["streamdrift.reason"].decode() for _, value, p, o in sent}
+        hostile = dict(_hostile_messages()[i][::-1] for i in (12, 14))
+        wide = next(v for v in hostile if v.startswith(b'{"model":"m-01","features":{"w00000"'))
+        assert "limits.max_features" in reasons[wide]
+        assert "has always been numeric" in reasons[b'{"model": "m-00", "features": {"f00": "twelve"}}']
     finally:
-        worker.stop()
+        if worker is not None:
+            worker.stop()
+
+
+def test_message_larger_than_a_produce_request_is_dead_lettered(broker, unique_topic, tmp_path):
+    """A 2 MB message (the broker takes it) exceeds limits.max_message_bytes: it belongs in the
+    dead-letter topic with its reason, and the events around it are processed and counted."""
+    prefix = unique_topic("oversized")
+    oversized = [(b"m-00", orjson.dumps({"model": "m-00", "features": {"blob": "x" * 2_000_000}}))]
+    worker = None
+    try:
+        worker, sent, letters = _burst_through_a_worker(broker, prefix, tmp_path, oversized)
+        (_, _, partition, offset), = sent
+        _, headers = letters[(partition, offset)]
+        assert b"limits.max_message_bytes" in headers["streamdrift.reason"]
+    finally:
+        if worker is not None:
+            worker.stop()
