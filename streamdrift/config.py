@@ -65,7 +65,7 @@ class Limits:
 
     #: Larger messages go to the dead-letter topic.
     max_message_bytes: int = 1_000_000
-    #: Most features one event may carry.
+    #: Most features one event may carry, and most distinct features one model may have.
     max_features: int = 1000
     #: Longest categorical value, feature, model or segment name (characters).
     max_string_length: int = 1024

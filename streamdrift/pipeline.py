@@ -305,6 +305,15 @@ class DriftPipeline:
                 types[(kind, name)], problems = group.check_column(kind, name, column, limits)
                 for i, reason in problems.items():
                     bad.setdefault(start + i, reason)
+            # A model may not grow more streams than max_features (each one is a monitor).
+            new = [key for key in columns if key not in group.types and key[0] == "feature"]
+            room = limits.max_features - sum(1 for key in group.types if key[0] == "feature")
+            for kind, name in new[max(0, room):]:
+                start, column = columns[(kind, name)]
+                for i, value in enumerate(column):
+                    if value is not None:
+                        bad.setdefault(start + i, f"feature {name!r} would be more than limits.max_features = "
+                                                  f"{limits.max_features} distinct features for model {group.model!r}")
             if not bad:
                 return columns, types, events
             for i in sorted(bad):
@@ -393,6 +402,10 @@ class DriftPipeline:
         for key in stale:
             del self.models[key]
         self.evicted += len(stale)
+        if stale:
+            alive = {model for model, _ in self.models}
+            for model in [m for m in self.pending if m not in alive]:
+                del self.pending[model]
 
     # -- state ------------------------------------------------------------------------------
     def encode_model(self, model: str, segment: str | None) -> bytes:
