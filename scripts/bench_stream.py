@@ -202,6 +202,12 @@ class Worker:
         self.log.close()
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of a process (this one when ``pid`` is None)."""
+    fields = Path(f"/proc/{pid or os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def done_count(report: dict | None) -> int:
     counts = (report or {}).get("counts", {})
     return counts.get("processed", 0) + counts.get("rejected", 0)
@@ -305,38 +311,62 @@ class AlertListener(threading.Thread):
             self.consumer.close()
 
 
-def latency_phase(bootstrap: str, topic: str, rate: float, seconds: float,
-                  models: int) -> int:
-    """Produce new models' events at ``rate`` for ``seconds``, ts = production wall time; each
-    model drifts (mean + 1.5 sd in two features) from a staggered point past its warm-up."""
-    rng = np.random.default_rng(7)
-    names = feature_names()
-    total = int(rate * seconds)
-    per_model = total // models
-    warm = 1000
-    keys = [f"{LIVE_PREFIX}{m:02d}".encode() for m in range(models)]
-    # Drift points spread over the part of each model's stream after the warm-up.
-    drift_at = [warm + 200 + int((per_model - warm - 600) * (m + 0.5) / models) for m in range(models)]
-    values = np.round(rng.normal(0.0, 1.0, (models, per_model, FEATURES)), 6)
-    for m in range(models):
-        values[m, drift_at[m]:, [m % FEATURES, (m + 7) % FEATURES]] += 1.5
-    # Everything but the time stamp is serialised ahead; "ts" is set when the event is sent.
-    heads = [b'{"model":"' + keys[m] + b'","ts":' for m in range(models)]
-    tails = [[b',"features":' + orjson.dumps(dict(zip(names, row))) + b"}" for row in values[m].tolist()]
-             for m in range(models)]
-    p = producer(bootstrap, linger_ms=1)
-    sent = 0
-    started = time.monotonic()
-    while sent < per_model * models:
-        due = min(int((time.monotonic() - started) * rate) + 1, per_model * models)
-        while sent < due:
-            m, i = sent % models, sent // models
-            p.produce(topic, value=heads[m] + repr(time.time()).encode() + tails[m][i], key=keys[m])
-            sent += 1
-        p.poll(0)
-        time.sleep(0.002)
-    p.flush(30)
-    return sent
+class LiveModels:
+    """The models of the latency phase: a warm-up (their reference and a margin), then a stream
+    in which each model drifts (mean + 1.5 sd in two features) from a staggered point. Warm-ups
+    differ by up to one ``evaluate_every`` (500 values), so that the windowed tests of different
+    models fall due at different moments, as they do for models that did not all start at once.
+    Everything but the time stamp is serialised ahead; ``ts`` is the wall time of sending."""
+
+    WARM_UP = 1200  # reference_size 1000, and a margin
+    STAGGER = 500  # detectors.evaluate_every
+
+    def __init__(self, models: int, measured_per_model: int, seed: int = 7):
+        rng = np.random.default_rng(seed)
+        names = feature_names()
+        self.models = models
+        self.keys = [f"{LIVE_PREFIX}{m:02d}".encode() for m in range(models)]
+        self.warm_up = [self.WARM_UP + self.STAGGER * m // models for m in range(models)]
+        per_model = max(self.warm_up) + measured_per_model
+        values = np.round(rng.normal(0.0, 1.0, (models, per_model, FEATURES)), 6)
+        # Drift points spread over the measured part, leaving room at its end to detect the last.
+        span = max(measured_per_model - 500, 1)
+        for m in range(models):
+            at = self.warm_up[m] + int(span * (m + 0.5) / models)
+            values[m, at:, [m % FEATURES, (m + 7) % FEATURES]] += 1.5
+        self.heads = [b'{"model":"' + key + b'","ts":' for key in self.keys]
+        self.tails = [[b',"features":' + orjson.dumps(dict(zip(names, row))) + b"}" for row in values[m].tolist()]
+                      for m in range(models)]
+        self.cursor = [0] * models  # events sent so far, per model
+
+    def send_warm_up(self, p: Producer, topic: str) -> int:
+        order = [(m, i) for i in range(max(self.warm_up)) for m in range(self.models) if i < self.warm_up[m]]
+        return self._send(p, topic, order, None)
+
+    def send_measured(self, p: Producer, topic: str, per_model: int, rate: float) -> int:
+        order = [(m, self.warm_up[m] + i) for i in range(per_model) for m in range(self.models)]
+        return self._send(p, topic, order, rate)
+
+    def _send(self, p: Producer, topic: str, order: list[tuple[int, int]], rate: float | None) -> int:
+        sent = 0
+        started = time.monotonic()
+        while sent < len(order):
+            due = len(order) if rate is None else min(int((time.monotonic() - started) * rate) + 1, len(order))
+            while sent < due:
+                m, i = order[sent]
+                while True:
+                    try:
+                        p.produce(topic, value=self.heads[m] + repr(time.time()).encode() + self.tails[m][i],
+                                  key=self.keys[m])
+                        break
+                    except BufferError:
+                        p.poll(0.01)
+                sent += 1
+            p.poll(0)
+            if rate is not None:
+                time.sleep(0.002)
+        p.flush(30)
+        return sent
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -413,17 +443,33 @@ reference_size = 1000
             checkpoints = worker.metric("streamdrift_checkpoints_total") or 0
             last_alert = max(stamps) - run["first_wall"] if stamps else None
 
-            # (c) latency at half the measured rate, new models
+            # (c) latency at half the measured rate, new models; their warm-up (every new monitor
+            # fits its reference at about the same moment) is sent first and not measured.
             rate = max(1000.0, worker_rate / 2)
+            measured_per_model = int(rate * args.latency_seconds / args.models)
+            live = LiveModels(args.models, measured_per_model)
+            p = producer(bootstrap, linger_ms=1)
+            warm_started = time.monotonic()
+            warm_sent = live.send_warm_up(p, topics["features"])
+            wait_processed(worker, args.events + warm_sent)
+            warm_s = time.monotonic() - warm_started
             batches_before = worker.metric("streamdrift_batch_seconds_count") or 0
+            busy_before = worker.metric("streamdrift_batch_seconds_sum") or 0.0
+            cpu_before = [cpu_seconds(worker.process.pid), cpu_seconds(broker.pid), cpu_seconds()]
+            wall_c = time.monotonic()
             listener = AlertListener(bootstrap, topics["alerts"], LIVE_PREFIX)
             listener.start()
-            produced_c = latency_phase(bootstrap, topics["features"], rate, args.latency_seconds,
-                                       args.models)
-            report_c = wait_processed(worker, args.events + produced_c)
+            produced_c = live.send_measured(p, topics["features"], measured_per_model, rate)
+            del p  # a producer left behind would keep calling the broker after it stops
+            report_c = wait_processed(worker, args.events + warm_sent + produced_c)
+            wall_c = time.monotonic() - wall_c
+            cpu_c = [after - before for after, before in zip(
+                [cpu_seconds(worker.process.pid), cpu_seconds(broker.pid), cpu_seconds()], cpu_before)]
             time.sleep(2.0)  # alerts published last are still on their way
             listener.stopping.set()
             listener.join(10)
+            # Alerts of the warm-up (none expected: it is stationary) are not part of the measurement.
+            listener.arrivals = [a for a in listener.arrivals if a[2]["index"] >= LiveModels.WARM_UP]
             latencies = [arrived - alert["detected_at"]["ts"] for arrived, _, alert in listener.arrivals]
             to_publish = [published - alert["detected_at"]["ts"] for _, published, alert in listener.arrivals]
             if args.keep:
@@ -431,7 +477,7 @@ reference_size = 1000
                     for arrived, published, alert in listener.arrivals:
                         out.write(orjson.dumps({"arrived": arrived, "published": published, **alert}) + b"\n")
             batches_c = (worker.metric("streamdrift_batch_seconds_count") or 0) - batches_before
-            batch_c_s = (worker.metric("streamdrift_batch_seconds_sum") or 0.0) - batch_s
+            batch_c_s = (worker.metric("streamdrift_batch_seconds_sum") or 0.0) - busy_before
             after_c_rss = worker.rss_bytes()
             pairs_c = worker.metric("streamdrift_monitored_features") or 0
             models_c = report_c["models"]
@@ -460,6 +506,8 @@ reference_size = 1000
     print()
     print(f"(c) alert latency at {rate:,.0f} events/s (half the measured rate) for {args.latency_seconds:.0f} s, "
           f"{args.models} new models drifting at staggered points")
+    print(f"   (before it, unmeasured: the new models' warm-up, {warm_sent:,} events sent at once, was processed in "
+          f"{warm_s:.1f} s, every new monitor fitting its reference)")
     if latencies:
         p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
         print(f"   {len(latencies)} alerts; consumed - detected_at.ts: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
@@ -469,13 +517,15 @@ reference_size = 1000
         worst = sorted(zip(latencies, (a for _, _, a in listener.arrivals)), key=lambda x: -x[0])[:3]
         print("   slowest: " + "; ".join(f"{lat * 1000:.0f} ms {a['model']}/{a['feature']} {a['detector']} at value "
                                       f"{a['index']}" for lat, a in worst))
-    if batches_c:
-        print(f"   worker during (c): {int(batches_c)} batches of {produced_c / batches_c:,.0f} events on average, "
-              f"{batch_c_s / batches_c * 1000:.0f} ms each on average, {batch_c_s:.1f} s busy in batches")
         checks.append((f"alert latency p99 <= {P99_REQUIRED_S:g} s", p99 <= P99_REQUIRED_S, f"{p99 * 1000:.0f} ms"))
     else:
         print("   no alerts arrived")
         checks.append((f"alert latency p99 <= {P99_REQUIRED_S:g} s", False, "no alerts"))
+    if batches_c:
+        print(f"   worker during (c): {int(batches_c)} batches of {produced_c / batches_c:,.0f} events on average, "
+              f"{batch_c_s / batches_c * 1000:.0f} ms each on average, {batch_c_s:.1f} s busy in batches")
+    print(f"   CPU during (c), {wall_c:.1f} s wall: worker {cpu_c[0]:.1f} s, broker {cpu_c[1]:.1f} s, "
+          f"this script (producer, alert consumer) {cpu_c[2]:.1f} s; {os.cpu_count()} cpus")
     print()
     print("(d) worker memory (VmRSS)")
     idle = run["idle_rss"]

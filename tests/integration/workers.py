@@ -3,6 +3,7 @@ talk to the broker with other clients (confluent-kafka produces, kafka-python co
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -20,6 +21,11 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from kafka import KafkaConsumer as KafkaPythonConsumer
     from kafka import TopicPartition as KafkaPythonPartition
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the test process dies, so no worker outlives a killed run."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -56,7 +62,7 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streamdrift.cli", "run", "--config", str(config_path),
              "--web-port", str(self.port), *extra_args],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
 
     def health(self) -> dict | None:
         try:
