@@ -56,7 +56,9 @@ class PageHinkley:
         positions, weights = reference.null_positions()
         z = reference.normal_scores(positions)
         allowance = self.shift / 2.0
-        guard = calibration.REFERENCE_GUARD * float(np.sqrt(np.cov(z, aweights=weights))) / np.sqrt(reference.size)
+        mean = np.average(z, weights=weights)
+        sd = float(np.sqrt(np.average((z - mean) ** 2, weights=weights)))  # weights are counts
+        guard = calibration.REFERENCE_GUARD * sd / np.sqrt(reference.size)
         # Each side keeps twice the run length; the guard moves the null towards the alarm side.
         h_up = calibration.cusum_threshold(z - allowance + guard, 2 * run_length, weights)
         h_down = calibration.cusum_threshold(-z - allowance + guard, 2 * run_length, weights)

@@ -10,10 +10,15 @@ beside the raw consume rate of the same topic measured in the same run.
    (b) One ``streamdrift run`` worker (a child process; detectors.reference_size = 1000, so most
    values are past the warm-up) consumes the same backlog: events/s from its first consumed event
    to the last one processed (``/health`` counts, polled every 50 ms), and the ratio to (a).
-3. (c) Alert latency: new models at half the worker's measured rate for ~20 s, each model with
-   a mean drift in two features at a staggered point; each event's ``ts`` is its production wall
-   time, which every alert carries as ``detected_at.ts``. Latency = wall time the alert is consumed
-   (kafka-python, in a thread) - ``detected_at.ts``; p50 / p99 / max.
+   For reference, ``DriftPipeline.process`` alone on the same events in this process (no Kafka):
+   the ceiling of (b), whatever the Kafka side does.
+3. (c) Alert latency: 64 new models. Their warm-up (the reference of each new monitor) is sent
+   first and waited for, unmeasured; then their events at half the worker's measured rate for
+   ~20 s, each model with a mean drift in two features at a staggered point. Each event's ``ts``
+   is its production wall time, which every alert carries as ``detected_at.ts``. Latency = wall
+   time the alert is consumed (kafka-python, in a thread) - ``detected_at.ts``; p50 / p99 / max,
+   the part up to the alert's publication (its Kafka timestamp), the worker's batches and the
+   CPU time of worker, broker and this script during the phase.
 4. (d) Memory: the worker's VmRSS (/proc/PID/status) before any event, after (b) and after (c),
    per 1,000 monitored (model, feature) pairs (``streamdrift_monitored_features`` on /metrics).
 

@@ -75,13 +75,7 @@ def _faust_security(config: Config) -> dict:
     protocol = options.get("security_protocol", "PLAINTEXT")
     if protocol == "PLAINTEXT":
         return {}
-    import ssl
-
-    context = None
-    if protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=options.get("ssl_cafile"))
-        if options.get("ssl_certfile"):
-            context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"), options.get("ssl_password"))
+    context = options.get("ssl_context")
     if protocol.startswith("SASL"):
         credentials = faust.SASLCredentials(username=options.get("sasl_plain_username"),
                                             password=options.get("sasl_plain_password"),

@@ -278,6 +278,8 @@ class Publisher:
             compression_type=compression_type,
             acks=acks,
             enable_idempotence=idempotent,
+            # Dead letters carry the original bytes, which may be larger than a usual request.
+            max_request_size=producer_options.pop("max_request_size", 16 * 1024 * 1024),
             **(security or {}),
             **producer_options,
         )

@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from collections.abc import Callable
 
 import orjson
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
 
 from streamdrift.config import Config
 from streamdrift.pipeline import DriftPipeline, Output
@@ -33,6 +34,17 @@ log = logging.getLogger("streamdrift.worker")
 DEGRADED_AFTER_S = 10.0
 #: How long one health probe of the broker may take.
 PROBE_TIMEOUT_S = 5.0
+
+
+def truncated(rejected, limit: int):
+    """A rejected event whose bytes are too large even for the dead-letter topic keeps its first
+    ``limit`` bytes, and says so in its reason."""
+    record = rejected.record
+    if record.value is None or len(record.value) <= limit:
+        return rejected
+    shorter = replace(record, value=record.value[:limit])
+    return type(rejected)(shorter, f"{rejected.reason} [dead letter truncated from {len(record.value)} "
+                                   f"to {limit} bytes]")
 
 
 def dead_letter(record: Record, reason: str) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
@@ -77,7 +89,10 @@ class Worker:
         stale = time.monotonic() - self.last_ok
         status = "starting" if not self.started else "degraded" if stale > DEGRADED_AFTER_S else "ok"
         return {"status": status, "seconds_since_broker_ok": round(stale, 3), "error": self.error,
-                "partitions": sorted(f"{tp.topic}/{tp.partition}" for tp in self._partitions),
+                "partitions": sorted(f"{tp.topic}/{tp.partition}" for tp in self._partitions
+                                     if tp.topic == self.config.topics.features),
+                "label_partitions": sorted(f"{tp.topic}/{tp.partition}" for tp in self._partitions
+                                           if tp.topic == self.config.topics.labels),
                 "models": len(self.pipeline.models), "counts": dict(self.counts),
                 "restored_monitors": self.restored_monitors,
                 "config_version": self.pipeline.version}
@@ -145,6 +160,20 @@ class Worker:
         return out
 
     async def _publish(self, out: Output) -> None:
+        """Publish a batch's outputs, retrying until the broker takes them: the pipeline has
+        already counted the batch, so giving up would lose its alerts and dead letters."""
+        while True:
+            try:
+                await self._send_outputs(out)
+                return
+            except MessageSizeTooLargeError:
+                out.rejected = [truncated(r, self.config.limits.max_message_bytes) for r in out.rejected]
+            except KafkaError as exc:
+                self.error = f"publishing failed, retrying: {type(exc).__name__}: {exc}"
+                log.warning(self.error)
+                await asyncio.sleep(1.0)
+
+    async def _send_outputs(self, out: Output) -> None:
         t = self.config.topics
         sends = []
         if out.alerts:

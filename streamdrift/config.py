@@ -77,6 +77,8 @@ class Limits:
     #: A prediction waits this long (event time) for its label, then counts as expired.
     label_ttl_seconds: float = 24 * 3600.0
     #: Monitors of a (model, segment) not seen for this long (event time) are dropped; 0 = never.
+    #: The clock is the latest event time at least 3 models have reached (a stray far-future
+    #: timestamp cannot evict everyone).
     idle_seconds: float = 7 * 24 * 3600.0
 
 
@@ -143,12 +145,25 @@ class Config:
         return self.retrain
 
     def security_options(self) -> dict:
-        return dict(self.security)
+        """The ``[security]`` table as aiokafka client options (certificate files become an SSL
+        context, which is what aiokafka takes)."""
+        options = dict(self.security)
+        files = {k: options.pop(k) for k in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password")
+                 if k in options}
+        if files or options.get("security_protocol") in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context(cafile=files.get("ssl_cafile"),
+                                                        certfile=files.get("ssl_certfile"),
+                                                        keyfile=files.get("ssl_keyfile"),
+                                                        password=files.get("ssl_password"))
+        return options
 
 
 SECURITY_KEYS = ("security_protocol", "sasl_mechanism", "sasl_plain_username", "sasl_plain_password",
                  "ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI", "OAUTHBEARER")
 ENVIRONMENT = {
     "broker": "STREAMDRIFT_BROKER",
     "group_id": "STREAMDRIFT_GROUP_ID",
@@ -257,6 +272,12 @@ def from_mapping(data: dict) -> Config:
         protocol = security.get("security_protocol", "PLAINTEXT")
         if protocol not in SECURITY_PROTOCOLS:
             raise ConfigError(f"security.security_protocol must be one of {list(SECURITY_PROTOCOLS)}, got {protocol!r}")
+        mechanism = security.get("sasl_mechanism")
+        if mechanism is not None and mechanism not in SASL_MECHANISMS:
+            raise ConfigError(f"security.sasl_mechanism must be one of {list(SASL_MECHANISMS)}, got {mechanism!r}")
+        for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            if key in security and not Path(security[key]).is_file():
+                raise ConfigError(f"security.{key}: no such file {security[key]!r}")
         kwargs["security"] = tuple(sorted((k, str(v)) for k, v in security.items()))
     if data:
         raise ConfigError(f"unknown setting(s) {sorted(data)}; allowed top-level keys: broker, group_id, web_port, "

@@ -127,6 +127,8 @@ def decode(record: Record, limits: Limits) -> Event | LabelEvent | Rejected:
         return Rejected(record, "missing or empty \"model\" (a non-empty string is required)")
     if len(model) > limits.max_string_length:
         return Rejected(record, f"model name longer than limits.max_string_length = {limits.max_string_length}")
+    if SEPARATOR in model:
+        return Rejected(record, "model name contains the control character U+001F")
     features = get("features")
     if type(features) is not dict:
         if features is None and "label" in data and "id" in data:
@@ -142,8 +144,10 @@ def decode(record: Record, limits: Limits) -> Event | LabelEvent | Rejected:
             if problem:
                 return Rejected(record, problem)
     segment = get("segment")
-    if segment is not None and (type(segment) is not str or len(segment) > limits.max_string_length):
-        return Rejected(record, "\"segment\" must be a string (up to limits.max_string_length characters)")
+    if segment is not None and (type(segment) is not str or len(segment) > limits.max_string_length
+                                or SEPARATOR in segment):
+        return Rejected(record, "\"segment\" must be a string (up to limits.max_string_length characters, "
+                                "without the control character U+001F)")
     event_id = get("id")
     if event_id is not None:
         if type(event_id) is int:
@@ -163,6 +167,9 @@ def decode(record: Record, limits: Limits) -> Event | LabelEvent | Rejected:
         ts = record.timestamp_ms / 1000.0
     return Event(model, segment, ts, event_id, features, prediction, label, record)
 
+
+#: Separates the parts of state-topic keys; names may not contain it.
+SEPARATOR = "\x1f"
 
 #: Value types that need no further check (strings are checked for length).
 _SCALARS = frozenset((int, float, bool, str))

@@ -18,13 +18,15 @@ from .config import Config
 from .detectors import CategoricalMonitor, NumericMonitor
 from .detectors.state import pack, unpack
 from .concept import ERROR, PendingPredictions, prediction_error
-from .events import Event, LabelEvent, Record, Rejected, decode, value_problem
+from .events import SEPARATOR, Event, LabelEvent, Record, Rejected, decode, value_problem
 from .retrain import RetrainTracker
 
 #: What each kind of monitored stream is called in alerts, and where its values come from.
 PREDICTION, LABEL, CONCEPT = "prediction", "label", "concept"
 #: Detectors of the error stream unless a ``[[features]]`` rule for ``concept:error`` says otherwise.
 CONCEPT_DETECTORS = ("adwin", "page_hinkley", "histogram")
+#: Models that must have reached an event time before the eviction clock moves there.
+CLOCK_QUORUM = 3
 #: State-topic key suffix of a model's predictions waiting for labels.
 PENDING_KEY = "__pending__"
 
@@ -131,6 +133,10 @@ class ModelMonitors:
                 bad[i] = f"{what} has always been {known}; got {t} value {value!r}"
         return known, bad
 
+    def state_keys(self) -> list[str]:
+        prefix = f"{self.model}\x1f{self.segment or ''}"
+        return [prefix] + [f"{prefix}\x1f{kind}\x1f{name}" for kind, name in self.monitors]
+
     # -- checkpoints: one record for the model, one per monitor (a model's state can exceed a
     # -- Kafka message, a monitor's cannot: it is bounded by its reference and window sizes) --
     def checkpoint_records(self, everything: bool = False) -> list[tuple[str, bytes]]:
@@ -218,6 +224,8 @@ class DriftPipeline:
         self.latest_ts: float | None = None
         #: (model, segment) pairs changed since the last checkpoint.
         self.dirty: set[tuple[str, str | None]] = set()
+        #: State-topic keys of evicted models, to be written as tombstones with the next checkpoint.
+        self.evicted_keys: list[str] = []
         #: Predictions waiting for late labels, per model, and the models whose waiting changed.
         self.pending: dict[str, PendingPredictions] = {}
         self.dirty_pending: set[str] = set()
@@ -244,8 +252,6 @@ class DriftPipeline:
                 continue
             if isinstance(result, LabelEvent):
                 out.processed += 1
-                if result.ts is not None:
-                    self.latest_ts = result.ts if self.latest_ts is None else max(self.latest_ts, result.ts)
                 pending = self.pending.get(result.model)
                 if pending is not None:
                     out.predictions_expired += pending.expire(result.ts)
@@ -284,7 +290,11 @@ class DriftPipeline:
                     self.dirty_pending.add(result.model)
         order = {id(r): i for i, r in enumerate(records)}
         for key in dict.fromkeys([*groups, *errors]):
-            self._monitor(self.models[key], groups.get(key, []), out, errors.get(key, []), order)
+            group = self.models[key]
+            self._monitor(group, groups.get(key, []), out, errors.get(key, []), order)
+            if not group.types and group.last_ts is None and group.partition is None:
+                del self.models[key]  # only rejected events: a hostile producer takes no model slot
+        self._advance_clock(groups)
         self._evict_idle()
         return out
 
@@ -296,11 +306,11 @@ class DriftPipeline:
             bad: dict[int, str] = {}
             types = {}
             for (kind, name), (start, column) in columns.items():
-                if kind == "feature" and len(name) > limits.max_string_length:
+                if kind == "feature" and (len(name) > limits.max_string_length or SEPARATOR in name):
                     for i in range(start, len(events)):
                         if name in events[i].features:
                             bad.setdefault(i, f"a feature name is longer than limits.max_string_length = "
-                                              f"{limits.max_string_length}")
+                                              f"{limits.max_string_length} or contains the control character U+001F")
                     continue
                 types[(kind, name)], problems = group.check_column(kind, name, column, limits)
                 for i, reason in problems.items():
@@ -375,7 +385,6 @@ class DriftPipeline:
         last = events[-1].ts if events else None
         if last is not None:
             group.last_ts = last
-            self.latest_ts = last if self.latest_ts is None else max(self.latest_ts, last)
 
     def _monitor_errors(self, group: ModelMonitors, errors, order) -> list[tuple[int, str, str, dict]]:
         """Feed the error stream of one (model, segment); concept alerts carry the error before
@@ -394,13 +403,27 @@ class DriftPipeline:
             found.append((order[id(record)], CONCEPT, ERROR, alert))
         return found
 
+    def _advance_clock(self, groups: dict) -> None:
+        """Event time as the eviction clock sees it: the latest time that at least
+        ``CLOCK_QUORUM`` models have reached, so that a stray event from the far future (a broken
+        producer clock) cannot age every other model out."""
+        if not groups:
+            return
+        times = [g.last_ts for g in self.models.values() if g.last_ts is not None]
+        if len(times) >= CLOCK_QUORUM:
+            reached = float(np.partition(times, len(times) - CLOCK_QUORUM)[len(times) - CLOCK_QUORUM])
+            self.latest_ts = reached if self.latest_ts is None else max(self.latest_ts, reached)
+
     def _evict_idle(self) -> None:
         idle = self.config.limits.idle_seconds
         if not idle or self.latest_ts is None:
             return
         stale = [k for k, g in self.models.items() if g.last_ts is not None and self.latest_ts - g.last_ts > idle]
         for key in stale:
-            del self.models[key]
+            group = self.models.pop(key)
+            # Tombstones for the state topic, so a restore does not bring the model back.
+            self.evicted_keys.extend(group.state_keys())
+            self.dirty.discard(key)
         self.evicted += len(stale)
         if stale:
             alive = {model for model, _ in self.models}
@@ -421,16 +444,25 @@ class DriftPipeline:
     def checkpoint(self, partitions=None) -> list[tuple[str, bytes]]:
         """State records of the models changed since the last checkpoint (of ``partitions`` only,
         when given), to be written to the compacted state topic."""
-        records = []
+        records: list[tuple[str, bytes | None]] = []
+        if partitions is None:
+            records.extend((key, None) for key in self.evicted_keys)
+            self.evicted_keys = []
         for key in sorted(self.dirty, key=lambda k: (k[0], k[1] or "")):
             group = self.models.get(key)
-            if group is None or (partitions is not None and group.partition not in partitions):
+            if group is None:
+                self.dirty.discard(key)
+                continue
+            if partitions is not None and group.partition not in partitions:
                 continue
             records.extend(group.checkpoint_records())
             self.dirty.discard(key)
         for model in sorted(self.dirty_pending):
             partition = next((g.partition for (m, _), g in self.models.items() if m == model), None)
-            if partition is None or (partitions is not None and partition not in partitions):
+            if partition is None:
+                self.dirty_pending.discard(model)
+                continue
+            if partitions is not None and partition not in partitions:
                 continue
             pending = self.pending.get(model)
             if pending is not None:
@@ -444,6 +476,8 @@ class DriftPipeline:
         many monitors were restored."""
         monitors = 0
         for key, value in sorted(records, key=lambda r: r[0].count("\x1f")):
+            if value is None:  # a tombstone: that state was dropped (evicted model)
+                continue
             parts = key.split("\x1f")
             state = unpack(value)
             model, segment = parts[0], parts[1] or None

@@ -50,7 +50,7 @@ def test_kill_9_and_restart_loses_nothing_and_keeps_alert_ids(broker, unique_top
     expected = _expected_alert_ids(messages)
     assert len(expected) >= 4
     half = len(messages) // 2
-    first = WorkerProcess(broker.bootstrap, config, tmp_path / "w1.log", ("--log-level", "debug"))
+    first = WorkerProcess(broker.bootstrap, config, tmp_path / "w1.log")
     try:
         first.wait_until(lambda h: h["status"] == "ok" and len(h["partitions"]) == 4, what="assignment")
         produce(broker.bootstrap, f"{prefix}.features", messages[:half])
@@ -60,7 +60,7 @@ def test_kill_9_and_restart_loses_nothing_and_keeps_alert_ids(broker, unique_top
     finally:
         first.stop(signal.SIGKILL)
     produce(broker.bootstrap, f"{prefix}.features", messages[half:])
-    second = WorkerProcess(broker.bootstrap, config, tmp_path / "w2.log", ("--log-level", "debug"))
+    second = WorkerProcess(broker.bootstrap, config, tmp_path / "w2.log")
     try:
         report = second.wait_until(lambda h: h["status"] == "ok" and len(h["partitions"]) == 4, what="assignment")
         assert report["restored_monitors"] > 0, "the restarted worker re-learned from scratch"
@@ -70,9 +70,6 @@ def test_kill_9_and_restart_loses_nothing_and_keeps_alert_ids(broker, unique_top
                                                              until=lambda ms: {orjson.loads(m.value)["alert_id"]
                                                                                for m in ms} >= expected)]
         published = {a["alert_id"] for a in alerts}
-        print("DEBUG", sorted((a["model"], a["feature"], a["detector"], a["index"], a["detected_at"]["offset"]) for a in alerts))
-        print("DEBUG2", second.log_text())
-        print("DEBUG1", (tmp_path / "w1.log").read_text()[-3000:])
         assert published == expected, f"missing {expected - published}, unexpected {published - expected}"
     finally:
         second.stop()
