@@ -515,8 +515,8 @@ reference_size = 1000
           f"{warm_s:.1f} s, every new monitor fitting its reference)")
     if latencies:
         p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
-        print(f"   {len(latencies)} alerts; consumed - detected_at.ts: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
-              f"max {max(latencies) * 1000:.0f} ms, min {min(latencies) * 1000:.0f} ms")
+        print(f"   {len(latencies)} alerts; consumed - detected_at.ts: p50 {p50 * 1000:.0f} ms, "
+              f"p99 {p99 * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms, min {min(latencies) * 1000:.0f} ms")
         print(f"   of which event produced -> alert published (its Kafka timestamp): "
               f"p50 {percentile(to_publish, 50) * 1000:.0f} ms, p99 {percentile(to_publish, 99) * 1000:.0f} ms")
         worst = sorted(zip(latencies, (a for _, _, a in listener.arrivals)), key=lambda x: -x[0])[:3]

@@ -30,7 +30,8 @@ def test_late_labels_raise_concept_alerts_and_expired_ones_are_counted(broker, t
     unknown = [{"model": "sea", "id": f"nope-{i}", "label": 0, "ts": 1e9 + 16_000} for i in range(50)]
     worker = WorkerProcess(broker.bootstrap, config, tmp_path / "worker.log")
     try:
-        worker.wait_until(lambda h: h["status"] == "ok" and len(h["partitions"]) == 8, what="assignment")
+        worker.wait_until(lambda h: h["status"] == "ok" and len(h["partitions"]) == 4 and len(h["label_partitions"]) == 4,
+                          what="assignment")
         produce(broker.bootstrap, f"{prefix}.features", ((b"sea", orjson.dumps(e)) for e in features))
         worker.wait_until(lambda h: h["counts"]["in"] >= len(features), what="predictions consumed")
         produce(broker.bootstrap, f"{prefix}.labels", ((b"sea", orjson.dumps(e)) for e in labels + unknown + stale))

@@ -393,18 +393,38 @@ def test_offline_alerts_equal_the_pipeline_in_any_batch_size(batch_size, events,
     assert sorted(a["alert_id"] for a in fed_alerts) == sorted(a["alert_id"] for a in alerts)
 
 
-# -- known bugs in code this file does not own (these tests fail until they are fixed) --------------
 def test_constant_feature_with_a_small_reference_does_not_stop_the_replay(tmp_path):
-    # reference_size = 200 is allowed (>= 50); a feature that is constant during the warm-up
-    # (a flag, a default value) must be watched or ignored, never end the replay (or the processor).
+    # A feature that is constant during the warm-up (a flag, a default value) must be watched or
+    # ignored, never end the replay (or the processor).
     config = tmp_path / "small.toml"
     config.write_text("[detectors]\nreference_size = 200\n")
-    rng_events = SyntheticStream(models=["fraud-v3"], numeric_features=1, events_per_model=600, seed=3).events()
+    events = SyntheticStream(models=["fraud-v3"], numeric_features=1, events_per_model=600, seed=3).events()
     log = tmp_path / "flag.jsonl"
     log.write_bytes(jsonl_bytes([orjson.dumps({**e, "features": {**e["features"], "is_test": 0.0}})
-                                 for e in rng_events]))
+                                 for e in events]))
     alerts, _ = replay(log, tmp_path, config)
     assert all(a["feature"] != "is_test" for a in alerts)
+
+
+# -- known bugs in code this file does not own (these tests fail until they are fixed) --------------
+@pytest.mark.parametrize("reference_size, shift", [(50, 0.5), (1000, 0.1)])
+def test_accepted_detector_settings_never_crash_the_replay(reference_size, shift, tmp_path, capsys):
+    # Both settings pass validation (reference_size >= 50, 0 < shift <= 10). A replay with them
+    # must work, or stop with a configuration error that names the setting (exit code 2); it must
+    # not die in the middle of the log with a traceback (the processor would crash-loop on it).
+    config = tmp_path / "settings.toml"
+    config.write_text(f"[detectors]\nreference_size = {reference_size}\nshift = {shift}\n")
+    events = SyntheticStream(models=["fraud-v3"], numeric_features=2, events_per_model=reference_size + 500,
+                             seed=3).events()
+    log = tmp_path / "plain.jsonl"
+    log.write_bytes(jsonl_bytes([orjson.dumps(e) for e in events]))
+    alerts = tmp_path / "alerts.jsonl"
+    code = main(["replay", str(log), "--offline", "--config", str(config), "--alerts", str(alerts), "--quiet"])
+    if code == 2:
+        err = capsys.readouterr().err
+        assert "reference_size" in err or "shift" in err, err
+    else:
+        assert code == 0
 
 
 IDLE_CONFIG = """
@@ -416,16 +436,17 @@ idle_seconds = 100
 
 
 def paused_model_log(tmp_path: Path) -> Path:
-    """fraud-v3 drifts, pauses for longer than idle_seconds (event time) while churn-v1 goes on,
-    then comes back and drifts the same way again. The pause spans line 20,000, where the offline
-    replay's first batch ends."""
+    """fraud-v3 drifts, pauses for longer than idle_seconds (event time) while three other models
+    go on, then comes back and drifts the same way again. The pause spans line 20,000, where the
+    offline replay's first batch ends."""
     def incident(t0: float) -> list[bytes]:
         stream = SyntheticStream(models=["fraud-v3"], numeric_features=1, events_per_model=3000, seed=9,
                                  drifts=[Drift("fraud-v3", "f00", 1500, "mean")], start_ts=t0)
         return [orjson.dumps(e) for e in stream.events()]
 
-    other = SyntheticStream(models=["churn-v1"], numeric_features=1, events_per_model=18_000, seed=10,
-                            start_ts=1_732_000_040.0)
+    # 180 s of event time: fraud-v3 is idle for 200 s by the clock of the other models.
+    other = SyntheticStream(models=["churn-v1", "ranker-v7", "scorer-v2"], numeric_features=1, events_per_model=6000,
+                            seed=10, start_ts=1_732_000_040.0, spacing_s=0.03)
     lines = incident(1_732_000_000.0) + [orjson.dumps(e) for e in other.events()] + incident(1_732_000_230.0)
     log = tmp_path / "paused.jsonl"
     log.write_bytes(jsonl_bytes(lines))
