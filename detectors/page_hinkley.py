@@ -8,12 +8,18 @@ The threshold comes from the false-alarm budget and the reference's own score di
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import calibration
 from .cusum import QUANTUM, first_crossing, quantise
 from .errors import check_range
 from .reference import Reference
+
+
+#: A threshold no sum reaches: the detector is off.
+NEVER = 1 << 62
 
 
 class PageHinkley:
@@ -60,9 +66,16 @@ class PageHinkley:
         sd = float(np.sqrt(np.average((z - mean) ** 2, weights=weights)))  # weights are counts
         guard = calibration.REFERENCE_GUARD * sd / np.sqrt(reference.size)
         # Each side keeps twice the run length; the guard moves the null towards the alarm side.
-        h_up = calibration.cusum_threshold(z - allowance + guard, 2 * run_length, weights)
-        h_down = calibration.cusum_threshold(-z - allowance + guard, 2 * run_length, weights)
-        self.threshold = int(round(max(h_up, h_down) * QUANTUM))
+        thresholds = []
+        for scores in (z - allowance + guard, -z - allowance + guard):
+            if np.average(scores, weights=weights) >= 0:
+                # The reference is too small for this shift: its own uncertainty is as large as
+                # the drift allowance, so no threshold keeps the budget. The detector stays off.
+                thresholds.append(math.inf)
+            else:
+                thresholds.append(calibration.cusum_threshold(scores, 2 * run_length, weights))
+        h = max(thresholds)
+        self.threshold = NEVER if math.isinf(h) else int(round(h * QUANTUM))
         self._reset()
 
     @property

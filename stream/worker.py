@@ -124,7 +124,7 @@ class Worker:
         try:
             while not self._stop.is_set():
                 try:
-                    batch = await self.consumer.getmany()
+                    batch = await self._next_batch()
                     if batch:
                         self.last_ok = time.monotonic()
                         await self.handle(batch)
@@ -144,6 +144,20 @@ class Worker:
             await self.consumer.stop()
             await self.publisher.stop()
             log.info("worker stopped: %s", self.counts)
+
+    async def _next_batch(self) -> list[Record]:
+        """Up to ``batch_size`` records: what has arrived, topped up for at most ``linger_ms``.
+        Monitors cost a fixed amount per update, so a few large batches beat many small ones;
+        the linger bounds what that adds to alert latency."""
+        batch = await self.consumer.getmany()
+        deadline = time.monotonic() + self.config.linger_ms / 1000.0
+        while batch and len(batch) < self.config.batch_size and time.monotonic() < deadline:
+            more = await self.consumer.getmany(timeout_ms=max(1, int((deadline - time.monotonic()) * 1000)),
+                                               max_records=self.config.batch_size - len(batch))
+            if not more:
+                break
+            batch.extend(more)
+        return batch
 
     async def handle(self, batch: list[Record]) -> Output:
         """Process one batch: pipeline, publish outputs (awaiting acks). Its offsets are committed

@@ -7,14 +7,19 @@ import hashlib
 from .detectors import Detection
 
 
-def alert_id(model: str, segment: str | None, feature: str, detector: str, index: int) -> str:
+def alert_id(model: str, segment: str | None, feature: str, detector: str, index: int,
+             started: float | None = None) -> str:
     """Deterministic id: the same input position always yields the same id, so a replay after a
-    crash republishes an alert under the id consumers already saw.
+    crash republishes an alert under the id consumers already saw. ``started`` (the event time
+    the model's monitors started at) tells apart a model that came back after an idle eviction.
 
     >>> alert_id("fraud-v3", None, "amount", "ks", 1200)
     'a-512daa7aedfe4fdaf073e09b'
     """
-    key = "\x1f".join((model, segment or "", feature, detector, str(index)))
+    parts = [model, segment or "", feature, detector, str(index)]
+    if started is not None:
+        parts.append(repr(float(started)))
+    key = "\x1f".join(parts)
     return "a-" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
@@ -23,10 +28,10 @@ def position(record) -> dict:
 
 
 def build_alert(model: str, segment: str | None, feature: str, kind: str, detection: Detection,
-                ts: float | None, record, config_version: str) -> dict:
+                ts: float | None, record, config_version: str, started: float | None = None) -> dict:
     """The alert for one detection, with where in the input it happened."""
     return {
-        "alert_id": alert_id(model, segment, feature, detection.detector, detection.index),
+        "alert_id": alert_id(model, segment, feature, detection.detector, detection.index, started),
         "model": model,
         "segment": segment,
         "feature": feature,

@@ -102,8 +102,10 @@ class Config:
     web_port: int = 6066
     #: ``text`` or ``json`` log lines. Env ``STREAMDRIFT_LOG_FORMAT``.
     log_format: str = "text"
-    #: Events decoded per batch in the hot path.
-    batch_size: int = 5000
+    #: Most events decoded and monitored per batch in the hot path.
+    batch_size: int = 20000
+    #: How long a batch may wait to fill up, in milliseconds (bounds the latency it adds).
+    linger_ms: int = 100
     #: Seconds between state checkpoints (and offset commits). Env ``STREAMDRIFT_CHECKPOINT_SECONDS``.
     checkpoint_seconds: float = 5.0
     topics: Topics = field(default_factory=Topics)
@@ -228,7 +230,7 @@ def from_mapping(data: dict) -> Config:
     """
     data = dict(data)
     top = {}
-    for key in ("broker", "group_id", "web_port", "log_format", "batch_size", "checkpoint_seconds"):
+    for key in ("broker", "group_id", "web_port", "log_format", "batch_size", "linger_ms", "checkpoint_seconds"):
         if key in data:
             top[key] = data.pop(key)
     kwargs = {}
@@ -281,7 +283,7 @@ def from_mapping(data: dict) -> Config:
         kwargs["security"] = tuple(sorted((k, str(v)) for k, v in security.items()))
     if data:
         raise ConfigError(f"unknown setting(s) {sorted(data)}; allowed top-level keys: broker, group_id, web_port, "
-                          "log_format, batch_size, checkpoint_seconds and tables topics, detectors, features, "
+                          "log_format, batch_size, linger_ms, checkpoint_seconds and tables topics, detectors, features, "
                           "retrain, limits, security")
     config = Config(**kwargs)
     _check(config)
@@ -294,7 +296,8 @@ class _TopLevel:
     group_id: str = "streamdrift"
     web_port: int = 6066
     log_format: str = "text"
-    batch_size: int = 5000
+    batch_size: int = 20000
+    linger_ms: int = 100
     checkpoint_seconds: float = 5.0
 
 

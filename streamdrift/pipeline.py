@@ -77,6 +77,9 @@ class ModelMonitors:
         self.monitors: dict[tuple[str, str], detectors.NumericMonitor | detectors.CategoricalMonitor] = {}
         self.tracker = RetrainTracker(config.policy_for(model))
         self.last_ts: float | None = None
+        #: Event time of this incarnation's first event: part of alert ids, so that a model that
+        #: comes back after an idle eviction never reuses the ids of its earlier alerts.
+        self.started: float | None = None
         #: Input position: partition of this model's events and the next offset not yet processed.
         self.partition: int | None = None
         self.next_offset: int | None = None
@@ -145,7 +148,8 @@ class ModelMonitors:
         position = {"partition": self.partition, "offset": self.next_offset}
         records = [(prefix, pack({**position, "model": self.model, "segment": self.segment,
                                   "types": [[k, n, t] for (k, n), t in self.types.items()],
-                                  "tracker": self.tracker.get_state(), "last_ts": self.last_ts}))]
+                                  "tracker": self.tracker.get_state(), "last_ts": self.last_ts,
+                                  "started": self.started}))]
         for key in (self.monitors if everything else sorted(self.dirty)):
             blob = np.frombuffer(detectors.encode_monitor(self.monitors[key]), dtype=np.uint8)
             records.append((f"{prefix}\x1f{key[0]}\x1f{key[1]}", pack({**position, "monitor": blob})))
@@ -245,6 +249,7 @@ class DriftPipeline:
         # (record, error, ts).
         errors: dict[tuple[str, str | None], list[tuple[Record, float, float | None]]] = {}
         limits = self.config.limits
+        order = {id(r): i for i, r in enumerate(records)}
         for record in records:
             result = decode(record, limits)
             if isinstance(result, Rejected):
@@ -272,7 +277,19 @@ class DriftPipeline:
                 out.rejected.append(Rejected(record, f"limits.max_models = {limits.max_models} "
                                                      "(model, segment) pairs are already monitored"))
                 continue
-            self._model(result.model, result.segment)
+            group = self._model(result.model, result.segment)
+            idle = limits.idle_seconds
+            if idle and result.ts is not None:
+                last = groups[key][-1].ts if groups.get(key) else group.last_ts
+                if last is not None and result.ts - last > idle:
+                    # Idle for longer than idle_seconds: the model starts afresh at this event.
+                    # Decided on its own event times only, so it does not depend on batching.
+                    if key in groups or key in errors:
+                        self._monitor(group, groups.pop(key, []), out, errors.pop(key, []), order)
+                    self._retire(key)
+                    group = self._model(result.model, result.segment)
+            if group.started is None:
+                group.started = result.ts
             groups.setdefault(key, []).append(result)
             if result.prediction is not None and result.id is not None:
                 if result.label is not None:
@@ -288,7 +305,6 @@ class DriftPipeline:
                     pending.add(result.id, result.prediction, result.segment, result.ts, record.offset)
                     out.predictions_expired += pending.expired - before
                     self.dirty_pending.add(result.model)
-        order = {id(r): i for i, r in enumerate(records)}
         for key in dict.fromkeys([*groups, *errors]):
             group = self.models[key]
             self._monitor(group, groups.get(key, []), out, errors.get(key, []), order)
@@ -370,7 +386,7 @@ class DriftPipeline:
                 local = first + detection.index - start
                 event = events[local]
                 alert = build_alert(group.model, group.segment, name, kind, detection, event.ts, event.record,
-                                    self.version)
+                                    self.version, group.started)
                 found.append((order[id(event.record)], kind, name, alert))
         found.sort(key=lambda item: (item[0], item[1], item[2], item[3]["detector"]))
         for _, _, _, alert in found:
@@ -396,12 +412,21 @@ class DriftPipeline:
         found = []
         for detection in monitor.update(np.array([e for _, e, _ in errors], dtype=np.float64)):
             record, _, ts = errors[detection.index - start]
-            alert = build_alert(group.model, group.segment, ERROR, CONCEPT, detection, ts, record, self.version)
+            alert = build_alert(group.model, group.segment, ERROR, CONCEPT, detection, ts, record, self.version,
+                                group.started)
             alert["kind"] = CONCEPT
             alert["effect"]["error_before"] = detection.reference.get("mean")
             alert["effect"]["error_after"] = detection.window.get("mean")
             found.append((order[id(record)], CONCEPT, ERROR, alert))
         return found
+
+    def _retire(self, key: tuple[str, str | None]) -> None:
+        """Drop a (model, segment): tombstones for the state topic, so a restore does not bring
+        it back."""
+        group = self.models.pop(key)
+        self.evicted_keys.extend(group.state_keys())
+        self.dirty.discard(key)
+        self.evicted += 1
 
     def _advance_clock(self, groups: dict) -> None:
         """Event time as the eviction clock sees it: the latest time that at least
@@ -420,11 +445,7 @@ class DriftPipeline:
             return
         stale = [k for k, g in self.models.items() if g.last_ts is not None and self.latest_ts - g.last_ts > idle]
         for key in stale:
-            group = self.models.pop(key)
-            # Tombstones for the state topic, so a restore does not bring the model back.
-            self.evicted_keys.extend(group.state_keys())
-            self.dirty.discard(key)
-        self.evicted += len(stale)
+            self._retire(key)
         if stale:
             alive = {model for model, _ in self.models}
             for model in [m for m in self.pending if m not in alive]:
@@ -492,6 +513,7 @@ class DriftPipeline:
                 group.types = {(k, n): t for k, n, t in state["types"]}
                 group.tracker.set_state(state["tracker"])
                 group.last_ts = state["last_ts"]
+                group.started = state.get("started")
                 group.partition, group.next_offset = state["partition"], state["offset"]
             else:
                 group = self.models.get((model, segment))
