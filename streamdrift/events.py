@@ -44,6 +44,8 @@ class Event:
     prediction: object
     label: object
     record: Record
+    #: Whether ``ts`` came from the event itself (not the Kafka message timestamp).
+    ts_given: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,9 +165,12 @@ def decode(record: Record, limits: Limits) -> Event | LabelEvent | Rejected:
             if parsed is None:
                 return Rejected(record, f"\"ts\" must be epoch seconds or an ISO-8601 time, got {ts!r}")
             ts = parsed
-    elif record.timestamp_ms is not None:
-        ts = record.timestamp_ms / 1000.0
-    return Event(model, segment, ts, event_id, features, prediction, label, record)
+        given = True
+    else:
+        given = False
+        if record.timestamp_ms is not None:
+            ts = record.timestamp_ms / 1000.0
+    return Event(model, segment, ts, event_id, features, prediction, label, record, given)
 
 
 #: Separates the parts of state-topic keys; names may not contain it.

@@ -279,7 +279,9 @@ class DriftPipeline:
                 continue
             group = self._model(result.model, result.segment)
             idle = limits.idle_seconds
-            if idle and result.ts is not None:
+            # Only a time the event states itself can restart a model: a message without ``ts``
+            # (Kafka timestamp: the producer's clock, not event time) never does.
+            if idle and result.ts is not None and result.ts_given:
                 last = groups[key][-1].ts if groups.get(key) else group.last_ts
                 if last is not None and result.ts - last > idle:
                     # Idle for longer than idle_seconds: the model starts afresh at this event.
