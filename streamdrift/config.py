@@ -235,7 +235,7 @@ def from_mapping(data: dict) -> Config:
             top[key] = data.pop(key)
     kwargs = {}
     if top:
-        base = _build(_TopLevel, top, "top level")
+        base = _build(Config, top, "top level")  # only the top-level keys: the tables keep defaults
         kwargs.update({k: getattr(base, k) for k in top})
     if "topics" in data:
         kwargs["topics"] = _build(Topics, data.pop("topics"), "topics")
@@ -290,17 +290,6 @@ def from_mapping(data: dict) -> Config:
     return config
 
 
-@dataclass(frozen=True)
-class _TopLevel:
-    broker: str = "localhost:9092"
-    group_id: str = "streamdrift"
-    web_port: int = 6066
-    log_format: str = "text"
-    batch_size: int = 20000
-    linger_ms: int = 100
-    checkpoint_seconds: float = 5.0
-
-
 def _check(config: Config) -> None:
     if config.log_format not in ("text", "json"):
         raise ConfigError(f"log_format must be \"text\" or \"json\", got {config.log_format!r}")
@@ -327,7 +316,7 @@ def load(path: str | os.PathLike | None = None, environ: dict | None = None, **f
     for key, env in ENVIRONMENT.items():
         if env in environ:
             raw = environ[env]
-            default = getattr(_TopLevel(), key)
+            default = getattr(Config(), key)
             try:
                 data[key] = type(default)(raw)
             except ValueError:

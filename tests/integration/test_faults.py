@@ -13,15 +13,11 @@ import warnings
 import orjson
 from confluent_kafka import Producer as ConfluentProducer
 
-from streamdrift.config import Config
-from streamdrift.detectors import MonitorSettings
-from streamdrift.events import Record
-from streamdrift.pipeline import DriftPipeline
 from streamdrift.stream.broker import EmbeddedBroker
 from streamdrift.stream.topics import ensure_topics_sync
 from streamdrift.synthetic import Drift, SyntheticStream
 
-from .workers import WorkerProcess, config_text, consume_all, produce
+from .workers import WorkerProcess, config_text, consume_all, expected_alert_ids, produce
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -35,16 +31,6 @@ DRIFTS = [Drift("m-00", "f00", 2500, "mean"), Drift("m-03", "country", 2500, "ca
           Drift("m-05", "amount", 3500, "variance"), Drift("m-06", "f01", 3800, "mean")]
 MODELS = [f"m-{i:02d}" for i in range(8)]
 ALL_PARTITIONS = 4
-
-
-def _expected_alert_ids(messages) -> set[str]:
-    """What an uninterrupted processor publishes for the same per-model input order."""
-    pipeline = DriftPipeline(Config(detectors=MonitorSettings(reference_size=1000)))
-    records = [Record(value, key, "x", 0, i) for i, (key, value) in enumerate(messages)]
-    ids = set()
-    for i in range(0, len(records), 5000):
-        ids |= {a["alert_id"] for a in pipeline.process(records[i:i + 5000]).alerts}
-    return ids
 
 
 def _setup(bootstrap: str, prefix: str, tmp_path, extra: str = SETTINGS):
@@ -118,7 +104,7 @@ def test_worker_joins_and_leaves_monitors_move_with_partitions(broker, unique_to
     prefix = unique_topic("rb")
     config = _setup(broker.bootstrap, prefix, tmp_path)
     messages = _drifting_messages()
-    expected = _expected_alert_ids(messages)
+    expected = expected_alert_ids(messages)
     assert len(expected) >= 4
     cut1, cut2 = len(messages) // 3, 2 * len(messages) // 3
     first = WorkerProcess(broker.bootstrap, config, tmp_path / "w1.log")
@@ -185,7 +171,7 @@ def test_broker_paused_for_30_s_worker_degrades_then_recovers_without_loss(tmp_p
         prefix = "outage"
         config = _setup(own.bootstrap, prefix, tmp_path)
         messages = _drifting_messages(events_per_model=4000)
-        expected = _expected_alert_ids(messages)
+        expected = expected_alert_ids(messages)
         half = len(messages) // 2
         worker = WorkerProcess(own.bootstrap, config, tmp_path / "w.log")
         try:

@@ -7,14 +7,10 @@ import time
 
 import orjson
 
-from streamdrift.config import Config, Topics
-from streamdrift.detectors import MonitorSettings
-from streamdrift.events import Record
-from streamdrift.pipeline import DriftPipeline
 from streamdrift.stream.topics import ensure_topics_sync
 from streamdrift.synthetic import Drift, SyntheticStream
 
-from .workers import WorkerProcess, config_text, consume_all, produce
+from .workers import WorkerProcess, config_text, consume_all, expected_alert_ids, produce
 
 SETTINGS = """
 [detectors]
@@ -22,16 +18,6 @@ reference_size = 1000
 """
 DRIFTS = [Drift("m-00", "f00", 2500, "mean"), Drift("m-03", "country", 2500, "category"),
           Drift("m-05", "amount", 3500, "variance"), Drift("m-06", "f01", 3800, "mean")]
-
-
-def _expected_alert_ids(messages) -> set[str]:
-    """What an uninterrupted processor publishes for the same per-model input order."""
-    pipeline = DriftPipeline(Config(detectors=MonitorSettings(reference_size=1000)))
-    records = [Record(value, key, "x", 0, i) for i, (key, value) in enumerate(messages)]
-    ids = set()
-    for i in range(0, len(records), 5000):
-        ids |= {a["alert_id"] for a in pipeline.process(records[i:i + 5000]).alerts}
-    return ids
 
 
 def _setup(broker, unique_topic, tmp_path):
@@ -47,7 +33,7 @@ def _setup(broker, unique_topic, tmp_path):
 
 def test_kill_9_and_restart_loses_nothing_and_keeps_alert_ids(broker, unique_topic, tmp_path):
     prefix, config, messages = _setup(broker, unique_topic, tmp_path)
-    expected = _expected_alert_ids(messages)
+    expected = expected_alert_ids(messages)
     assert len(expected) >= 4
     half = len(messages) // 2
     first = WorkerProcess(broker.bootstrap, config, tmp_path / "w1.log")

@@ -17,6 +17,11 @@ from pathlib import Path
 import orjson
 from confluent_kafka import Producer as ConfluentProducer
 
+from streamdrift.config import Config
+from streamdrift.detectors import MonitorSettings
+from streamdrift.events import Record
+from streamdrift.pipeline import DriftPipeline
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from kafka import KafkaConsumer as KafkaPythonConsumer
@@ -150,3 +155,13 @@ def consume_all(bootstrap: str, topic: str, *, until=None, timeout_s: float = 30
     finally:
         consumer.close()
     return messages
+
+
+def expected_alert_ids(messages, reference_size: int = 1000) -> set[str]:
+    """What an uninterrupted processor publishes for the same per-model input order."""
+    pipeline = DriftPipeline(Config(detectors=MonitorSettings(reference_size=reference_size)))
+    records = [Record(value, key, "x", 0, i) for i, (key, value) in enumerate(messages)]
+    ids = set()
+    for i in range(0, len(records), 5000):
+        ids |= {a["alert_id"] for a in pipeline.process(records[i:i + 5000]).alerts}
+    return ids
