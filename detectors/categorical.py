@@ -18,7 +18,7 @@ from .detection import Detection
 from .frequency import FrequencyTest, jensen_shannon, psi
 from .missing_rate import MissingRate
 from .monitor import FeatureMonitor, evaluation_points
-from .numeric import CRITICAL_MISSING_CHANGE, CRITICAL_PSI
+from .numeric import CRITICAL_PSI
 from .settings import MonitorSettings
 from .window import Ring
 
@@ -136,15 +136,7 @@ class CategoricalMonitor(FeatureMonitor):
         if self._armed("missing_rate"):
             hit = self.missing_rate.update(missing)
             if hit is not None:
-                w = self.settings.window
-                recent = np.concatenate((self.recent_missing.items(), missing[:hit[0] + 1]))[-w:]
-                rate, ref_rate = float(recent.mean()), self.reference_missing / max(1, self.reference_total)
-                found.append(Detection(
-                    detector="missing_rate", kind="missing_rate", index=base + hit[0], statistic=hit[2],
-                    threshold=self.missing_rate.threshold_value(hit[1]), p_value=None, direction=hit[1],
-                    severity="critical" if abs(rate - ref_rate) >= CRITICAL_MISSING_CHANGE else "warning",
-                    reference={"n": self.reference_total, "missing_rate": ref_rate},
-                    window={"n": int(recent.size), "missing_rate": rate}))
+                found.append(self._missing_detection(base, hit, missing))
         codes = self._codes(x[present]) if present.size else np.zeros(0, dtype=np.int32)
         if self._armed("categorical") and codes.size:
             s = self.settings

@@ -21,8 +21,6 @@ from .window import Ring
 CRITICAL_PSI = 0.25
 #: Page-Hinkley / ADWIN: a mean shift of this many reference sds in the new regime is critical.
 CRITICAL_SHIFT_SD = 1.0
-#: A missing rate moving by this much (absolute) is critical.
-CRITICAL_MISSING_CHANGE = 0.05
 
 
 class NumericMonitor(FeatureMonitor):
@@ -118,7 +116,7 @@ class NumericMonitor(FeatureMonitor):
         if self._armed("missing_rate"):
             hit = self.missing_rate.update(missing)
             if hit is not None:
-                found.append(self._missing_detection(base + hit[0], hit, missing, hit[0]))
+                found.append(self._missing_detection(base, hit, missing))
         if values.size:
             positions = ref.positions(values)
             need_u = self._armed("page_hinkley") or self._armed("adwin")
@@ -210,18 +208,6 @@ class NumericMonitor(FeatureMonitor):
                          statistic=float(statistic), threshold=float(threshold),
                          p_value=None if p_value is None else float(p_value), direction=direction,
                          severity=severity, reference=ref_summary, window=win_summary, effect=effect)
-
-    def _missing_detection(self, index, hit, missing, t) -> Detection:
-        w = self.settings.window
-        recent = np.concatenate((self.recent_missing.items(), missing[:t + 1]))[-w:]
-        rate = float(recent.mean())
-        ref_rate = self.reference_missing / max(1, self.reference_total)
-        severity = "critical" if abs(rate - ref_rate) >= CRITICAL_MISSING_CHANGE else "warning"
-        return Detection(detector="missing_rate", kind="missing_rate", index=int(index),
-                         statistic=float(hit[2]), threshold=self.missing_rate.threshold_value(hit[1]),
-                         p_value=None, direction=hit[1], severity=severity,
-                         reference={"n": self.reference_total, "missing_rate": ref_rate},
-                         window={"n": int(recent.size), "missing_rate": rate})
 
     # -- state ------------------------------------------------------------------------------
     def get_state(self) -> dict:

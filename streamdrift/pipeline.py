@@ -155,23 +155,6 @@ class ModelMonitors:
         self.dirty.clear()
         return records
 
-    def get_state(self) -> dict:
-        keys = list(self.monitors)
-        return {
-            "model": self.model, "segment": self.segment,
-            "types": [[k, n, t] for (k, n), t in self.types.items()],
-            "monitor_keys": [[k, n] for k, n in keys],
-            "monitors": [np.frombuffer(detectors.encode_monitor(self.monitors[k]), dtype=np.uint8) for k in keys],
-            "tracker": self.tracker.get_state(), "last_ts": self.last_ts,
-        }
-
-    def set_state(self, state: dict) -> None:
-        self.types = {(k, n): t for k, n, t in state["types"]}
-        self.monitors = {(k, n): detectors.decode_monitor(blob.tobytes())
-                         for (k, n), blob in zip(state["monitor_keys"], state["monitors"])}
-        self.tracker.set_state(state["tracker"])
-        self.last_ts = state["last_ts"]
-
 
 def columns_of(group: "ModelMonitors", events: list[Event]) -> dict[tuple[str, str], tuple[int, list]]:
     """Every monitored stream of a run of events, as ``(first event, column)``: features, then
@@ -453,16 +436,6 @@ class DriftPipeline:
                 del self.pending[model]
 
     # -- state ------------------------------------------------------------------------------
-    def encode_model(self, model: str, segment: str | None) -> bytes:
-        """One (model, segment)'s complete state, in the core's explicit encoding."""
-        return pack(self.models[(model, segment)].get_state())
-
-    def restore_model(self, blob: bytes) -> tuple[str, str | None]:
-        state = unpack(blob)
-        group = self._model(state["model"], state["segment"])
-        group.set_state(state)
-        return group.model, group.segment
-
     def checkpoint(self, partitions=None) -> list[tuple[str, bytes]]:
         """State records of the models changed since the last checkpoint (of ``partitions`` only,
         when given), to be written to the compacted state topic."""
