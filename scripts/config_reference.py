@@ -88,7 +88,7 @@ def sections() -> list[tuple[str, str, list[tuple[str, str, str, str]]]]:
     """(heading, intro, rows) of every TOML table, in the order a config file is usually written."""
     config_comments = field_comments(Config)
     # The scalar keys that from_mapping accepts outside any table.
-    top_level = [f.name for f in dataclasses.fields(config_module._TopLevel)]
+    top_level = config_module.TOP_LEVEL_KEYS
     defaults = Config()
     out = []
     rows = []

@@ -220,6 +220,10 @@ def _monitor_settings(data: dict, where: str, base: MonitorSettings | None = Non
         raise ConfigError(f"[{where}] {exc}") from None
 
 
+#: The scalar ``Config`` keys a TOML file sets outside any table.
+TOP_LEVEL_KEYS = ("broker", "group_id", "web_port", "log_format", "batch_size", "linger_ms", "checkpoint_seconds")
+
+
 def from_mapping(data: dict) -> Config:
     """Build a ``Config`` from the parsed TOML document (no environment applied).
 
@@ -230,7 +234,7 @@ def from_mapping(data: dict) -> Config:
     """
     data = dict(data)
     top = {}
-    for key in ("broker", "group_id", "web_port", "log_format", "batch_size", "linger_ms", "checkpoint_seconds"):
+    for key in TOP_LEVEL_KEYS:
         if key in data:
             top[key] = data.pop(key)
     kwargs = {}
