@@ -6,7 +6,6 @@ identical alerts for the same input order.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -16,6 +15,7 @@ from .alerts import build_alert
 from .config import Config
 from .detectors import CategoricalMonitor, NumericMonitor
 from .detectors.state import pack, unpack
+from .detectors.together import update_together
 from .concept import ERROR, PendingPredictions, prediction_error
 from .events import SEPARATOR, Event, LabelEvent, Record, Rejected, decode, value_problem
 from .retrain import RetrainTracker
@@ -341,6 +341,8 @@ class DriftPipeline:
             dropped = {id(r.record) for r in out.rejected[rejected_before:]}
             errors = [e for e in errors if id(e[0]) not in dropped]
         found: list[tuple[int, str, str, dict]] = []
+        #: Numeric streams present since the first event: one matrix, one vectorised update.
+        together: list[tuple[str, str, NumericMonitor, list]] = []
         if errors:
             found.extend(self._monitor_errors(group, errors, order))
         for (kind, name), (first, column) in columns.items():
@@ -362,16 +364,20 @@ class DriftPipeline:
                 if not column:
                     continue
             group.dirty.add((kind, name))
+            if type_ == "numeric" and first == 0:
+                together.append((kind, name, monitor, column))  # updated below, all at once
+                continue
             if type_ == "numeric":
-                column = np.array(column, dtype=np.float64) if None not in column else \
-                    np.array([math.nan if v is None else v for v in column], dtype=np.float64)
-            start = monitor.seen
-            for detection in monitor.update(column):
-                local = first + detection.index - start
-                event = events[local]
-                alert = build_alert(group.model, group.segment, name, kind, detection, event.ts, event.record,
-                                    self.version, group.started)
-                found.append((order[id(event.record)], kind, name, alert))
+                column = np.array(column, dtype=np.float64)  # None becomes NaN: missing
+            found.extend(self._alerts(group, kind, name, events, first, monitor.seen, monitor.update(column),
+                                      order))
+        if together:
+            monitors = [m for _, _, m, _ in together]
+            starts = [m.seen for m in monitors]
+            matrix = np.array([column for *_, column in together], dtype=np.float64)
+            for (kind, name, _, _), start, detections in zip(together, starts, update_together(monitors, matrix)):
+                if detections:
+                    found.extend(self._alerts(group, kind, name, events, 0, start, detections, order))
         found.sort(key=lambda item: (item[0], item[1], item[2], item[3]["detector"]))
         for _, _, _, alert in found:
             out.alerts.append(alert)
@@ -385,6 +391,18 @@ class DriftPipeline:
         last = events[-1].ts if events else None
         if last is not None:
             group.last_ts = last
+
+    def _alerts(self, group: ModelMonitors, kind: str, name: str, events: list[Event], first: int, start: int,
+                detections, order: dict[int, int]) -> list[tuple[int, str, str, dict]]:
+        """Alerts of one stream's detections; ``start`` is the monitor's value count before the
+        update, ``first`` the event of the stream's first value in this batch."""
+        found = []
+        for detection in detections:
+            event = events[first + detection.index - start]
+            alert = build_alert(group.model, group.segment, name, kind, detection, event.ts, event.record,
+                                self.version, group.started)
+            found.append((order[id(event.record)], kind, name, alert))
+        return found
 
     def _monitor_errors(self, group: ModelMonitors, errors, order) -> list[tuple[int, str, str, dict]]:
         """Feed the error stream of one (model, segment); concept alerts carry the error before
