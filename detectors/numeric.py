@@ -7,6 +7,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from .adwin import ADWIN
+from .binary import BinaryDetector, binary_detector, check_binary
 from .detection import Detection
 from .frequency import FrequencyTest, psi
 from .ks import WindowedKS
@@ -14,7 +15,7 @@ from .missing_rate import MissingRate
 from .monitor import FeatureMonitor, evaluation_points
 from .page_hinkley import PageHinkley
 from .reference import Reference, summarize
-from .settings import MonitorSettings
+from .settings import BINARY_DETECTORS, MonitorSettings
 from .window import Ring
 
 #: PSI at or above this marks a detection as critical (the customary "major shift" line).
@@ -58,6 +59,9 @@ class NumericMonitor(FeatureMonitor):
         self.recent_positions = Ring(s.window, np.int64)
         self.recent_missing = Ring(s.window, np.bool_)
         self.recent_bins = Ring(s.window, np.int16)
+        #: Opt-in detectors of 0/1 error streams (``ddm``, ``hddm_a``), by name; usually empty.
+        self.binary: dict[str, BinaryDetector] = {
+            name: binary_detector(name, s) for name in self.active if name in BINARY_DETECTORS}
         if reference is not None:
             self.set_reference(reference)
 
@@ -77,6 +81,8 @@ class NumericMonitor(FeatureMonitor):
         missing = np.isnan(values)
         if missing.all():
             raise ValueError("reference has no non-missing value")
+        for name in self.binary:
+            check_binary(values, name)
         self._calibrate(values[~missing], int(missing.sum()), int(values.size))
 
     def update(self, values) -> list[Detection]:
@@ -85,6 +91,8 @@ class NumericMonitor(FeatureMonitor):
         bad = np.flatnonzero(np.isinf(x))
         if bad.size:
             raise ValueError(f"value at position {int(bad[0])} is infinite; send null for a missing value")
+        for name in self.binary:
+            check_binary(x, name)  # before any state changes: a refused batch leaves the monitor as it was
         return self._update(x, np.isnan(x))
 
     def _fit(self, values: np.ndarray, missing: int, total: int) -> None:
@@ -106,6 +114,8 @@ class NumericMonitor(FeatureMonitor):
         self.recent_bins.clear()
         if self.settings.sliding_reference:
             self.recent_values.extend(values[-self.settings.reference_size:])
+        for detector in self.binary.values():
+            detector.fit(values)
 
     def _watch(self, x: np.ndarray, missing: np.ndarray) -> list[Detection]:
         base = self.seen
@@ -133,6 +143,12 @@ class NumericMonitor(FeatureMonitor):
                 if hit is not None:
                     found.append(self._detection("adwin", hit[0], present, base, values, hit[2], hit[3],
                                                  None, hit[1], recent=hit[4]))
+            for name, detector in self.binary.items():
+                if self._armed(name):
+                    hit = detector.update(values)
+                    if hit is not None:
+                        found.append(self._detection(name, hit[0], present, base, values, hit[2], hit[3],
+                                                     None, hit[1], recent=hit[4]))
             bins = np.searchsorted(self.edges, values, side="right")
             found.extend(self._windowed(values, positions, bins, present, base))
             self.recent_values.extend(values)
@@ -218,6 +234,8 @@ class NumericMonitor(FeatureMonitor):
         state["page_hinkley"] = self.page_hinkley.get_state()
         state["adwin"] = self.adwin.get_state()
         state["missing_rate"] = self.missing_rate.get_state()
+        for name, detector in self.binary.items():
+            state[name] = detector.get_state()
         # Positions and bins of the recent values follow from the values and the reference.
         state["recent"] = {"values": self.recent_values.get_state(), "missing": self.recent_missing.get_state()}
         return state
@@ -229,6 +247,8 @@ class NumericMonitor(FeatureMonitor):
             self.page_hinkley.set_state(state["page_hinkley"])
             self.adwin.set_state(state["adwin"])
             self.missing_rate.set_state(state["missing_rate"])
+            for name, detector in self.binary.items():
+                detector.set_state(state[name])
             self.recent_values.set_state(state["recent"]["values"])
             self.recent_missing.set_state(state["recent"]["missing"])
             recent = self.recent_values.items()[-self.settings.window:]

@@ -8,6 +8,9 @@ from .errors import check_range
 
 NUMERIC_DETECTORS = ("adwin", "page_hinkley", "ks", "histogram", "missing_rate")
 CATEGORICAL_DETECTORS = ("categorical", "missing_rate")
+#: Opt-in detectors of 0/1 error streams (river's DDM and HDDM_A, ``detectors/binary.py``): they
+#: run only when ``detectors`` names them, on numeric streams whose values are all 0 or 1.
+BINARY_DETECTORS = ("ddm", "hddm_a")
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,8 @@ class MonitorSettings:
     categorical_window: int = 2000
     #: The windowed tests run every this many values.
     evaluate_every: int = 500
-    #: Detectors to run; empty means all for the feature's type.
+    #: Detectors to run; empty means all for the feature's type except the opt-in `ddm` and
+    #: `hddm_a` (0/1 error streams only), which run only when named.
     detectors: tuple[str, ...] = ()
     #: Page-Hinkley: smallest mean shift to catch fast, in reference standard deviations.
     shift: float = 0.5
@@ -49,6 +53,14 @@ class MonitorSettings:
     max_categories: int = 50
     #: Missing rate: smallest rise of the rate (absolute) worth catching fast.
     missing_min_change: float = 0.01
+    #: DDM (opt-in): alarm when the error rate plus its sd exceeds the lowest such sum seen by
+    #: this many sds (river's `drift_threshold`; not calibrated to the false-alarm budget).
+    ddm_drift_threshold: float = 3.0
+    #: DDM (opt-in): values after a reset before it may alarm (river's `warm_start`).
+    ddm_warm_start: int = 30
+    #: HDDM_A (opt-in): confidence of the Hoeffding bound of one drift check (river's
+    #: `drift_confidence`; not calibrated to the false-alarm budget).
+    hddm_a_drift_confidence: float = 0.001
 
     def __post_init__(self) -> None:
         check_range("false_alarm_budget", self.false_alarm_budget, 100, 1e12)
@@ -63,9 +75,12 @@ class MonitorSettings:
         check_range("adwin_clock", self.adwin_clock, 1, 4096, integer=True)
         check_range("max_categories", self.max_categories, 1, 100_000, integer=True)
         check_range("missing_min_change", self.missing_min_change, 0, 0.5, low_open=True)
+        check_range("ddm_drift_threshold", self.ddm_drift_threshold, 0, 100, low_open=True)
+        check_range("ddm_warm_start", self.ddm_warm_start, 1, 1_000_000, integer=True)
+        check_range("hddm_a_drift_confidence", self.hddm_a_drift_confidence, 0, 0.5, low_open=True)
         if not isinstance(self.sliding_reference, bool):
             raise ValueError(f"sliding_reference must be true or false, got {self.sliding_reference!r}")
-        known = set(NUMERIC_DETECTORS) | set(CATEGORICAL_DETECTORS)
+        known = set(NUMERIC_DETECTORS) | set(CATEGORICAL_DETECTORS) | set(BINARY_DETECTORS)
         for name in self.detectors:
             if name not in known:
                 raise ValueError(f"detectors: unknown detector {name!r}; allowed: {', '.join(sorted(known))}")
@@ -73,6 +88,8 @@ class MonitorSettings:
     def detectors_for(self, numeric: bool) -> tuple[str, ...]:
         allowed = NUMERIC_DETECTORS if numeric else CATEGORICAL_DETECTORS
         chosen = tuple(d for d in allowed if not self.detectors or d in self.detectors)
+        if numeric:
+            chosen += tuple(d for d in BINARY_DETECTORS if d in self.detectors)
         return chosen
 
     def to_dict(self) -> dict:
