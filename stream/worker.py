@@ -21,8 +21,10 @@ import orjson
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
 
-from streamdrift.config import Config
+from streamdrift.config import Config, available_cpus
 from streamdrift.pipeline import DriftPipeline, Output
+
+from .shards import ShardedPipeline
 from .batch_consumer import BatchConsumer, Publisher, Record, TopicPartition, next_offsets
 from .checkpoint import read_state
 from .metrics import Metrics, reason_code
@@ -64,7 +66,9 @@ class Worker:
     def __init__(self, config: Config, references: dict | None = None, metrics: Metrics | None = None,
                  on_output: Callable[[Output], None] | None = None):
         self.config = config
-        self.pipeline = DriftPipeline(config, references)
+        processes = self.processes = config.processes or available_cpus()
+        self.pipeline = ShardedPipeline(config, references, processes) if processes > 1 else \
+            DriftPipeline(config, references)
         self.metrics = metrics or Metrics()
         self.on_output = on_output
         self.consumer: BatchConsumer | None = None
@@ -93,7 +97,7 @@ class Worker:
                                      if tp.topic == self.config.topics.features),
                 "label_partitions": sorted(f"{tp.topic}/{tp.partition}" for tp in self._partitions
                                            if tp.topic == self.config.topics.labels),
-                "models": len(self.pipeline.models), "counts": dict(self.counts),
+                "models": self.pipeline.model_count, "processes": self.processes, "counts": dict(self.counts),
                 "restored_monitors": self.restored_monitors,
                 "config_version": self.pipeline.version}
 
@@ -143,6 +147,8 @@ class Worker:
         finally:
             await self.consumer.stop()
             await self.publisher.stop()
+            if isinstance(self.pipeline, ShardedPipeline):
+                self.pipeline.close()
             log.info("worker stopped: %s", self.counts)
 
     async def _next_batch(self) -> list[Record]:
@@ -164,7 +170,12 @@ class Worker:
         with the next checkpoint."""
         started = time.perf_counter()
         async with self._lock:
-            out = self.pipeline.process(batch)
+            if isinstance(self.pipeline, ShardedPipeline):
+                out = await self.pipeline.process_async(batch)
+            else:
+                out = self.pipeline.process(batch)
+            for notice in out.notices:
+                log.warning(notice)
             await self._publish(out)
             self._uncommitted.update(next_offsets(batch))
         now = time.time()
@@ -227,7 +238,7 @@ class Worker:
         m.labels_joined.inc(out.labels_joined)
         m.labels_unmatched.inc(out.labels_unmatched)
         m.predictions_expired.inc(out.predictions_expired)
-        m.pending_predictions.set(sum(len(p) for p in self.pipeline.pending.values()))
+        m.pending_predictions.set(self.pipeline.pending_count)
         self.counts["labels_joined"] += out.labels_joined
         self.counts["labels_unmatched"] += out.labels_unmatched
         self.counts["predictions_expired"] += out.predictions_expired
@@ -235,7 +246,7 @@ class Worker:
         oldest = min((r.timestamp_ms for r in batch if r.timestamp_ms), default=None)
         if oldest:
             m.latency.observe(max(0.0, now - oldest / 1000.0))
-        m.models.set(len(self.pipeline.models))
+        m.models.set(self.pipeline.model_count)
         if self.pipeline.evicted > self._evicted_seen:
             m.evicted.inc(self.pipeline.evicted - self._evicted_seen)
             self._evicted_seen = self.pipeline.evicted
@@ -264,7 +275,7 @@ class Worker:
 
     async def _save_state(self, partitions) -> tuple[int, dict[TopicPartition, int]]:
         numbers = None if partitions is None else {tp.partition for tp in partitions}
-        if log.isEnabledFor(logging.DEBUG):
+        if log.isEnabledFor(logging.DEBUG) and isinstance(self.pipeline, DriftPipeline):
             for key in self.pipeline.dirty:
                 group = self.pipeline.models.get(key)
                 if group is not None:
@@ -302,7 +313,7 @@ class Worker:
         records = await read_state(self.config.broker, self.config.topics.state,
                                    {tp.partition for tp in partitions}, self.config.security_options())
         restored = self.pipeline.restore(records)
-        if log.isEnabledFor(logging.DEBUG):
+        if log.isEnabledFor(logging.DEBUG) and isinstance(self.pipeline, DriftPipeline):
             for key, group in self.pipeline.models.items():
                 log.debug("restored %s partition %s next offset %s covered %s seen %s", key, group.partition,
                           group.next_offset, sorted(set(group.covered.values())),
@@ -325,7 +336,7 @@ class Worker:
         except KafkaError as exc:
             log.warning("could not checkpoint revoked partitions: %s", exc)
         numbers = {tp.partition for tp in partitions}
-        dropped = self.pipeline.drop_models(lambda model, partition: partition not in numbers)
+        dropped = self.pipeline.drop_partitions(numbers)
         self._partitions = self._partitions - partitions
         log.info("revoked %s; handed over %d models", sorted(f"{tp.topic}/{tp.partition}" for tp in partitions),
                  dropped)

@@ -19,6 +19,18 @@ import orjson
 from .detectors import MonitorSettings
 
 
+def available_cpus() -> int:
+    """CPU cores this process may run on.
+
+    >>> available_cpus() >= 1
+    True
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 class ConfigError(ValueError):
     """A setting that cannot be used; the message names it and says what is allowed."""
 
@@ -108,6 +120,10 @@ class Config:
     linger_ms: int = 100
     #: Seconds between state checkpoints (and offset commits). Env ``STREAMDRIFT_CHECKPOINT_SECONDS``.
     checkpoint_seconds: float = 5.0
+    #: Processes that decode and monitor events, splitting the worker's partitions between them
+    #: (one core each); 0 = one per CPU core this process may use, 1 = all in the worker's own
+    #: process. Env ``STREAMDRIFT_PROCESSES``.
+    processes: int = 0
     topics: Topics = field(default_factory=Topics)
     #: Detector settings for every feature (TOML ``[detectors]``).
     detectors: MonitorSettings = field(default_factory=MonitorSettings)
@@ -172,7 +188,12 @@ ENVIRONMENT = {
     "web_port": "STREAMDRIFT_WEB_PORT",
     "log_format": "STREAMDRIFT_LOG_FORMAT",
     "checkpoint_seconds": "STREAMDRIFT_CHECKPOINT_SECONDS",
+    "processes": "STREAMDRIFT_PROCESSES",
 }
+
+
+#: Integer settings where 0 has a meaning (see their comments).
+_ZERO_MEANS_AUTO = frozenset({"processes"})
 
 
 def _build(cls, data: dict, where: str):
@@ -190,8 +211,9 @@ def _build(cls, data: dict, where: str):
             if not isinstance(value, bool):
                 raise ConfigError(f"{where}.{key} must be true or false, got {value!r}")
         elif isinstance(default, int):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{where}.{key} must be a positive integer, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key in _ZERO_MEANS_AUTO else 1):
+                raise ConfigError(f"{where}.{key} must be a positive integer{' or 0' if key in _ZERO_MEANS_AUTO else ''}, "
+                                  f"got {value!r}")
         elif isinstance(default, float):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"{where}.{key} must be a number >= 0, got {value!r}")
@@ -221,7 +243,8 @@ def _monitor_settings(data: dict, where: str, base: MonitorSettings | None = Non
 
 
 #: The scalar ``Config`` keys a TOML file sets outside any table.
-TOP_LEVEL_KEYS = ("broker", "group_id", "web_port", "log_format", "batch_size", "linger_ms", "checkpoint_seconds")
+TOP_LEVEL_KEYS = ("broker", "group_id", "web_port", "log_format", "batch_size", "linger_ms", "checkpoint_seconds",
+                  "processes")
 
 
 def from_mapping(data: dict) -> Config:
@@ -286,9 +309,8 @@ def from_mapping(data: dict) -> Config:
                 raise ConfigError(f"security.{key}: no such file {security[key]!r}")
         kwargs["security"] = tuple(sorted((k, str(v)) for k, v in security.items()))
     if data:
-        raise ConfigError(f"unknown setting(s) {sorted(data)}; allowed top-level keys: broker, group_id, web_port, "
-                          "log_format, batch_size, linger_ms, checkpoint_seconds and tables topics, detectors, features, "
-                          "retrain, limits, security")
+        raise ConfigError(f"unknown setting(s) {sorted(data)}; allowed top-level keys: {', '.join(TOP_LEVEL_KEYS)} "
+                          "and tables topics, detectors, features, retrain, limits, security")
     config = Config(**kwargs)
     _check(config)
     return config
@@ -297,6 +319,8 @@ def from_mapping(data: dict) -> Config:
 def _check(config: Config) -> None:
     if config.log_format not in ("text", "json"):
         raise ConfigError(f"log_format must be \"text\" or \"json\", got {config.log_format!r}")
+    if not 0 <= config.processes <= 64:
+        raise ConfigError(f"processes must be 0 (one per CPU core) to 64, got {config.processes}")
     if not 0 < config.web_port < 65536:
         raise ConfigError(f"web_port must be a TCP port 1-65535, got {config.web_port}")
     for part in config.broker.split(","):

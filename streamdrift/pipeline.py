@@ -14,6 +14,7 @@ from . import detectors
 from .alerts import build_alert
 from .config import Config
 from .detectors import CategoricalMonitor, NumericMonitor
+from .detectors.settings import BINARY_DETECTORS
 from .detectors.state import pack, unpack
 from .detectors.together import update_together
 from .concept import ERROR, PendingPredictions, prediction_error
@@ -43,6 +44,12 @@ class Output:
     labels_joined: int = 0
     labels_unmatched: int = 0
     predictions_expired: int = 0
+    #: Sort keys of the alerts and of the requests (input position, kind, stream, detector): a
+    #: sharded pipeline merges the outputs of its processes by them.
+    alert_keys: list[tuple] = field(default_factory=list)
+    request_keys: list[tuple] = field(default_factory=list)
+    #: Things an operator should know that are not errors in an event (logged as warnings).
+    notices: list[str] = field(default_factory=list)
 
 
 def value_type(value) -> str | None:
@@ -165,6 +172,9 @@ def columns_of(group: "ModelMonitors", events: list[Event]) -> dict[tuple[str, s
     positions depend on the event order only, never on how the events were batched, so alert ids
     are the same online and offline.
     """
+    fast = _same_features(group, events)
+    if fast is not None:
+        return fast
     streams: dict[tuple[str, str], int] = {key: 0 for key in group.types if key[0] != CONCEPT}
     known = {name for kind, name in streams if kind == "feature"}
     for i, event in enumerate(events):
@@ -186,6 +196,26 @@ def columns_of(group: "ModelMonitors", events: list[Event]) -> dict[tuple[str, s
             column = [getattr(e, kind) for e in events[start:]]
         columns[(kind, name)] = (start, column)
     return columns
+
+
+def _same_features(group: "ModelMonitors", events: list[Event]):
+    """``columns_of`` for the common batch: every event has the same features in the same order,
+    all of them already known, and no prediction or label. One transpose instead of a lookup per
+    value; ``None`` when the batch is not like that."""
+    if not events:
+        return None
+    names = tuple(events[0].features)
+    types = group.types
+    if not names or any(("feature", name) not in types for name in names) \
+            or len(names) != sum(1 for kind, _ in types if kind != CONCEPT):
+        return None  # a new feature, a known one absent, or a prediction/label stream to fill
+    dicts = []
+    for event in events:
+        features = event.features
+        if event.prediction is not None or event.label is not None or tuple(features) != names:
+            return None
+        dicts.append(features.values())
+    return {("feature", name): (0, column) for name, column in zip(names, zip(*dicts))}
 
 
 class DriftPipeline:
@@ -215,6 +245,8 @@ class DriftPipeline:
         #: Predictions waiting for late labels, per model, and the models whose waiting changed.
         self.pending: dict[str, PendingPredictions] = {}
         self.dirty_pending: set[str] = set()
+        #: Alerts of the batch being processed, emitted in order at its end.
+        self._found: list[tuple[tuple, dict, RetrainTracker]] = []
 
     def _model(self, model: str, segment: str | None) -> ModelMonitors:
         key = (model, segment)
@@ -226,6 +258,7 @@ class DriftPipeline:
 
     def process(self, records: list[Record]) -> Output:
         out = Output()
+        self._found = []
         groups: dict[tuple[str, str | None], list[Event]] = {}
         # Errors of predictions that met their label, per (model, segment), in input order:
         # (record, error, ts).
@@ -294,9 +327,24 @@ class DriftPipeline:
             self._monitor(group, groups.get(key, []), out, errors.get(key, []), order)
             if not group.types and group.last_ts is None and group.partition is None:
                 del self.models[key]  # only rejected events: a hostile producer takes no model slot
+        self._emit(out)
         self._advance_clock(groups)
         self._evict_idle()
         return out
+
+    def _emit(self, out: Output) -> None:
+        """Alerts in input order (of the events that raised them; then kind, stream and detector),
+        each followed by the retrain request it completes. This order depends on the input order
+        only, never on batching or on how models are spread over processes."""
+        found, self._found = self._found, []
+        found.sort(key=lambda item: item[0])
+        for key, alert, tracker in found:
+            out.alerts.append(alert)
+            out.alert_keys.append(key)
+            request = tracker.observe(alert)
+            if request is not None:
+                out.retrain_requests.append(request)
+                out.request_keys.append(key)
 
     def _valid_columns(self, group: ModelMonitors, events: list[Event], out: Output):
         """Columns of the events whose every value is usable; the others are rejected."""
@@ -344,7 +392,7 @@ class DriftPipeline:
         #: Numeric streams present since the first event: one matrix, one vectorised update.
         together: list[tuple[str, str, NumericMonitor, list]] = []
         if errors:
-            found.extend(self._monitor_errors(group, errors, order))
+            found.extend(self._monitor_errors(group, errors, order, out))
         for (kind, name), (first, column) in columns.items():
             type_ = types.get((kind, name))
             if type_ is None:
@@ -378,12 +426,8 @@ class DriftPipeline:
             for (kind, name, _, _), start, detections in zip(together, starts, update_together(monitors, matrix)):
                 if detections:
                     found.extend(self._alerts(group, kind, name, events, 0, start, detections, order))
-        found.sort(key=lambda item: (item[0], item[1], item[2], item[3]["detector"]))
-        for _, _, _, alert in found:
-            out.alerts.append(alert)
-            request = group.tracker.observe(alert)
-            if request is not None:
-                out.retrain_requests.append(request)
+        for position, kind, name, alert in found:
+            self._found.append(((position, kind, name, alert["detector"]), alert, group.tracker))
         if events:
             group.partition = events[-1].record.partition
             group.next_offset = events[-1].record.offset + 1
@@ -404,7 +448,7 @@ class DriftPipeline:
             found.append((order[id(event.record)], kind, name, alert))
         return found
 
-    def _monitor_errors(self, group: ModelMonitors, errors, order) -> list[tuple[int, str, str, dict]]:
+    def _monitor_errors(self, group: ModelMonitors, errors, order, out: Output) -> list[tuple[int, str, str, dict]]:
         """Feed the error stream of one (model, segment); concept alerts carry the error before
         (the reference's) and after (the window's)."""
         group.types[(CONCEPT, ERROR)] = "numeric"
@@ -412,7 +456,19 @@ class DriftPipeline:
         group.dirty.add((CONCEPT, ERROR))
         start = monitor.seen
         found = []
-        for detection in monitor.update(np.array([e for _, e, _ in errors], dtype=np.float64)):
+        values = np.array([e for _, e, _ in errors], dtype=np.float64)
+        try:
+            detections = monitor.update(values)
+        except ValueError as exc:
+            # ddm / hddm_a were named for a model whose errors are not 0/1 (a regression model):
+            # its error stream keeps the other detectors; the operator is told once, not per event.
+            kept = tuple(d for d in monitor.active if d not in BINARY_DETECTORS) or CONCEPT_DETECTORS
+            group.monitors[(CONCEPT, ERROR)] = monitor = NumericMonitor(replace(monitor.settings, detectors=kept))
+            out.notices.append(f"model {group.model!r}: {exc}; its concept:error stream is watched by "
+                               f"{', '.join(kept)} instead")
+            start = monitor.seen
+            detections = monitor.update(values)
+        for detection in detections:
             record, _, ts = errors[detection.index - start]
             alert = build_alert(group.model, group.segment, ERROR, CONCEPT, detection, ts, record, self.version,
                                 group.started)
@@ -484,15 +540,17 @@ class DriftPipeline:
             self.dirty_pending.discard(model)
         return records
 
-    def restore(self, records: list[tuple[str, bytes]]) -> int:
-        """Rebuild models from their latest checkpoint records (model records first). Returns how
-        many monitors were restored."""
+    def restore(self, records: list[tuple[str, bytes]], partitions=None) -> int:
+        """Rebuild models from their latest checkpoint records (model records first), of the
+        input ``partitions`` only when given. Returns how many monitors were restored."""
         monitors = 0
         for key, value in sorted(records, key=lambda r: r[0].count("\x1f")):
             if value is None:  # a tombstone: that state was dropped (evicted model)
                 continue
             parts = key.split("\x1f")
             state = unpack(value)
+            if partitions is not None and state.get("partition") not in partitions:
+                continue
             model, segment = parts[0], parts[1] or None
             if len(parts) == 3 and parts[2] == PENDING_KEY:
                 limits = self.config.limits
@@ -525,6 +583,19 @@ class DriftPipeline:
         for key in gone:
             del self.models[key]
         return len(gone)
+
+    @property
+    def model_count(self) -> int:
+        return len(self.models)
+
+    @property
+    def pending_count(self) -> int:
+        """Predictions waiting for their labels."""
+        return sum(len(p) for p in self.pending.values())
+
+    def drop_partitions(self, partitions: set[int]) -> int:
+        """Forget the models of ``partitions`` (handed over to another worker)."""
+        return self.drop_models(lambda model, partition: partition not in partitions)
 
     @property
     def monitored_pairs(self) -> int:

@@ -116,6 +116,8 @@ def offline(args, config) -> int:
 
         def flush() -> None:
             out = pipeline.process(batch)
+            for notice in out.notices:
+                print(f"warning: {notice}", file=sys.stderr)
             totals["processed"] += out.processed
             totals["rejected"] += len(out.rejected)
             for alert in out.alerts:

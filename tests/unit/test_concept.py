@@ -129,3 +129,20 @@ def test_pending_expiry_is_by_event_time():
     pending.add("a", 1, None, 0.0, 0)
     pending.add("b", 1, None, 4.0, 1)
     assert pending.expire(now=6.0) == 1 and pending.take("b") is not None
+
+
+def test_binary_detectors_on_a_regression_error_stream_fall_back_with_a_notice():
+    from streamdrift.config import from_mapping
+    config = from_mapping({"detectors": {"reference_size": 200},
+                           "features": [{"pattern": "concept:error", "detectors": ["ddm", "adwin"]}]})
+    rng = np.random.default_rng(1)
+    events = [{"model": "reg", "id": f"e{i}", "ts": 1e9 + i, "features": {"x": float(rng.normal())},
+               "prediction": float(rng.normal()), "label": float(rng.normal())} for i in range(3000)]
+    pipeline = DriftPipeline(config)
+    records = [Record(orjson.dumps(e), b"reg", "features", 0, i) for i, e in enumerate(events)]
+    outs = [pipeline.process(records[i:i + 500]) for i in range(0, len(records), 500)]
+    notices = [n for out in outs for n in out.notices]
+    assert len(notices) == 1 and "ddm" in notices[0] and "adwin" in notices[0], notices
+    assert sum(out.processed for out in outs) == 3000
+    monitor = pipeline.models[("reg", None)].monitors[("concept", "error")]
+    assert monitor.active == ("adwin",) and monitor.seen == 3000
