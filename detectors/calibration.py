@@ -57,24 +57,29 @@ def adjustment_coefficient(increments: np.ndarray, weights: np.ndarray | None = 
         return math.inf
     logw = np.log(w)
 
-    def log_mgf(theta: float) -> float:
+    def log_mgf(theta: float) -> tuple[float, float]:
+        """log E[exp(theta X)] and its derivative (the mean of X tilted by theta)."""
         a = logw + theta * x
         top = a.max()
-        return top + math.log(np.exp(a - top).sum())
+        e = np.exp(a - top)
+        total = e.sum()
+        return float(top) + math.log(total), float(np.dot(e, x)) / float(total)
 
     hi = 1.0
-    while log_mgf(hi) < 0:
+    while log_mgf(hi)[0] < 0:
         hi *= 2.0
         if hi > 1e6:
             return math.inf
-    lo = 0.0
+    # The log-MGF is convex with log_mgf(0) = 0 and a negative slope there, so Newton's method
+    # started right of the root moves down to it monotonically: ~6 steps instead of a bisection's 50.
+    theta = hi
     for _ in range(100):
-        mid = 0.5 * (lo + hi)
-        if log_mgf(mid) < 0:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
+        value, slope = log_mgf(theta)
+        step = value / slope
+        theta -= step
+        if step <= 1e-14 * theta:
+            break
+    return theta
 
 
 def cusum_threshold(increments: np.ndarray, run_length: float,

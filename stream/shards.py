@@ -46,6 +46,11 @@ class ShardPartitions:
 def _serve(conn, config: Config, references, index: int, count: int) -> None:
     """A child's loop: requests in, replies out, until the parent closes the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the worker in order, then us
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        signal.set_wakeup_fd(-1)  # an inherited event loop's wake-up pipe is the parent's
+    except ValueError:
+        pass
     pipeline = DriftPipeline(config, references)
     mine = ShardPartitions(index, count)
     while True:
@@ -81,7 +86,9 @@ class ShardedPipeline:
             raise ValueError("a sharded pipeline needs at least 2 processes; use DriftPipeline for one")
         self.config = config
         self.version = config.version
-        context = multiprocessing.get_context("spawn")  # no fork of a process with threads and sockets
+        # fork: the children start at once with everything imported, and run only pure code
+        # (no event loop, no sockets of their own); they are made before the worker connects.
+        context = multiprocessing.get_context("fork")
         self.connections = []
         self.children = []
         for index in range(processes):
