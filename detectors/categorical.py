@@ -63,6 +63,7 @@ class CategoricalMonitor(FeatureMonitor):
         self.codebook: dict[str, int] = {}
         self.names: list[str] = []  # cell names by code
         self.reference_counts = np.zeros(0)
+        self.reference_pseudo = 0.0
         self.reference_missing = 0
         self.reference_total = 0
         self.recent_codes = Ring(s.categorical_window, np.int32)
@@ -115,7 +116,10 @@ class CategoricalMonitor(FeatureMonitor):
         ref = np.zeros(len(self.names))
         for c, n in counted.items():
             ref[self.codebook[c]] += n
-        ref[unseen] = max(1.0, ref[unseen])
+        #: The "unseen" cell gets one pseudo-value when the reference saw no rare category, so
+        #: that its test stays finite; summaries in alerts leave it out.
+        self.reference_pseudo = 1.0 if ref[unseen] < 1.0 else 0.0
+        ref[unseen] += self.reference_pseudo
         self.reference_counts = ref
         self.reference_missing, self.reference_total = missing, total
         share = self._share()
@@ -163,9 +167,11 @@ class CategoricalMonitor(FeatureMonitor):
     def _detection(self, index: int, window: np.ndarray, verdict) -> Detection:
         window_counts = np.bincount(window, minlength=len(self.names)).astype(np.float64)
         ref_counts = self.reference_counts.copy()
+        observed = ref_counts.copy()
+        observed[-1] -= self.reference_pseudo  # the unseen cell is last
 
         effect = {"psi": psi(ref_counts, window_counts), "jensen_shannon": jensen_shannon(ref_counts, window_counts)}
-        shares_ref = ref_counts / ref_counts.sum()
+        shares_ref = observed / observed.sum()
         shares_win = window_counts / window_counts.sum()
         moved = int(np.argmax(np.abs(shares_win - shares_ref)))
         effect["most_changed"] = {"category": self.names[moved], "reference_share": float(shares_ref[moved]),
@@ -173,7 +179,7 @@ class CategoricalMonitor(FeatureMonitor):
         return Detection(detector="categorical", kind="feature", index=index, statistic=verdict[1],
                          threshold=self.test.critical, p_value=verdict[2], direction=None,
                          severity="critical" if effect["psi"] >= CRITICAL_PSI else "warning",
-                         reference=self._summary(ref_counts), window=self._summary(window_counts),
+                         reference=self._summary(observed), window=self._summary(window_counts),
                          effect=effect)
 
     # -- state ------------------------------------------------------------------------------
@@ -182,6 +188,7 @@ class CategoricalMonitor(FeatureMonitor):
         state["names"] = list(self.names)
         state["codebook"] = {"categories": list(self.codebook), "codes": np.fromiter(self.codebook.values(), np.int32)}
         state["reference_counts"] = self.reference_counts
+        state["reference_pseudo"] = self.reference_pseudo
         state["reference_missing"] = self.reference_missing
         state["reference_total"] = self.reference_total
         state["missing_rate"] = self.missing_rate.get_state()
@@ -193,6 +200,7 @@ class CategoricalMonitor(FeatureMonitor):
             self.names = list(state["names"])
             self.codebook = dict(zip(state["codebook"]["categories"], state["codebook"]["codes"].tolist()))
             self.reference_counts = np.asarray(state["reference_counts"], dtype=np.float64)
+            self.reference_pseudo = float(state.get("reference_pseudo", 0.0))
             self.reference_missing = int(state["reference_missing"])
             self.reference_total = int(state["reference_total"])
             self.test.fit(self.reference_counts, self._share())

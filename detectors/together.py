@@ -90,14 +90,14 @@ def _schedule(monitor: NumericMonitor, n: int) -> tuple:
     # evaluation_points, in plain Python: offsets t where watched + t + 1 is a multiple of
     # every and at least the window
     points = tuple(t for t in range((-(watched + 1)) % every, n, every) if watched + t + 1 >= s.window)
-    return (s, monitor.active, points, min(monitor.watched, s.window), shape, adwin.width, adwin.blocks_seen % adwin.clock, len(adwin.pending),
+    return (id(s), monitor.active, points, min(monitor.watched, s.window), shape, adwin.width, adwin.blocks_seen % adwin.clock, len(adwin.pending),
             adwin.delta)
 
 
 def _advance(key: tuple, monitors: list[NumericMonitor], x: np.ndarray) -> np.ndarray:
     """Advance a group that shares one schedule; returns which monitors were quiet (and so were
     updated here). The others are left exactly as they were."""
-    settings, active, points = key[:3]
+    settings, active, points = monitors[0].settings, key[1], key[2]
     k, n = x.shape
     quiet = np.ones(k, dtype=bool)
     refs = [m.reference for m in monitors]
@@ -201,6 +201,13 @@ def _adwin(monitors, u: np.ndarray, quiet: np.ndarray):
     a0 = adwins[0]
     block, clock, mwl, max_buckets = a0.block, a0.clock, a0.min_window_length, a0.max_buckets
     k, n = u.shape
+    if len(a0.pending) + n < block:  # no block completes: the values only wait in ``pending``
+        rows = u.tolist()
+
+        def wait():
+            for j in np.flatnonzero(quiet).tolist():
+                adwins[j].pending.extend(rows[j])
+        return wait
     # levels[l] = list of (total, variance) vectors, oldest first - as ADWIN.levels, transposed.
     flat = np.array([[v for level in a.levels for bucket in level for v in bucket] for a in adwins],
                     dtype=np.float64).reshape(k, -1, 2)

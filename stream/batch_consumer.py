@@ -37,9 +37,10 @@ OutgoingMessage = tuple[bytes | None, bytes, Sequence[Header] | None]
 PartitionsCallback = Callable[[frozenset[TopicPartition]], Awaitable[None] | None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made once per message, and a frozen __init__ costs 3x
 class Record:
-    """One consumed message, with the position a dead letter or an alert must cite."""
+    """One consumed message, with the position a dead letter or an alert must cite (the
+    attributes ``streamdrift.events.Record`` has, plus the headers)."""
 
     topic: str
     partition: int
@@ -48,6 +49,8 @@ class Record:
     key: bytes | None
     value: bytes
     headers: tuple[Header, ...] = ()
+    #: Never set here: a consumed message is parsed by the pipeline (see events.Record.data).
+    data: object = None
 
     @property
     def topic_partition(self) -> TopicPartition:

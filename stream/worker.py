@@ -181,9 +181,10 @@ class Worker:
                 out = self.pipeline.process(batch)
             for notice in out.notices:
                 log.warning(notice)
-            _t1 = time.perf_counter()
+            processed = time.perf_counter()
             await self._publish(out)
-            log.warning("TIMING batch %d process %.1f ms publish %.1f ms", len(batch), (_t1 - started) * 1e3, (time.perf_counter() - _t1) * 1e3)
+            log.debug("batch of %d events: pipeline %.1f ms, publishing %.1f ms", len(batch),
+                      (processed - started) * 1e3, (time.perf_counter() - processed) * 1e3)
             self._uncommitted.update(next_offsets(batch))
         now = time.time()
         self._count(batch, out, started, now)

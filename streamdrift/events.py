@@ -32,6 +32,9 @@ class Record:
     partition: int = 0
     offset: int = 0
     timestamp_ms: int | None = None
+    #: The message already parsed as JSON, when the reader had to parse it anyway (replay of a
+    #: log): ``decode`` then skips parsing it again.
+    data: object = None
 
 
 @dataclass(slots=True)
@@ -118,10 +121,12 @@ def decode(record: Record, limits: Limits) -> Event | LabelEvent | Rejected:
         return Rejected(record, "empty message (no value)")
     if len(raw) > limits.max_message_bytes:
         return Rejected(record, f"message of {len(raw)} bytes exceeds limits.max_message_bytes = {limits.max_message_bytes}")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return Rejected(record, f"not valid JSON (NaN and Infinity are not JSON either): {exc}")
+    data = record.data
+    if data is None:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return Rejected(record, f"not valid JSON (NaN and Infinity are not JSON either): {exc}")
     # The hot path: exact type checks (orjson only ever makes these types), few lookups.
     if type(data) is not dict:
         return Rejected(record, f"event must be a JSON object, got {type(data).__name__}")

@@ -23,6 +23,10 @@ from .retrain import RetrainTracker
 
 #: What each kind of monitored stream is called in alerts, and where its values come from.
 PREDICTION, LABEL, CONCEPT = "prediction", "label", "concept"
+#: The stream of labels that arrive late (topic ``labels``), in arrival order: label drift for
+#: models whose events carry no label. A stream of its own (``kind: label``, ``feature:
+#: late_label``), so that events without an inline label are not counted as missing labels.
+LATE_LABEL = (LABEL, "late_label")
 #: Detectors of the error stream unless a ``[[features]]`` rule for ``concept:error`` says otherwise.
 CONCEPT_DETECTORS = ("adwin", "page_hinkley", "histogram")
 #: Models that must have reached an event time before the eviction clock moves there.
@@ -175,7 +179,7 @@ def columns_of(group: "ModelMonitors", events: list[Event]) -> dict[tuple[str, s
     fast = _same_features(group, events)
     if fast is not None:
         return fast
-    streams: dict[tuple[str, str], int] = {key: 0 for key in group.types if key[0] != CONCEPT}
+    streams: dict[tuple[str, str], int] = {key: 0 for key in group.types if key[0] != CONCEPT and key != LATE_LABEL}
     known = {name for kind, name in streams if kind == "feature"}
     for i, event in enumerate(events):
         extra = event.features.keys() - known  # usually empty: one C-level set difference
@@ -207,7 +211,7 @@ def _same_features(group: "ModelMonitors", events: list[Event]):
     names = tuple(events[0].features)
     types = group.types
     if not names or any(("feature", name) not in types for name in names) \
-            or len(names) != sum(1 for kind, _ in types if kind != CONCEPT):
+            or len(names) != sum(1 for key in types if key[0] != CONCEPT and key != LATE_LABEL):
         return None  # a new feature, a known one absent, or a prediction/label stream to fill
     dicts = []
     for event in events:
@@ -263,6 +267,8 @@ class DriftPipeline:
         # Errors of predictions that met their label, per (model, segment), in input order:
         # (record, error, ts).
         errors: dict[tuple[str, str | None], list[tuple[Record, float, float | None]]] = {}
+        # Late labels that met their prediction, for the label stream: (record, label, ts).
+        late_labels: dict[tuple[str, str | None], list[tuple[Record, object, float | None]]] = {}
         limits = self.config.limits
         order = {id(r): i for i, r in enumerate(records)}
         for record in records:
@@ -271,21 +277,32 @@ class DriftPipeline:
                 out.rejected.append(result)
                 continue
             if isinstance(result, LabelEvent):
-                out.processed += 1
                 pending = self.pending.get(result.model)
                 if pending is not None:
                     out.predictions_expired += pending.expire(result.ts)
                 hit = pending.take(result.id) if pending is not None else None
                 if hit is None:
+                    out.processed += 1
                     out.labels_unmatched += 1
                     continue
                 prediction, segment, _, _ = hit
-                if (result.model, segment) not in self.models:
+                group = self.models.get((result.model, segment))
+                if group is None:
+                    out.processed += 1
                     continue  # the model was evicted meanwhile
                 self.dirty_pending.add(result.model)
+                kind_of = value_type(result.label)
+                known = group.types.setdefault(LATE_LABEL, kind_of)
+                if known is not None and kind_of != known:
+                    out.predictions_expired += 1  # its label cannot be used: the prediction stays unlabelled
+                    out.rejected.append(Rejected(record, f"label has always been {known}; got {kind_of} value "
+                                                         f"{result.label!r}"))
+                    continue
+                out.processed += 1
                 out.labels_joined += 1
                 errors.setdefault((result.model, segment), []).append(
                     (record, prediction_error(prediction, result.label), result.ts))
+                late_labels.setdefault((result.model, segment), []).append((record, result.label, result.ts))
                 continue
             key = (result.model, result.segment)
             if key not in self.models and len(self.models) >= limits.max_models:
@@ -302,7 +319,8 @@ class DriftPipeline:
                     # Idle for longer than idle_seconds: the model starts afresh at this event.
                     # Decided on its own event times only, so it does not depend on batching.
                     if key in groups or key in errors:
-                        self._monitor(group, groups.pop(key, []), out, errors.pop(key, []), order)
+                        self._monitor(group, groups.pop(key, []), out, errors.pop(key, []), order,
+                                      late_labels.pop(key, []))
                     self._retire(key)
                     group = self._model(result.model, result.segment)
             if group.started is None:
@@ -324,7 +342,7 @@ class DriftPipeline:
                     self.dirty_pending.add(result.model)
         for key in dict.fromkeys([*groups, *errors]):
             group = self.models[key]
-            self._monitor(group, groups.get(key, []), out, errors.get(key, []), order)
+            self._monitor(group, groups.get(key, []), out, errors.get(key, []), order, late_labels.get(key, []))
             if not group.types and group.last_ts is None and group.partition is None:
                 del self.models[key]  # only rejected events: a hostile producer takes no model slot
         self._emit(out)
@@ -381,7 +399,8 @@ class DriftPipeline:
                 return {}, {}, events
 
     def _monitor(self, group: ModelMonitors, events: list[Event], out: Output,
-                 errors: list[tuple[Record, float, float | None]], order: dict[int, int]) -> None:
+                 errors: list[tuple[Record, float, float | None]], order: dict[int, int],
+                 late: list[tuple[Record, object, float | None]] = ()) -> None:
         rejected_before = len(out.rejected)
         columns, types, events = self._valid_columns(group, events, out)
         out.processed += len(events)
@@ -393,6 +412,8 @@ class DriftPipeline:
         together: list[tuple[str, str, NumericMonitor, list]] = []
         if errors:
             found.extend(self._monitor_errors(group, errors, order, out))
+        if late:
+            found.extend(self._monitor_late_labels(group, late, order))
         for (kind, name), (first, column) in columns.items():
             type_ = types.get((kind, name))
             if type_ is None:
@@ -446,6 +467,21 @@ class DriftPipeline:
             alert = build_alert(group.model, group.segment, name, kind, detection, event.ts, event.record,
                                 self.version, group.started)
             found.append((order[id(event.record)], kind, name, alert))
+        return found
+
+    def _monitor_late_labels(self, group: ModelMonitors, late, order) -> list[tuple[int, str, str, dict]]:
+        """Feed the late-label stream of one (model, segment) (its type is fixed on arrival)."""
+        monitor = group.monitor(*LATE_LABEL)
+        group.dirty.add(LATE_LABEL)
+        values = [label for _, label, _ in late]
+        column = np.array(values, dtype=np.float64) if group.types[LATE_LABEL] == "numeric" else values
+        start = monitor.seen
+        found = []
+        for detection in monitor.update(column):
+            record, _, ts = late[detection.index - start]
+            alert = build_alert(group.model, group.segment, LATE_LABEL[1], LABEL, detection, ts, record,
+                                self.version, group.started)
+            found.append((order[id(record)], LABEL, LATE_LABEL[1], alert))
         return found
 
     def _monitor_errors(self, group: ModelMonitors, errors, order, out: Output) -> list[tuple[int, str, str, dict]]:

@@ -144,7 +144,7 @@ def offline(args, config) -> int:
                 continue
             if traces is not None:
                 traces.add(row.event)
-            batch.append(Record(row.raw, None, row.source, 0, row.line, None))
+            batch.append(Record(row.raw, None, row.source, 0, row.line, None, row.event))
             if len(batch) >= BATCH:
                 flush()
         if batch:

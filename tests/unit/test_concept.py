@@ -146,3 +146,46 @@ def test_binary_detectors_on_a_regression_error_stream_fall_back_with_a_notice()
     assert sum(out.processed for out in outs) == 3000
     monitor = pipeline.models[("reg", None)].monitors[("concept", "error")]
     assert monitor.active == ("adwin",) and monitor.seen == 3000
+
+
+def test_late_labels_feed_a_label_stream_of_their_own():
+    # Predictions now, labels later on the labels topic; the share of class 1 moves 20% -> 60%.
+    rng = np.random.default_rng(5)
+    n = 6000
+    shares = np.where(np.arange(n) < 3000, 0.2, 0.6)
+    labels = (rng.random(n) < shares).astype(int)
+    config = Config()
+    from streamdrift.config import from_mapping
+    config = from_mapping({"detectors": {"reference_size": 1000}})
+    pipeline = DriftPipeline(config)
+    records, pos = [], 0
+    for start in range(0, n, 500):
+        for i in range(start, start + 500):
+            event = {"model": "m", "id": f"e{i}", "ts": 1e9 + i, "features": {"x": float(rng.normal())},
+                     "prediction": 0.5}
+            records.append(Record(orjson.dumps(event), b"m", "features", 0, pos)); pos += 1
+        for i in range(start, start + 500):
+            label = {"model": "m", "id": f"e{i}", "label": int(labels[i]), "ts": 1e9 + i + 0.5}
+            records.append(Record(orjson.dumps(label), b"m", "labels", 0, pos)); pos += 1
+    records.append(Record(orjson.dumps({"model": "m", "id": "e5", "label": "cat", "ts": 2e9}), b"m", "labels", 0, pos))
+    outs = [pipeline.process(records[i:i + 700]) for i in range(0, len(records), 700)]
+    alerts = [a for o in outs for a in o.alerts]
+    late = [a for a in alerts if a["feature"] == "late_label"]
+    assert late and all(a["kind"] == "label" for a in late), alerts
+    assert min(a["detected_at"]["offset"] for a in late) > 6000, "no label alert before the change"
+    group = pipeline.models[("m", None)]
+    assert ("label", "label") not in group.monitors  # events without a label are not missing labels
+    assert sum(o.processed for o in outs) + sum(len(o.rejected) for o in outs) == len(records)
+    # e5 was joined already: a second label for it finds no prediction (unmatched, not rejected)
+    assert sum(o.labels_unmatched for o in outs) == 1
+
+
+def test_a_late_label_of_the_wrong_type_is_rejected_with_its_reason():
+    pipeline = DriftPipeline(Config())
+    msgs = [({"model": "m", "id": "a", "ts": 1.0, "features": {"x": 1.0}, "prediction": 1}, "features"),
+            ({"model": "m", "id": "b", "ts": 2.0, "features": {"x": 1.0}, "prediction": 1}, "features"),
+            ({"model": "m", "id": "a", "label": 1, "ts": 3.0}, "labels"),
+            ({"model": "m", "id": "b", "label": "dog", "ts": 4.0}, "labels")]
+    out = pipeline.process([Record(orjson.dumps(m), b"m", t, 0, i) for i, (m, t) in enumerate(msgs)])
+    assert [r.reason for r in out.rejected] == ["label has always been numeric; got categorical value 'dog'"]
+    assert out.processed == 3 and out.labels_joined == 1 and out.predictions_expired == 1

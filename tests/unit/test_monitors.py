@@ -517,3 +517,14 @@ def test_missing_rate_rise_caught_at_a_low_base_rate(settings_):
     found = NumericMonitor(settings_).update(x)
     missing = [d for d in found if d.detector == "missing_rate"]
     assert missing and missing[0].direction == "up" and 20_000 <= missing[0].index < 20_500
+
+
+def test_categorical_alert_reference_summary_counts_only_what_was_seen():
+    rng = np.random.default_rng(0)
+    monitor = CategoricalMonitor(MonitorSettings(reference_size=1000))
+    share_b = np.where(np.arange(6000) < 3000, 0.3, 0.6)
+    values = np.where(rng.random(6000) < share_b, "b", "a").astype(object)
+    detection = monitor.update(values)[0]
+    assert detection.reference["n"] == 1000, detection.reference
+    assert set(detection.reference["top"]) == {"a", "b"}, detection.reference
+    assert abs(sum(detection.reference["top"].values()) - 1.0) < 1e-9
