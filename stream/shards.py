@@ -30,7 +30,7 @@ import traceback
 
 from streamdrift.config import Config
 from streamdrift.events import Record
-from streamdrift.pipeline import DriftPipeline, Output
+from streamdrift.pipeline import DriftPipeline, Output, tune_gc
 
 
 class ShardPartitions:
@@ -52,6 +52,7 @@ def _serve(conn, config: Config, references, index: int, count: int) -> None:
     except ValueError:
         pass
     pipeline = DriftPipeline(config, references)
+    tune_gc()
     mine = ShardPartitions(index, count)
     while True:
         try:

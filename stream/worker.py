@@ -22,7 +22,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
 
 from streamdrift.config import Config, available_cpus
-from streamdrift.pipeline import DriftPipeline, Output
+from streamdrift.pipeline import DriftPipeline, Output, tune_gc
 
 from .shards import ShardedPipeline
 from .batch_consumer import BatchConsumer, Publisher, Record, TopicPartition, next_offsets
@@ -70,6 +70,7 @@ class Worker:
     def __init__(self, config: Config, references: dict | None = None, metrics: Metrics | None = None,
                  on_output: Callable[[Output], None] | None = None):
         self.config = config
+        tune_gc()
         processes = self.processes = config.processes or available_cpus()
         self.pipeline = ShardedPipeline(config, references, processes) if processes > 1 else \
             DriftPipeline(config, references)

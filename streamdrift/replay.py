@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .config import ConfigError, load
 from .events import Record
 from .logs import ColumnMapping, LogReader
-from .pipeline import DriftPipeline
+from .pipeline import DriftPipeline, tune_gc
 
 BATCH = 20_000
 #: Points kept per feature for the report's plots (older points are thinned as the log grows).
@@ -103,6 +103,7 @@ def offline(args, config) -> int:
         from .references import load_references
         references = load_references(args.reference)
     pipeline = DriftPipeline(config, references)
+    tune_gc()
     reader = LogReader(args.log, mapping_from(args))
     alerts_path = Path(args.alerts)
     retrain_path = Path(args.retrain) if args.retrain else alerts_path.with_suffix(".retrain.jsonl")
