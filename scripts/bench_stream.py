@@ -19,7 +19,7 @@ beside the raw consume rate of the same topic measured in the same run.
    time the alert is consumed (kafka-python, in a thread) - ``detected_at.ts``; p50 / p99 / max,
    the part up to the alert's publication (its Kafka timestamp), the worker's batches and the
    CPU time of worker, broker and this script during the phase.
-4. (d) Memory: the worker's VmRSS (/proc/PID/status) before any event, after (b) and after (c),
+4. (d) Memory: the Pss (/proc/PID/smaps_rollup) of the worker and its pipeline processes before any event, after (b) and after (c),
    per 1,000 monitored (model, feature) pairs (``streamdrift_monitored_features`` on /metrics).
 
 Requirements (issue 3): end-to-end rate >= 0.35 x the raw consume rate; alert latency p99 <= 1 s.
@@ -184,11 +184,27 @@ class Worker:
                 return float(line.split()[1])
         return None
 
+    def pids(self) -> list[int]:
+        """The worker and its pipeline processes (``processes`` setting)."""
+        pid = self.process.pid
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            children = []
+        return [pid, *map(int, children)]
+
     def rss_bytes(self) -> int:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        return 0
+        """Proportional set size (Pss) of the worker and its pipeline processes: forked children
+        share pages with the worker, and Pss counts each shared page once in the sum."""
+        total = 0
+        for pid in self.pids():
+            try:
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+            except OSError:
+                pass
+        return total
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
@@ -272,12 +288,13 @@ async def alert_timestamps(bootstrap: str, topic: str, expected: int) -> list[fl
         await consumer.stop()
 
 
-def pipeline_rate(messages: list[tuple[bytes, bytes]], config: Path, batch: int = 5000) -> float:
-    """Events/s of ``DriftPipeline.process`` alone (no Kafka) on the same events, in this process."""
+def pipeline_rate(messages: list[tuple[bytes, bytes]], config: Path, batch: int = 20_000) -> float:
+    """Events/s of ``DriftPipeline.process`` alone (no Kafka, one process) on the same events."""
     from streamdrift.config import load
     from streamdrift.events import Record
-    from streamdrift.pipeline import DriftPipeline
+    from streamdrift.pipeline import DriftPipeline, tune_gc
 
+    tune_gc()
     pipeline = DriftPipeline(load(config))
     records = [Record(value, key, "features", 0, n, None) for n, (key, value) in enumerate(messages)]
     started = time.perf_counter()
@@ -391,6 +408,8 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=400_000)
     parser.add_argument("--models", type=int, default=64)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--batch-size", type=int, help="the worker's batch_size (default: the config default)")
+    parser.add_argument("--processes", type=int, help="the worker's processes (default: one per core)")
     parser.add_argument("--keep", help="keep the worker's config, log and the alerts of (c) in this directory")
     args = parser.parse_args()
     began = time.monotonic()
@@ -399,7 +418,9 @@ def main() -> int:
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
     topics = {"features": f"{prefix}.features", "alerts": f"{prefix}.alerts"}
     config = folder / "streamdrift.toml"
-    config.write_text(f"""
+    top = "".join(f"{key} = {value}\n" for key, value in (("batch_size", args.batch_size), ("processes", args.processes))
+                  if value is not None)
+    config.write_text(f"""{top}
 group_id = "{prefix}.group"
 [topics]
 features = "{topics['features']}"
@@ -460,7 +481,7 @@ reference_size = 1000
             warm_s = time.monotonic() - warm_started
             batches_before = worker.metric("streamdrift_batch_seconds_count") or 0
             busy_before = worker.metric("streamdrift_batch_seconds_sum") or 0.0
-            cpu_before = [cpu_seconds(worker.process.pid), cpu_seconds(broker.pid), cpu_seconds()]
+            cpu_before = [sum(map(cpu_seconds, worker.pids())), cpu_seconds(broker.pid), cpu_seconds()]
             wall_c = time.monotonic()
             listener = AlertListener(bootstrap, topics["alerts"], LIVE_PREFIX)
             listener.start()
@@ -469,7 +490,7 @@ reference_size = 1000
             report_c = wait_processed(worker, args.events + warm_sent + produced_c)
             wall_c = time.monotonic() - wall_c
             cpu_c = [after - before for after, before in zip(
-                [cpu_seconds(worker.process.pid), cpu_seconds(broker.pid), cpu_seconds()], cpu_before)]
+                [sum(map(cpu_seconds, worker.pids())), cpu_seconds(broker.pid), cpu_seconds()], cpu_before)]
             time.sleep(2.0)  # alerts published last are still on their way
             listener.stopping.set()
             listener.join(10)
@@ -497,9 +518,10 @@ reference_size = 1000
     print(f"   {'consumer':<60}{'events/s':>12}{'values/s':>14}{'vs raw':>8}")
     print(f"   {'raw AIOKafkaConsumer.getmany (count only)':<60}{raw_rate:>12,.0f}{raw_rate * FEATURES:>14,.0f}"
           f"{1.0:>7.2f}x")
-    print(f"   {'streamdrift run, first event consumed -> all processed':<60}{worker_rate:>12,.0f}"
+    label = f"streamdrift run ({run['report'].get('processes', 1)} pipeline processes), first -> last"
+    print(f"   {label:<60}{worker_rate:>12,.0f}"
           f"{worker_rate * FEATURES:>14,.0f}{ratio:>7.2f}x")
-    print(f"   {'DriftPipeline.process alone, no Kafka, batches of 5000':<60}{core_rate:>12,.0f}"
+    print(f"   {'DriftPipeline.process alone: no Kafka, 1 process':<60}{core_rate:>12,.0f}"
           f"{core_rate * FEATURES:>14,.0f}{core_rate / raw_rate:>7.2f}x")
     print(f"   raw: {raw_count:,} events in {raw_s:.2f} s; worker: {args.events - run['first_count']:,} events in "
           f"{e2e_s:.2f} s after its first {run['first_count']:,}; {alerts_b} alerts, the last published "
@@ -532,7 +554,7 @@ reference_size = 1000
     print(f"   CPU during (c), {wall_c:.1f} s wall: worker {cpu_c[0]:.1f} s, broker {cpu_c[1]:.1f} s, "
           f"this script (producer, alert consumer) {cpu_c[2]:.1f} s; {os.cpu_count()} cpus")
     print()
-    print("(d) worker memory (VmRSS)")
+    print("(d) worker memory (Pss of the worker and its pipeline processes)")
     idle = run["idle_rss"]
     print(f"   {'when':<44}{'RSS':>14}{'pairs':>8}{'models':>8}{'RSS / 1,000 pairs':>20}")
     print(f"   {'started, before its first event':<44}{mib(idle):>14}{0:>8}{0:>8}{'':>20}")
