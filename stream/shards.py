@@ -43,8 +43,13 @@ class ShardPartitions:
         return partition is not None and partition % self.count == self.index
 
 
-def _serve(conn, config: Config, references, index: int, count: int) -> None:
+def _serve(conn, inherited, config: Config, references, index: int, count: int) -> None:
     """A child's loop: requests in, replies out, until the parent closes the pipe."""
+    for connection in inherited:
+        # Forked copies of the parent's ends of every pipe (ours and earlier children's): holding
+        # them would keep those pipes open after the parent closes them, and no child would
+        # ever see the end of its input.
+        connection.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the worker in order, then us
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
@@ -94,7 +99,8 @@ class ShardedPipeline:
         self.children = []
         for index in range(processes):
             parent, child = context.Pipe()
-            process = context.Process(target=_serve, args=(child, config, references, index, processes),
+            process = context.Process(target=_serve, args=(child, [*self.connections, parent], config, references,
+                                                           index, processes),
                                       name=f"streamdrift-shard-{index}", daemon=True)
             process.start()
             child.close()
@@ -181,6 +187,7 @@ class ShardedPipeline:
             process.join(timeout=5)
             if process.is_alive():
                 process.kill()
+                process.join()
 
 
 async def _readable(loop: asyncio.AbstractEventLoop, connection) -> None:
