@@ -292,7 +292,8 @@ def pipeline_rate(messages: list[tuple[bytes, bytes]], config: Path, batch: int 
     """Events/s of ``DriftPipeline.process`` alone (no Kafka, one process) on the same events."""
     from streamdrift.config import load
     from streamdrift.events import Record
-    from streamdrift.pipeline import DriftPipeline, tune_gc
+    from streamdrift.pipeline import DriftPipeline
+    from streamdrift.process_tuning import tune_gc
 
     tune_gc()
     pipeline = DriftPipeline(load(config))

@@ -30,7 +30,8 @@ import traceback
 
 from streamdrift.config import Config
 from streamdrift.events import Record
-from streamdrift.pipeline import DriftPipeline, Output, trim_memory, tune_gc
+from streamdrift.pipeline import DriftPipeline, Output
+from streamdrift.process_tuning import trim_memory, tune_gc
 
 
 class ShardPartitions:
@@ -139,7 +140,9 @@ class ShardedPipeline:
             connection.send((op, arg))
         return [self._reply(shard) for shard in range(len(self.connections))]
 
-    def _split(self, records: list[Record]) -> tuple[list[list[tuple]], list[list[int]]]:
+    def _send(self, records: list[Record]) -> tuple[list[int], list[list[int]]]:
+        """Hand each child the records of its partitions; returns the children that got some
+        and, per child, the input positions of its records."""
         count = len(self.connections)
         parts: list[list[tuple]] = [[] for _ in range(count)]
         positions: list[list[int]] = [[] for _ in range(count)]
@@ -147,23 +150,20 @@ class ShardedPipeline:
             shard = r.partition % count
             parts[shard].append((r.value, r.key, r.topic, r.partition, r.offset, r.timestamp_ms))
             positions[shard].append(i)
-        return parts, positions
-
-    def process(self, records: list[Record]) -> Output:
-        """``DriftPipeline.process``, each child working on its partitions at the same time."""
-        parts, positions = self._split(records)
         used = [shard for shard, part in enumerate(parts) if part]
         for shard in used:
             self.connections[shard].send(("process", parts[shard]))
+        return used, positions
+
+    def process(self, records: list[Record]) -> Output:
+        """``DriftPipeline.process``, each child working on its partitions at the same time."""
+        used, positions = self._send(records)
         return merge({shard: self._reply(shard) for shard in used}, positions)
 
     async def process_async(self, records: list[Record]) -> Output:
         """``process`` that leaves the event loop free while the children work (web endpoints,
         the consumer's prefetch and heartbeats keep running)."""
-        parts, positions = self._split(records)
-        used = [shard for shard, part in enumerate(parts) if part]
-        for shard in used:
-            self.connections[shard].send(("process", parts[shard]))
+        used, positions = self._send(records)
         loop = asyncio.get_running_loop()
         replies = {}
         for shard in used:

@@ -22,7 +22,8 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
 
 from streamdrift.config import Config, available_cpus
-from streamdrift.pipeline import DriftPipeline, Output, trim_memory, tune_gc
+from streamdrift.pipeline import DriftPipeline, Output
+from streamdrift.process_tuning import trim_memory, tune_gc
 
 from .shards import ShardedPipeline
 from .batch_consumer import BatchConsumer, Publisher, Record, TopicPartition, next_offsets

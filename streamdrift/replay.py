@@ -23,7 +23,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .config import ConfigError, load
 from .events import Record
 from .logs import ColumnMapping, LogReader
-from .pipeline import DriftPipeline, tune_gc
+from .pipeline import DriftPipeline
+from .process_tuning import tune_gc
 
 BATCH = 20_000
 #: Points kept per feature for the report's plots (older points are thinned as the log grows).
