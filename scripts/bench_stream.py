@@ -458,7 +458,9 @@ reference_size = 1000
         # (b) the worker on the same backlog
         worker = Worker(bootstrap, config, folder / "worker.log")
         try:
+            cpu_b = [sum(map(cpu_seconds, worker.pids())), cpu_seconds(broker.pid)]
             run = run_backlog(worker, args.events)
+            cpu_b = [sum(map(cpu_seconds, worker.pids())) - cpu_b[0], cpu_seconds(broker.pid) - cpu_b[1]]
             e2e_s = run["done_wall"] - run["first_wall"]
             worker_rate = (args.events - run["first_count"]) / e2e_s
             after_b_rss = worker.rss_bytes()
@@ -529,6 +531,8 @@ reference_size = 1000
           + (f"{last_alert:.2f} s after the first event was consumed" if last_alert is not None else "(none)"))
     print(f"   worker time in batches (pipeline + publish, streamdrift_batch_seconds): {batch_s:.2f} s of "
           f"{e2e_s:.2f} s; {int(checkpoints)} state checkpoints")
+    print(f"   CPU during (b): worker and its pipeline processes {cpu_b[0]:.1f} s, broker {cpu_b[1]:.1f} s, "
+          f"in {e2e_s:.1f} s wall on {os.cpu_count()} cpus")
     checks.append((f"end-to-end >= {RATIO_REQUIRED} x raw consume rate", ratio >= RATIO_REQUIRED,
                    f"{ratio:.2f}x ({worker_rate:,.0f} vs {raw_rate:,.0f} events/s)"))
     print()
