@@ -90,8 +90,20 @@ def _schedule(monitor: NumericMonitor, n: int) -> tuple:
     # evaluation_points, in plain Python: offsets t where watched + t + 1 is a multiple of
     # every and at least the window
     points = tuple(t for t in range((-(watched + 1)) % every, n, every) if watched + t + 1 >= s.window)
-    return (id(s), monitor.active, points, min(monitor.watched, s.window), shape, adwin.width, adwin.blocks_seen % adwin.clock, len(adwin.pending),
+    return (_settings_key(monitor), monitor.active, points, min(monitor.watched, s.window), shape, adwin.width, adwin.blocks_seen % adwin.clock, len(adwin.pending),
             adwin.delta)
+
+
+#: Equal settings objects share one small integer, so that features configured alike (each with
+#: its own settings object, e.g. from a ``[[features]]`` rule) advance together.
+_SETTINGS_KEYS: dict = {}
+
+
+def _settings_key(monitor: NumericMonitor) -> int:
+    key = monitor.__dict__.get("_settings_key")
+    if key is None:  # once per monitor: hashing a settings dataclass costs microseconds
+        key = monitor._settings_key = _SETTINGS_KEYS.setdefault(monitor.settings, len(_SETTINGS_KEYS))
+    return key
 
 
 def _advance(key: tuple, monitors: list[NumericMonitor], x: np.ndarray) -> np.ndarray:

@@ -89,3 +89,20 @@ def test_supplied_references_of_different_sizes():
 def test_shape_is_checked():
     with pytest.raises(ValueError, match="monitors x values"):
         update_together([NumericMonitor()], np.zeros((2, 5)))
+
+
+def test_features_configured_alike_advance_together():
+    # Settings objects that are equal but distinct (one per feature, as [[features]] rules make
+    # them) must still share one group: one _advance call for all of them.
+    import streamdrift.detectors.together as together
+    rng = np.random.default_rng(2)
+    monitors = [NumericMonitor(MonitorSettings(reference_size=300)) for _ in range(4)]
+    update_together(monitors, rng.normal(0, 1, (4, 1000)))
+    calls = []
+    original = together._advance
+    together._advance = lambda *args: calls.append(1) or original(*args)
+    try:
+        update_together(monitors, rng.normal(0, 1, (4, 50)))
+    finally:
+        together._advance = original
+    assert len(calls) == 1
