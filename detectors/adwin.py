@@ -20,6 +20,10 @@ import numpy as np
 from .errors import check_range
 
 
+# Squares are written d * d, not d ** 2: Python's ** calls the C library's pow, which can differ
+# from d * d (numpy's square) in the last bit, and detectors/together.py must match this exactly.
+
+
 class ADWIN:
     """ADWIN change detector over values in [0, 1].
 
@@ -101,7 +105,8 @@ class ADWIN:
     def _add_summary(self, total: float, variance: float) -> tuple[str, float, float, int] | None:
         n = self.block
         if self.width:
-            self.variance += variance + self.width * n * (self.total / self.width - total / n) ** 2 / (self.width + n)
+            d = self.total / self.width - total / n
+            self.variance += variance + self.width * n * (d * d) / (self.width + n)
         else:
             self.variance += variance
         self.width += n
@@ -118,7 +123,8 @@ class ADWIN:
         while len(self.levels[level]) > self.max_buckets:
             (t1, v1), (t2, v2) = self.levels[level][0], self.levels[level][1]
             size = self.block << level
-            merged = [t1 + t2, v1 + v2 + size * size * (t1 / size - t2 / size) ** 2 / (2 * size)]
+            d = t1 / size - t2 / size
+            merged = [t1 + t2, v1 + v2 + size * size * (d * d) / (2 * size)]
             del self.levels[level][:2]
             if level + 1 == len(self.levels):
                 self.levels.append([])
@@ -171,7 +177,8 @@ class ADWIN:
         self.width -= size
         self.total -= total
         if self.width:
-            self.variance -= variance + size * self.width * (total / size - self.total / self.width) ** 2 / (size + self.width)
+            d = total / size - self.total / self.width
+            self.variance -= variance + size * self.width * (d * d) / (size + self.width)
             self.variance = max(self.variance, 0.0)
         else:
             self.variance = 0.0

