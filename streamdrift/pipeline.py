@@ -443,15 +443,19 @@ class DriftPipeline:
                 continue
             if type_ == "numeric":
                 column = np.array(column, dtype=np.float64)  # None becomes NaN: missing
-            found.extend(self._alerts(group, kind, name, events, first, monitor.seen, monitor.update(column),
-                                      order))
+            start = monitor.seen
+            detections = monitor.update(column)
+            if detections:
+                found.extend(self._alerts(group, kind, name, detections, start, self._events_from(events, first),
+                                          order))
         if together:
             monitors = [m for _, _, m, _ in together]
             starts = [m.seen for m in monitors]
             matrix = np.array([column for *_, column in together], dtype=np.float64)
             for (kind, name, _, _), start, detections in zip(together, starts, update_together(monitors, matrix)):
                 if detections:
-                    found.extend(self._alerts(group, kind, name, events, 0, start, detections, order))
+                    found.extend(self._alerts(group, kind, name, detections, start, self._events_from(events, 0),
+                                              order))
         for position, kind, name, alert in found:
             self._found.append(((position, kind, name, alert["detector"]), alert, group.tracker))
         if events:
@@ -462,17 +466,22 @@ class DriftPipeline:
         if last is not None:
             group.last_ts = last
 
-    def _alerts(self, group: ModelMonitors, kind: str, name: str, events: list[Event], first: int, start: int,
-                detections, order: dict[int, int]) -> list[tuple[int, str, str, dict]]:
-        """Alerts of one stream's detections; ``start`` is the monitor's value count before the
-        update, ``first`` the event of the stream's first value in this batch."""
+    def _alerts(self, group: ModelMonitors, kind: str, name: str, detections, start: int, source,
+                order: dict[int, int]) -> list[tuple[int, str, str, dict]]:
+        """Alerts of one stream's detections: ``start`` is the monitor's value count before the
+        update, ``source(i)`` the ``(record, ts)`` of the update's ``i``-th value."""
         found = []
         for detection in detections:
-            event = events[first + detection.index - start]
-            alert = build_alert(group.model, group.segment, name, kind, detection, event.ts, event.record,
-                                self.version, group.started)
-            found.append((order[id(event.record)], kind, name, alert))
+            record, ts = source(detection.index - start)
+            alert = build_alert(group.model, group.segment, name, kind, detection, ts, record, self.version,
+                                group.started)
+            found.append((order[id(record)], kind, name, alert))
         return found
+
+    @staticmethod
+    def _events_from(events: list[Event], first: int):
+        """``source`` for ``_alerts`` of a stream whose first value in this batch is ``events[first]``."""
+        return lambda i: (events[first + i].record, events[first + i].ts)
 
     def _monitor_late_labels(self, group: ModelMonitors, late, order) -> list[tuple[int, str, str, dict]]:
         """Feed the late-label stream of one (model, segment) (its type is fixed on arrival)."""
@@ -481,13 +490,8 @@ class DriftPipeline:
         values = [label for _, label, _ in late]
         column = np.array(values, dtype=np.float64) if group.types[LATE_LABEL] == "numeric" else values
         start = monitor.seen
-        found = []
-        for detection in monitor.update(column):
-            record, _, ts = late[detection.index - start]
-            alert = build_alert(group.model, group.segment, LATE_LABEL[1], LABEL, detection, ts, record,
-                                self.version, group.started)
-            found.append((order[id(record)], LABEL, LATE_LABEL[1], alert))
-        return found
+        return self._alerts(group, LABEL, LATE_LABEL[1], monitor.update(column), start,
+                            lambda i: (late[i][0], late[i][2]), order)
 
     def _monitor_errors(self, group: ModelMonitors, errors, order, out: Output) -> list[tuple[int, str, str, dict]]:
         """Feed the error stream of one (model, segment); concept alerts carry the error before
@@ -496,7 +500,6 @@ class DriftPipeline:
         monitor = group.monitor(CONCEPT, ERROR)
         group.dirty.add((CONCEPT, ERROR))
         start = monitor.seen
-        found = []
         values = np.array([e for _, e, _ in errors], dtype=np.float64)
         try:
             detections = monitor.update(values)
@@ -509,14 +512,11 @@ class DriftPipeline:
                                f"{', '.join(kept)} instead")
             start = monitor.seen
             detections = monitor.update(values)
-        for detection in detections:
-            record, _, ts = errors[detection.index - start]
-            alert = build_alert(group.model, group.segment, ERROR, CONCEPT, detection, ts, record, self.version,
-                                group.started)
-            alert["kind"] = CONCEPT
+        found = self._alerts(group, CONCEPT, ERROR, detections, start, lambda i: (errors[i][0], errors[i][2]), order)
+        for (_, _, _, alert), detection in zip(found, detections):
+            alert["kind"] = CONCEPT  # a missing-rate detection on the error stream is a concept alert too
             alert["effect"]["error_before"] = detection.reference.get("mean")
             alert["effect"]["error_after"] = detection.window.get("mean")
-            found.append((order[id(record)], CONCEPT, ERROR, alert))
         return found
 
     def _retire(self, key: tuple[str, str | None]) -> None:
