@@ -145,10 +145,10 @@ class CategoricalMonitor(FeatureMonitor):
         if self._armed("categorical") and codes.size:
             s = self.settings
             points = evaluation_points(self.watched, codes.size, s.evaluate_every, s.categorical_window)
-            if points.size:
+            if points:
                 ext = np.concatenate((self.recent_codes.items(), codes))
                 offset = ext.size - codes.size
-                for t in points.tolist():
+                for t in points:
                     window = ext[offset + t + 1 - s.categorical_window: offset + t + 1]
                     verdict = self.test.test(window)
                     if verdict[0] is not None:

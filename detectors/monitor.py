@@ -166,13 +166,12 @@ class FeatureMonitor:
         self.calibrations = int(state["calibrations"])
 
 
-def evaluation_points(watched: int, count: int, every: int, first_at: int) -> np.ndarray:
+def evaluation_points(watched: int, count: int, every: int, first_at: int) -> tuple[int, ...]:
     """Offsets ``t`` in a stretch of ``count`` values at which a windowed test runs: when the
     running count ``watched + t + 1`` is a multiple of ``every`` and at least ``first_at``.
+    (Plain Python: a few points per call, on the hot path.)
 
-    >>> evaluation_points(0, 10, 3, 6).tolist()
-    [5, 8]
+    >>> evaluation_points(0, 10, 3, 6)
+    (5, 8)
     """
-    t0 = (-(watched + 1)) % every
-    t = np.arange(t0, count, every)
-    return t[watched + t + 1 >= first_at]
+    return tuple(t for t in range((-(watched + 1)) % every, count, every) if watched + t + 1 >= first_at)

@@ -164,7 +164,7 @@ class NumericMonitor(FeatureMonitor):
         if not (run_ks or run_hist):
             return []
         points = evaluation_points(self.watched, values.size, s.evaluate_every, s.window)
-        if not points.size:
+        if not points:
             return []
         old_positions = self.recent_positions.items()
         ext_positions = np.concatenate((old_positions, positions))
@@ -174,7 +174,7 @@ class NumericMonitor(FeatureMonitor):
         offset_p, offset_v = old_positions.size, old_values.size
         w = s.window
         found = []
-        for t in points.tolist():
+        for t in points:
             if not (run_ks or run_hist):
                 break
             if run_ks:

@@ -41,6 +41,7 @@ from scipy.special import ndtri
 
 from .cusum import QUANTUM
 from .detection import Detection
+from .monitor import evaluation_points
 from .numeric import NumericMonitor
 from .settings import NUMERIC_DETECTORS
 
@@ -86,10 +87,7 @@ def _schedule(monitor: NumericMonitor, n: int) -> tuple:
     s = monitor.settings
     adwin = monitor.adwin
     shape = tuple(len(level) for level in adwin.levels) if "adwin" in monitor.active else ()
-    watched, every = monitor.watched, s.evaluate_every
-    # evaluation_points, in plain Python: offsets t where watched + t + 1 is a multiple of
-    # every and at least the window
-    points = tuple(t for t in range((-(watched + 1)) % every, n, every) if watched + t + 1 >= s.window)
+    points = evaluation_points(monitor.watched, n, s.evaluate_every, s.window)
     return (_settings_key(monitor), monitor.active, points, min(monitor.watched, s.window), shape, adwin.width, adwin.blocks_seen % adwin.clock, len(adwin.pending),
             adwin.delta)
 

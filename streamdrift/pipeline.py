@@ -618,13 +618,6 @@ class DriftPipeline:
                 monitors += 1
         return monitors
 
-    def drop_models(self, keep) -> int:
-        """Forget every (model, segment) for which ``keep(model, partition)`` is false."""
-        gone = [k for k, g in self.models.items() if not keep(k[0], g.partition)]
-        for key in gone:
-            del self.models[key]
-        return len(gone)
-
     @property
     def model_count(self) -> int:
         return len(self.models)
@@ -636,7 +629,10 @@ class DriftPipeline:
 
     def drop_partitions(self, partitions: set[int]) -> int:
         """Forget the models of ``partitions`` (handed over to another worker)."""
-        return self.drop_models(lambda model, partition: partition not in partitions)
+        gone = [k for k, g in self.models.items() if g.partition in partitions]
+        for key in gone:
+            del self.models[key]
+        return len(gone)
 
     @property
     def monitored_pairs(self) -> int:
