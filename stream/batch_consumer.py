@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.structs import RecordMetadata, TopicPartition
+
+from streamdrift.events import Record
 
 __all__ = [
     "BatchConsumer",
@@ -37,31 +38,13 @@ OutgoingMessage = tuple[bytes | None, bytes, Sequence[Header] | None]
 PartitionsCallback = Callable[[frozenset[TopicPartition]], Awaitable[None] | None]
 
 
-@dataclass(slots=True)  # not frozen: made once per message, and a frozen __init__ costs 3x
-class Record:
-    """One consumed message, with the position a dead letter or an alert must cite (the
-    attributes ``streamdrift.events.Record`` has, plus the headers)."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes
-    headers: tuple[Header, ...] = ()
-    #: Never set here: a consumed message is parsed by the pipeline (see events.Record.data).
-    data: object = None
-
-    @property
-    def topic_partition(self) -> TopicPartition:
-        return TopicPartition(self.topic, self.partition)
 
 
 def next_offsets(records: Iterable[Record]) -> dict[TopicPartition, int]:
     """The offsets to commit after processing ``records``: last offset + 1 per partition."""
     positions: dict[TopicPartition, int] = {}
     for record in records:
-        tp = record.topic_partition
+        tp = TopicPartition(record.topic, record.partition)
         positions[tp] = max(positions.get(tp, 0), record.offset + 1)
     return positions
 
@@ -237,14 +220,15 @@ async def _call(callback: PartitionsCallback | None, partitions: Iterable[TopicP
 def _to_record(message: Any) -> Record:
     # Positional arguments: this runs once per message, and keywords cost ~40% more here.
     return Record(
+        # A tombstone (null value) becomes b"": it is not a JSON object either, so the error
+        # policy sends it to the dead-letter topic like any other bad event.
+        message.value if message.value is not None else b"",
+        message.key,
         message.topic,
         message.partition,
         message.offset,
         message.timestamp,
-        message.key,
-        # A tombstone (null value) becomes b"": it is not a JSON object either, so the error
-        # policy sends it to the dead-letter topic like any other bad event.
-        message.value if message.value is not None else b"",
+        None,
         tuple(message.headers),
     )
 

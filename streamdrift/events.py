@@ -35,6 +35,8 @@ class Record:
     #: The message already parsed as JSON, when the reader had to parse it anyway (replay of a
     #: log): ``decode`` then skips parsing it again.
     data: object = None
+    #: Kafka headers of a consumed message, ``(name, bytes)`` pairs.
+    headers: tuple = ()
 
 
 @dataclass(slots=True)
