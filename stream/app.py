@@ -21,6 +21,7 @@ from faust.worker import Worker as FaustWorker
 from streamdrift.config import Config
 
 from .worker import Worker
+from .worker_processes import WorkerProcesses, worker_for
 
 log = logging.getLogger("streamdrift.app")
 
@@ -35,7 +36,7 @@ class WorkerApp(faust.App):
     BootStrategy = NoFaustConsumer
 
 
-def build_app(config: Config, worker: Worker, on_done=None) -> faust.App:
+def build_app(config: Config, worker: Worker | WorkerProcesses, on_done=None) -> faust.App:
     """The faust app: one task (the hot path) and two pages. ``on_done`` runs when the hot path
     ends by itself (the worker was asked to stop), to shut the process down."""
     app = WorkerApp(
@@ -87,7 +88,7 @@ def _faust_security(config: Config) -> dict:
 
 def run(config: Config, references: dict | None = None, loglevel: str = "info") -> int:
     """Run a worker until it is stopped (SIGINT/SIGTERM); return the process exit code."""
-    worker = Worker(config, references)
+    worker = worker_for(config, references)
     faust_worker: list[FaustWorker] = []
     app = build_app(config, worker, on_done=lambda: asyncio.ensure_future(faust_worker[0].stop()))
     options = {}

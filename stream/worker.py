@@ -21,11 +21,10 @@ import orjson
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
 
-from streamdrift.config import Config, available_cpus
+from streamdrift.config import Config
 from streamdrift.pipeline import DriftPipeline, Output
 from streamdrift.process_tuning import trim_memory, tune_gc
 
-from .shards import ShardedPipeline
 from .batch_consumer import BatchConsumer, Publisher, Record, TopicPartition, next_offsets
 from .checkpoint import read_state
 from .metrics import Metrics, reason_code
@@ -66,15 +65,15 @@ def dead_letter(record: Record, reason: str) -> tuple[bytes | None, bytes, list[
 
 
 class Worker:
-    """One ``streamdrift run`` process's processing loop."""
+    """The processing loop of one consumer-group member, in this process (``processes = N``
+    runs N of them, see ``worker_processes.py``)."""
 
     def __init__(self, config: Config, references: dict | None = None, metrics: Metrics | None = None,
                  on_output: Callable[[Output], None] | None = None):
         self.config = config
         tune_gc()
-        processes = self.processes = config.processes or available_cpus()
-        self.pipeline = ShardedPipeline(config, references, processes) if processes > 1 else \
-            DriftPipeline(config, references)
+        self.processes = 1
+        self.pipeline = DriftPipeline(config, references)
         self.metrics = metrics or Metrics()
         self.on_output = on_output
         self.consumer: BatchConsumer | None = None
@@ -154,8 +153,6 @@ class Worker:
         finally:
             await self.consumer.stop()
             await self.publisher.stop()
-            if isinstance(self.pipeline, ShardedPipeline):
-                self.pipeline.close()
             log.info("worker stopped: %s", self.counts)
 
     async def _next_batch(self) -> list[Record]:
@@ -177,10 +174,7 @@ class Worker:
         with the next checkpoint."""
         started = time.perf_counter()
         async with self._lock:
-            if isinstance(self.pipeline, ShardedPipeline):
-                out = await self.pipeline.process_async(batch)
-            else:
-                out = self.pipeline.process(batch)
+            out = self.pipeline.process(batch)
             for notice in out.notices:
                 log.warning(notice)
             processed = time.perf_counter()
@@ -285,14 +279,14 @@ class Worker:
 
     async def _save_state(self, partitions) -> tuple[int, dict[TopicPartition, int]]:
         numbers = None if partitions is None else {tp.partition for tp in partitions}
-        if log.isEnabledFor(logging.DEBUG) and isinstance(self.pipeline, DriftPipeline):
+        if log.isEnabledFor(logging.DEBUG):
             for key in self.pipeline.dirty:
                 group = self.pipeline.models.get(key)
                 if group is not None:
                     log.debug("checkpointing %s offset %s seen %s", key, group.next_offset,
                               {k[1]: m.seen for k, m in group.monitors.items()})
         records = self.pipeline.checkpoint(numbers)
-        trim_memory()  # (pipeline processes trim their own)
+        trim_memory()
         if records:
             await self.publisher.send_batch(self.config.topics.state,
                                             [(key.encode(), value, None) for key, value in records])
@@ -324,7 +318,7 @@ class Worker:
         records = await read_state(self.config.broker, self.config.topics.state,
                                    {tp.partition for tp in partitions}, self.config.security_options())
         restored = self.pipeline.restore(records)
-        if log.isEnabledFor(logging.DEBUG) and isinstance(self.pipeline, DriftPipeline):
+        if log.isEnabledFor(logging.DEBUG):
             for key, group in self.pipeline.models.items():
                 log.debug("restored %s partition %s next offset %s covered %s seen %s", key, group.partition,
                           group.next_offset, sorted(set(group.covered.values())),
