@@ -144,7 +144,8 @@ class WorkerProcesses:
                 "error": self.error or (errors[0] if errors else None),
                 "partitions": sorted(p for r in reports for p in r["partitions"]),
                 "label_partitions": sorted(p for r in reports for p in r["label_partitions"]),
-                "models": sum(r["models"] for r in reports), "processes": self.processes, "counts": counts,
+                "models": sum(r["models"] for r in reports), "processes": self.processes,
+                "process_partitions": [sorted(r["partitions"]) if r else [] for r in self.reports], "counts": counts,
                 "restored_monitors": sum(r["restored_monitors"] for r in reports),
                 "config_version": self.config.version}
 
@@ -197,6 +198,7 @@ class WorkerProcesses:
             connection.close()
             if not self._done[index]:
                 self._done[index] = True
+                self.children[index].join(timeout=1.0)  # its pipe closes just before it is reaped
                 code = self.children[index].exitcode
                 self.error = self.error or f"worker process {index} died (exit code {code})"
                 log.error(self.error)

@@ -100,6 +100,11 @@ def _settled_total(workers: list[WorkerProcess], at_least: int, timeout_s: float
 
 
 # -- 1. rebalance ----------------------------------------------------------------------------
+def _remember(views: list, health: dict | None) -> dict:
+    views.append(health or {"partitions": [], "label_partitions": []})
+    return views[-1]
+
+
 def test_worker_joins_and_leaves_monitors_move_with_partitions(broker, unique_topic, tmp_path):
     prefix = unique_topic("rb")
     config = _setup(broker.bootstrap, prefix, tmp_path)
@@ -117,9 +122,13 @@ def test_worker_joins_and_leaves_monitors_move_with_partitions(broker, unique_to
 
         # A second worker joins: the partitions split, and each model's monitors go with its partition.
         second = WorkerProcess(broker.bootstrap, config, tmp_path / "w2.log")
-        joined = second.wait_until(lambda h: h["status"] == "ok" and _inputs(h), timeout_s=45, what="join")
-        one = first.wait_until(lambda h: len(_inputs(h)) + len(_inputs(joined)) == ALL_PARTITIONS,
-                               timeout_s=45, what="the first worker giving up partitions")
+        second.wait_until(lambda h: h["status"] == "ok" and _inputs(h), timeout_s=45, what="join")
+        # Each worker's processes are group members of their own, so the group may settle in a
+        # few rebalances: wait until the two workers' partitions add up, in one look at both.
+        views: list[dict] = []
+        one = first.wait_until(lambda h: len(_inputs(h)) + len(_inputs(_remember(views, second.health()))) ==
+                               ALL_PARTITIONS, timeout_s=45, what="the first worker giving up partitions")
+        joined = views[-1]
         assert not set(_inputs(one)) & set(_inputs(joined))
         joined = second.wait_until(lambda h: h["models"] == _models_on(_inputs(h)), what="restored models")
         assert one["models"] == _models_on(_inputs(one))
