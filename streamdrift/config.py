@@ -120,9 +120,9 @@ class Config:
     linger_ms: int = 100
     #: Seconds between state checkpoints (and offset commits). Env ``STREAMDRIFT_CHECKPOINT_SECONDS``.
     checkpoint_seconds: float = 5.0
-    #: Processes that decode and monitor events, splitting the worker's partitions between them
-    #: (one core each); 0 = one per CPU core this process may use, 1 = all in the worker's own
-    #: process. Env ``STREAMDRIFT_PROCESSES``.
+    #: Worker processes of one ``streamdrift run``, each a consumer-group member with its share of
+    #: the partitions (one core each); 0 = one per CPU core this process may use, 1 = the worker
+    #: runs in the ``streamdrift run`` process itself. Env ``STREAMDRIFT_PROCESSES``.
     processes: int = 0
     topics: Topics = field(default_factory=Topics)
     #: Detector settings for every feature (TOML ``[detectors]``).

@@ -1,6 +1,6 @@
 """Process settings for the hot path: the garbage collector and the C heap.
 
-Not part of the pipeline (which is pure): ``streamdrift run``, its pipeline processes and
+Not part of the pipeline (which is pure): ``streamdrift run``, its worker processes and
 ``streamdrift replay`` call these once at start and after each checkpoint.
 """
 
@@ -18,7 +18,7 @@ def tune_gc() -> None:
     of parsed events, so the collector re-walked them over and over: 30% of a replay's time,
     measured. Events, columns and alerts hold no reference cycles, so reference counting frees
     them as before; only cycles wait a little longer. Called by ``streamdrift run`` (and its
-    pipeline processes) and by ``streamdrift replay``.
+    worker processes) and by ``streamdrift replay``.
     """
     gc.set_threshold(100_000, 50, 100)
 
