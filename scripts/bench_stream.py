@@ -19,7 +19,7 @@ beside the raw consume rate of the same topic measured in the same run.
    time the alert is consumed (kafka-python, in a thread) - ``detected_at.ts``; p50 / p99 / max,
    the part up to the alert's publication (its Kafka timestamp), the worker's batches and the
    CPU time of worker, broker and this script during the phase.
-4. (d) Memory: the Pss (/proc/PID/smaps_rollup) of the worker and its pipeline processes before any event, after (b) and after (c),
+4. (d) Memory: the Pss (/proc/PID/smaps_rollup) of the worker and its worker processes before any event, after (b) and after (c),
    per 1,000 monitored (model, feature) pairs (``streamdrift_monitored_features`` on /metrics).
 
 Requirements (issue 3): end-to-end rate >= 0.35 x the raw consume rate; alert latency p99 <= 1 s.
@@ -185,7 +185,7 @@ class Worker:
         return None
 
     def pids(self) -> list[int]:
-        """The worker and its pipeline processes (``processes`` setting)."""
+        """The worker and its worker processes (``processes`` setting)."""
         pid = self.process.pid
         try:
             children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
@@ -194,7 +194,7 @@ class Worker:
         return [pid, *map(int, children)]
 
     def rss_bytes(self) -> int:
-        """Proportional set size (Pss) of the worker and its pipeline processes: forked children
+        """Proportional set size (Pss) of the worker and its worker processes: forked children
         share pages with the worker, and Pss counts each shared page once in the sum."""
         total = 0
         for pid in self.pids():
@@ -521,7 +521,7 @@ reference_size = 1000
     print(f"   {'consumer':<60}{'events/s':>12}{'values/s':>14}{'vs raw':>8}")
     print(f"   {'raw AIOKafkaConsumer.getmany (count only)':<60}{raw_rate:>12,.0f}{raw_rate * FEATURES:>14,.0f}"
           f"{1.0:>7.2f}x")
-    label = f"streamdrift run ({run['report'].get('processes', 1)} pipeline processes), first -> last"
+    label = f"streamdrift run ({run['report'].get('processes', 1)} worker processes), first -> last"
     print(f"   {label:<60}{worker_rate:>12,.0f}"
           f"{worker_rate * FEATURES:>14,.0f}{ratio:>7.2f}x")
     print(f"   {'DriftPipeline.process alone: no Kafka, 1 process':<60}{core_rate:>12,.0f}"
@@ -531,7 +531,7 @@ reference_size = 1000
           + (f"{last_alert:.2f} s after the first event was consumed" if last_alert is not None else "(none)"))
     print(f"   worker time in batches (pipeline + publish, streamdrift_batch_seconds): {batch_s:.2f} s of "
           f"{e2e_s:.2f} s; {int(checkpoints)} state checkpoints")
-    print(f"   CPU during (b): worker and its pipeline processes {cpu_b[0]:.1f} s, broker {cpu_b[1]:.1f} s, "
+    print(f"   CPU during (b): worker and its worker processes {cpu_b[0]:.1f} s, broker {cpu_b[1]:.1f} s, "
           f"in {e2e_s:.1f} s wall on {os.cpu_count()} cpus")
     checks.append((f"end-to-end >= {RATIO_REQUIRED} x raw consume rate", ratio >= RATIO_REQUIRED,
                    f"{ratio:.2f}x ({worker_rate:,.0f} vs {raw_rate:,.0f} events/s)"))
@@ -559,7 +559,7 @@ reference_size = 1000
     print(f"   CPU during (c), {wall_c:.1f} s wall: worker {cpu_c[0]:.1f} s, broker {cpu_c[1]:.1f} s, "
           f"this script (producer, alert consumer) {cpu_c[2]:.1f} s; {os.cpu_count()} cpus")
     print()
-    print("(d) worker memory (Pss of the worker and its pipeline processes)")
+    print("(d) worker memory (Pss of the worker and its worker processes)")
     idle = run["idle_rss"]
     print(f"   {'when':<44}{'RSS':>14}{'pairs':>8}{'models':>8}{'RSS / 1,000 pairs':>20}")
     print(f"   {'started, before its first event':<44}{mib(idle):>14}{0:>8}{0:>8}{'':>20}")

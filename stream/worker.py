@@ -343,5 +343,10 @@ class Worker:
         numbers = {tp.partition for tp in partitions}
         dropped = self.pipeline.drop_partitions(numbers)
         self._partitions = self._partitions - partitions
+        for tp in partitions:  # their lag is their next owner's to report
+            try:
+                self.metrics.lag.remove(tp.topic, str(tp.partition))
+            except KeyError:
+                pass  # not measured yet
         log.info("revoked %s; handed over %d models", sorted(f"{tp.topic}/{tp.partition}" for tp in partitions),
                  dropped)

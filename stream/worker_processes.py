@@ -92,6 +92,9 @@ class _Updates:
     def observe(self, value: float) -> None:
         self._into.append((self._name, self._labels, "observe", value))
 
+    def remove(self, *labels) -> None:
+        self._into.append((self._name, tuple(labels), "remove", None))
+
 
 class WorkerProcesses:
     """``Worker``'s interface (``run``, ``stop``, ``health``, ``metrics``) over worker processes."""
@@ -220,6 +223,9 @@ class WorkerProcesses:
         """A worker process's metric updates, on this process's registry."""
         for name, labels, method, value in updates:
             metric = getattr(self.metrics, name)
+            if method == "remove":
+                _remove(metric, labels)
+                continue
             if method == "set" and not labels:
                 values = self._gauges.setdefault(name, [0.0] * self.processes)
                 values[index] = value
@@ -235,6 +241,13 @@ class WorkerProcesses:
             if process.is_alive():
                 process.kill()
                 process.join()
+
+
+def _remove(metric, labels: tuple) -> None:
+    try:
+        metric.remove(*labels)
+    except KeyError:
+        pass  # never set here
 
 
 def _send_quietly(connection, message) -> None:
