@@ -34,7 +34,9 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
+from itertools import chain
 
 import numpy as np
 from scipy.special import ndtri
@@ -86,10 +88,14 @@ def _schedule(monitor: NumericMonitor, n: int) -> tuple:
     """Monitors with equal keys run the same numpy calls on the same positions."""
     s = monitor.settings
     adwin = monitor.adwin
-    shape = tuple(len(level) for level in adwin.levels) if "adwin" in monitor.active else ()
-    points = evaluation_points(monitor.watched, n, s.evaluate_every, s.window)
+    shape = tuple(map(len, adwin.levels)) if "adwin" in monitor.active else ()
+    points = _evaluation_points(monitor.watched, n, s.evaluate_every, s.window)
     return (_settings_key(monitor), monitor.active, points, min(monitor.watched, s.window), shape, adwin.width, adwin.blocks_seen % adwin.clock, len(adwin.pending),
             adwin.delta)
+
+
+#: A model's features usually share the running count, so their schedules repeat.
+_evaluation_points = functools.lru_cache(maxsize=4096)(evaluation_points)
 
 
 #: Equal settings objects share one small integer, so that features configured alike (each with
@@ -104,45 +110,126 @@ def _settings_key(monitor: NumericMonitor) -> int:
     return key
 
 
+
 def _advance(key: tuple, monitors: list[NumericMonitor], x: np.ndarray) -> np.ndarray:
     """Advance a group that shares one schedule; returns which monitors were quiet (and so were
     updated here). The others are left exactly as they were."""
     settings, active, points = monitors[0].settings, key[1], key[2]
     k, n = x.shape
     quiet = np.ones(k, dtype=bool)
-    refs = [m.reference for m in monitors]
-    positions = np.empty((k, n), dtype=np.int64)
-    bins = np.empty((k, n), dtype=np.int16)
-    u = np.empty((k, n), dtype=np.float64)
-    for i, (m, ref) in enumerate(zip(monitors, refs)):
-        row = x[i]
-        j = ref.distinct.searchsorted(row)  # the method: no np.searchsorted dispatch, same result
-        p = j + j
-        p += ref.distinct.take(j, mode="clip") == row  # Reference.positions, in fewer calls
-        positions[i] = p
-        u[i] = (ref.position_below[p] + ref.position_at_or_below[p] + 1) / (2.0 * (ref.size + 1))
-        bins[i] = _position_bins(m)[p]
+    tables = _tables(monitors)
+    positions = _positions(tables, x)
+    flat = positions + tables.offset  # each row's positions, as indices into the group's tables
     commit = []
     if "missing_rate" in active:
         commit.append(_missing_rate(monitors, n, quiet))
     if "page_hinkley" in active:
-        commit.append(_page_hinkley(monitors, ndtri(u), quiet))
+        steps = np.empty((2, k, n), dtype=np.int64)
+        tables.up.take(flat, out=steps[0])
+        tables.down.take(flat, out=steps[1])
+        commit.append(_page_hinkley(monitors, steps.reshape(2 * k, n), quiet))
     if "adwin" in active:
-        commit.append(_adwin(monitors, u, quiet))
+        commit.append(_adwin(monitors, tables.u.take(flat), quiet))
     if points and ("ks" in active or "histogram" in active):
-        _windowed(monitors, settings, active, points, positions, bins, quiet)
+        _windowed(monitors, tables, settings, active, points, positions, quiet)
     for apply in commit:
         apply()
-    none_missing = np.zeros(n, dtype=bool)
     for i in np.flatnonzero(quiet).tolist():
         m = monitors[i]
         m.recent_values.extend(x[i])
         m.recent_positions.extend(positions[i])
-        m.recent_bins.extend(bins[i])
-        m.recent_missing.extend(none_missing)
+        m.recent_missing.fill(False, n)
         m.watched += n
         m.seen += n
     return quiet
+
+
+class _Tables:
+    """A group's reference lookups side by side, so that a lookup is one ``take`` for the whole
+    group rather than one per feature: row ``i``'s position ``p`` is entry ``i * width + p``
+    (rows padded to the widest reference). Valid while every member keeps the reference, edges
+    and histogram cells it was built from (all three are replaced, never changed, on a fit)."""
+
+    def __init__(self, monitors: list[NumericMonitor]):
+        refs = [m.reference for m in monitors]
+        self.owners = [(m.reference, m.edges, m.histogram.cell_of) for m in monitors]
+        k = len(refs)
+        rows = self.rows = np.arange(k, dtype=np.int64)[:, None]
+        width = max(r.n_positions for r in refs)
+        self.offset = rows * width
+        self.width = width
+        self.distinct = [r.distinct for r in refs]
+        # Distinct values with +inf after each row's last: ``guard[j] == x`` is false past the top.
+        room = max(r.distinct.size for r in refs) + 1
+        guard = np.full((k, room), np.inf)
+        self.guard_offset = rows * room
+        self.size = np.array([r.size for r in refs], dtype=np.int64)
+        below = np.zeros((k, width), dtype=np.int64)
+        at_or_below = np.zeros((k, width), dtype=np.int64)
+        u = np.full((k, width), 0.5)
+        cells = max(m.histogram.reference_counts.size for m in monitors)
+        cell = np.zeros((k, width), dtype=np.int64)
+        self.hist_reference = np.zeros((k, cells))
+        for i, (m, r) in enumerate(zip(monitors, refs)):
+            size = r.n_positions
+            guard[i, :r.distinct.size] = r.distinct
+            below[i, :size] = r.position_below
+            at_or_below[i, :size] = r.position_at_or_below
+            u[i, :size] = r.uniform_scores(np.arange(size))  # the same arithmetic as one by one
+            cell[i, :size] = m.histogram.cell_of[m.position_bins()] + i * cells
+            self.hist_reference[i, :m.histogram.reference_counts.size] = m.histogram.reference_counts
+        self.guard = guard.ravel()
+        self.below, self.at_or_below, self.u, self.cell = below.ravel(), at_or_below.ravel(), u.ravel(), cell.ravel()
+        self.cells = cells
+        # Page-Hinkley's increments of every position (``quantise(+-z - allowance)``, elementwise).
+        z = ndtri(self.u)
+        allowance = monitors[0].page_hinkley.shift / 2.0
+        self.up = np.rint((z - allowance) * QUANTUM).astype(np.int64)
+        self.down = np.rint((-z - allowance) * QUANTUM).astype(np.int64)
+        self.ranks: tuple | None = None
+
+    def valid_for(self, monitors: list[NumericMonitor]) -> bool:
+        owners = self.owners
+        if len(owners) != len(monitors):
+            return False
+        for (ref, edges, cell_of), m in zip(owners, monitors):
+            if ref is not m.reference or edges is not m.edges or cell_of is not m.histogram.cell_of:
+                return False
+        return True
+
+    def rank_sizes(self, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """``r * size`` and ``(r - 1) * size`` for the ranks ``r`` of a window of ``w``."""
+        if self.ranks is None or self.ranks[0] != w:
+            rank = np.arange(1, w + 1, dtype=np.int64)
+            self.ranks = (w, rank * self.size[:, None], (rank - 1) * self.size[:, None])
+        return self.ranks[1], self.ranks[2]
+
+
+def _tables(monitors: list[NumericMonitor]) -> _Tables:
+    """The group's tables, cached on its first monitor (a group keeps its members while quiet)."""
+    first = monitors[0]
+    cached = first.__dict__.get("_together_tables")
+    if cached is None or not cached.valid_for(monitors):
+        cached = first._together_tables = _Tables(monitors)
+    return cached
+
+
+def _positions(tables: _Tables, x: np.ndarray) -> np.ndarray:
+    """``Reference.positions`` of every row, in fewer calls. Each row is searched in sorted order
+    (a binary search over ascending keys predicts its branches, and a sort costs less than the
+    mispredictions it saves) and the results are put back in arrival order."""
+    k, n = x.shape
+    order = np.argsort(x, axis=1)
+    order += tables.rows * n  # flat indices into x
+    ascending = x.take(order)
+    j = np.empty((k, n), dtype=np.int64)
+    for i, distinct in enumerate(tables.distinct):
+        j[i] = distinct.searchsorted(ascending[i])  # the method: no np.searchsorted dispatch, same result
+    p = j + j
+    p += tables.guard.take(j + tables.guard_offset) == ascending
+    positions = np.empty((k, n), dtype=np.int64)
+    np.put(positions, order, p)
+    return positions
 
 
 def _missing_rate(monitors, n: int, quiet: np.ndarray):
@@ -182,26 +269,27 @@ def _cusum(increments: np.ndarray, start: np.ndarray, threshold: np.ndarray):
     return crossed, s[:, -1], last_zero
 
 
-def _page_hinkley(monitors, z: np.ndarray, quiet: np.ndarray):
+def _page_hinkley(monitors, steps: np.ndarray, quiet: np.ndarray):
+    """Every Page-Hinkley from its quantised increments (``quantise(+-z - shift / 2)``): rows
+    ``0..k-1`` of ``steps`` are the upward sides, rows ``k..2k-1`` the downward ones."""
     phs = [m.page_hinkley for m in monitors]
-    allowance = phs[0].shift / 2.0
-    threshold = np.array([ph.threshold for ph in phs], dtype=np.int64)
-    up = np.array([ph.up for ph in phs], dtype=np.int64)
-    down = np.array([ph.down for ph in phs], dtype=np.int64)
-    up_crossed, up_sum, up_zero = _cusum(np.rint((z - allowance) * QUANTUM).astype(np.int64), up, threshold)
-    down_crossed, down_sum, down_zero = _cusum(np.rint((-z - allowance) * QUANTUM).astype(np.int64), down,
-                                               threshold)
-    quiet &= ~(up_crossed | down_crossed)
-    n = z.shape[1]
+    k = len(phs)
+    threshold = np.array([ph.threshold for ph in phs] * 2, dtype=np.int64)
+    start = np.array([ph.up for ph in phs] + [ph.down for ph in phs], dtype=np.int64)
+    crossed, sums, zeros = _cusum(steps, start, threshold)
+    quiet &= ~(crossed[:k] | crossed[k:])
+    up_sum, down_sum, up_zero, down_zero = sums[:k], sums[k:], zeros[:k], zeros[k:]
+    n = steps.shape[1]
 
     def apply():
+        ups, downs, up_zeros, down_zeros = up_sum.tolist(), down_sum.tolist(), up_zero.tolist(), down_zero.tolist()
         for i in np.flatnonzero(quiet).tolist():
             ph = phs[i]
-            ph.up, ph.down = int(up_sum[i]), int(down_sum[i])
-            if up_zero[i] >= 0:
-                ph.up_since = ph.count + int(up_zero[i]) + 1
-            if down_zero[i] >= 0:
-                ph.down_since = ph.count + int(down_zero[i]) + 1
+            ph.up, ph.down = ups[i], downs[i]
+            if up_zeros[i] >= 0:
+                ph.up_since = ph.count + up_zeros[i] + 1
+            if down_zeros[i] >= 0:
+                ph.down_since = ph.count + down_zeros[i] + 1
             ph.count += n
     return apply
 
@@ -220,12 +308,16 @@ def _adwin(monitors, u: np.ndarray, quiet: np.ndarray):
                 adwins[j].pending.extend(rows[j])
         return wait
     # levels[l] = list of (total, variance) vectors, oldest first - as ADWIN.levels, transposed.
-    flat = np.array([[v for level in a.levels for bucket in level for v in bucket] for a in adwins],
+    # A bucket made here carries None as a third item; kept[l] counts the old buckets of level l
+    # merged away (always the oldest), so the new lists are the old ones' tails plus new buckets.
+    flat = np.array([list(chain.from_iterable(chain.from_iterable(a.levels))) for a in adwins],
                     dtype=np.float64).reshape(k, -1, 2)
     levels, b = [], 0
     for level in a0.levels:
-        levels.append([(flat[:, b + j, 0], flat[:, b + j, 1]) for j in range(len(level))])
+        levels.append([(flat[:, b + j, 0], flat[:, b + j, 1], True) for j in range(len(level))])
         b += len(level)
+    old_counts = [len(level) for level in a0.levels]
+    merged_old = [0] * len(old_counts)
     width = a0.width
     total = np.array([a.total for a in adwins], dtype=np.float64)
     variance = np.array([a.variance for a in adwins], dtype=np.float64)
@@ -241,13 +333,15 @@ def _adwin(monitors, u: np.ndarray, quiet: np.ndarray):
             variance = variance + v
         width += block
         total = total + t
-        levels[0].append((t, v))
+        levels[0].append((t, v, False))
         level = 0
         while len(levels[level]) > max_buckets:
-            (t1, v1), (t2, v2) = levels[level][0], levels[level][1]
+            (t1, v1, old1), (t2, v2, old2) = levels[level][0], levels[level][1]
+            if level < len(merged_old):
+                merged_old[level] += old1 + old2
             size = block << level
             d = t1 / size - t2 / size
-            merged = (t1 + t2, v1 + v2 + size * size * (d * d) / (2 * size))
+            merged = (t1 + t2, v1 + v2 + size * size * (d * d) / (2 * size), False)
             del levels[level][:2]
             if level + 1 == len(levels):
                 levels.append([])
@@ -280,17 +374,20 @@ def _adwin(monitors, u: np.ndarray, quiet: np.ndarray):
     quiet &= ~cut
 
     def apply():
-        counts = [len(level) for level in levels]
-        rows = np.stack([np.stack(bucket, axis=1) for level in levels for bucket in level], axis=1).tolist() \
+        new = [[bucket for bucket in level if not bucket[2]] for level in levels]
+        counts = [len(level) for level in new]
+        rows = np.stack([np.stack(bucket[:2], axis=1) for level in new for bucket in level], axis=1).tolist() \
             if sum(counts) else [[] for _ in range(k)]
+        keep = [merged_old[lv] if lv < len(merged_old) else 0 for lv in range(len(levels))]
         pend = pending.tolist()
         tot, var = total.tolist(), variance.tolist()
         for j in np.flatnonzero(quiet).tolist():
             a = adwins[j]
             row, start = rows[j], 0
             new_levels = []
-            for count in counts:
-                new_levels.append(row[start:start + count])
+            for lv, count in enumerate(counts):
+                old = a.levels[lv][keep[lv]:] if lv < len(a.levels) else []
+                new_levels.append(old + row[start:start + count])
                 start += count
             a.levels = new_levels
             a.width, a.total, a.variance, a.blocks_seen = width, tot[j], var[j], blocks_seen
@@ -318,67 +415,37 @@ def _adwin_cut(levels, block, width, total, variance, delta, mwl) -> np.ndarray:
     return (np.abs(delta_mean) >= epsilon * (1 - MARGIN)).any(axis=1)
 
 
-def _position_bins(monitor: NumericMonitor) -> np.ndarray:
-    """Histogram bin of every reference position (``searchsorted(edges, value, "right")``).
-
-    Edges are reference values, so no edge lies strictly inside a gap between two distinct
-    reference values: a gap's bin is the bin of the value below it. Cached on the reference
-    (2 bytes per position).
-    """
-    ref = monitor.reference
-    cached = getattr(ref, "position_bins", None)
-    if cached is None or cached[0] is not monitor.edges:
-        at = np.searchsorted(monitor.edges, ref.distinct, side="right").astype(np.int16)
-        table = np.zeros(ref.n_positions, dtype=np.int16)
-        table[1::2] = at
-        table[2::2] = at
-        cached = ref.position_bins = (monitor.edges, table)
-    return cached[1]
-
-
-def _windowed(monitors, settings, active, points, positions, bins, quiet) -> None:
+def _windowed(monitors, tables: _Tables, settings, active, points, positions, quiet) -> None:
     """Mark monitors whose KS or histogram test might fire at one of this batch's evaluation points."""
     w = settings.window
     k, n = positions.shape
-    old_p = np.stack([m.recent_positions.items()[-w:] for m in monitors])
-    ext_p = np.concatenate((old_p, positions), axis=1)
-    off = old_p.shape[1]
+    # The windows reach back this far into the recent positions (the group's rings are equally full).
+    old = max(0, w - 1 - points[0])
+    # Positions below 2**15 sort as int16, by a radix sort, several times faster than int64.
+    ext = np.empty((k, old + n), dtype=np.int16 if tables.width < 1 << 15 else np.int64)
+    for i, m in enumerate(monitors):
+        m.recent_positions.last(old, ext[i, :old])
+    ext[:, old:] = positions
     ks_on, hist_on = "ks" in active, "histogram" in active
     if ks_on:
-        refs = [m.reference for m in monitors]
-        size = np.array([r.size for r in refs], dtype=np.int64)
+        rank_size, before_rank_size = tables.rank_sizes(w)
+        scale = tables.size * w
         critical = np.array([m.ks.critical for m in monitors])
-        at = np.empty((k, w), dtype=np.int64)
-        before = np.empty((k, w), dtype=np.int64)
-        rank = np.arange(1, w + 1, dtype=np.int64)
     if hist_on:
-        old_b = np.stack([m.recent_bins.items()[-w:] for m in monitors])
-        ext_b = np.concatenate((old_b, bins), axis=1)
-        tests = [m.histogram for m in monitors]
-        cells = max(t.reference_counts.size for t in tests)
-        cell_offset = np.concatenate(([0], np.cumsum([t.cell_of.size for t in tests])[:-1])).astype(np.int64)
-        cell_of = np.concatenate([t.cell_of for t in tests])
-        reference = np.zeros((k, cells))
-        for i, t in enumerate(tests):
-            reference[i, :t.reference_counts.size] = t.reference_counts
-        hist_critical = np.array([t.critical for t in tests])
-    rows = np.arange(k, dtype=np.int64)[:, None]
+        cells = tables.cells
+        hist_critical = np.array([m.histogram.critical for m in monitors])
     for t in points:
-        lo, hi = off + t + 1 - w, off + t + 1
+        window = ext[:, old + t + 1 - w:old + t + 1]
         if ks_on:
-            s = np.sort(ext_p[:, lo:hi], axis=1)
-            for i, ref in enumerate(refs):  # reference count at or below / strictly below each value
-                ref.position_at_or_below.take(s[i], out=at[i])
-                ref.position_below.take(s[i], out=before[i])
-            down = (rank * size[:, None] - at * w).max(axis=1)
-            up = (before * w - (rank - 1) * size[:, None]).max(axis=1)
-            scale = size * w
+            s = np.sort(window, axis=1, kind="stable") + tables.offset
+            down = (rank_size - tables.at_or_below.take(s) * w).max(axis=1)
+            up = (tables.below.take(s) * w - before_rank_size).max(axis=1)
             d = np.maximum(np.maximum(up, 0) / scale, np.maximum(down, 0) / scale)
             quiet &= ~(d > critical * (1 - MARGIN))
         if hist_on:
-            codes = cell_of[cell_offset[:, None] + ext_b[:, lo:hi]]
-            counts = np.bincount((codes + rows * cells).ravel(), minlength=k * cells).reshape(k, cells)
-            g = _g_statistics(reference, counts.astype(np.float64))
+            codes = tables.cell.take(window + tables.offset)
+            counts = np.bincount(codes.ravel(), minlength=k * cells).reshape(k, cells)
+            g = _g_statistics(tables.hist_reference, counts.astype(np.float64))
             quiet &= ~(g > hist_critical * (1 - MARGIN))
 
 
