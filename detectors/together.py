@@ -118,18 +118,18 @@ def _advance(key: tuple, monitors: list[NumericMonitor], x: np.ndarray) -> np.nd
     k, n = x.shape
     quiet = np.ones(k, dtype=bool)
     tables = _tables(monitors)
-    positions = _positions(tables, x)
-    flat = positions + tables.offset  # each row's positions, as indices into the group's tables
+    positions, rank, ascending = _positions(tables, x)
     commit = []
     if "missing_rate" in active:
         commit.append(_missing_rate(monitors, n, quiet))
     if "page_hinkley" in active:
-        steps = np.empty((2, k, n), dtype=np.int64)
-        tables.up.take(flat, out=steps[0])
-        tables.down.take(flat, out=steps[1])
+        steps = np.empty((2, k, n), dtype=tables.up.dtype)
+        tables.up.take(ascending).take(rank, out=steps[0])  # read in sorted order, then unsorted
+        tables.down.take(ascending).take(rank, out=steps[1])
         commit.append(_page_hinkley(monitors, steps.reshape(2 * k, n), quiet))
     if "adwin" in active:
-        commit.append(_adwin(monitors, tables.u.take(flat), quiet))
+        u = tables.u.take(ascending).take(rank)
+        commit.append(_adwin(monitors, tables, u, quiet))
     if points and ("ks" in active or "histogram" in active):
         _windowed(monitors, tables, settings, active, points, positions, quiet)
     for apply in commit:
@@ -159,16 +159,22 @@ class _Tables:
         self.offset = rows * width
         self.width = width
         self.distinct = [r.distinct for r in refs]
+        # _positions' buckets: 32767 across each reference's range (none if it is one value).
+        self.low = np.array([r.distinct[0] for r in refs])[:, None]
+        span = np.array([r.distinct[-1] - r.distinct[0] for r in refs])[:, None]
+        self.scale = np.divide(32766.0, span, out=np.zeros_like(span), where=span > 0)
         # Distinct values with +inf after each row's last: ``guard[j] == x`` is false past the top.
         room = max(r.distinct.size for r in refs) + 1
         guard = np.full((k, room), np.inf)
         self.guard_offset = rows * room
         self.size = np.array([r.size for r in refs], dtype=np.int64)
-        below = np.zeros((k, width), dtype=np.int64)
-        at_or_below = np.zeros((k, width), dtype=np.int64)
+        # Compact types: the tables are read cold, so their size is their cost. Counts of at most
+        # a million reference values fit int32; products are taken in int64 (see _windowed).
+        below = np.zeros((k, width), dtype=np.int32)
+        at_or_below = np.zeros((k, width), dtype=np.int32)
         u = np.full((k, width), 0.5)
         cells = max(m.histogram.reference_counts.size for m in monitors)
-        cell = np.zeros((k, width), dtype=np.int64)
+        cell = np.zeros((k, width), dtype=np.int16 if k * cells < 1 << 15 else np.int64)
         self.hist_reference = np.zeros((k, cells))
         for i, (m, r) in enumerate(zip(monitors, refs)):
             size = r.n_positions
@@ -184,9 +190,11 @@ class _Tables:
         # Page-Hinkley's increments of every position (``quantise(+-z - allowance)``, elementwise).
         z = ndtri(self.u)
         allowance = monitors[0].page_hinkley.shift / 2.0
-        self.up = np.rint((z - allowance) * QUANTUM).astype(np.int64)
-        self.down = np.rint((-z - allowance) * QUANTUM).astype(np.int64)
+        # |z| < 5.3 for a reference of a million values and shift <= 10: |step| < 2**24 fits int32.
+        self.up = np.rint((z - allowance) * QUANTUM).astype(np.int64).astype(np.int32)
+        self.down = np.rint((-z - allowance) * QUANTUM).astype(np.int64).astype(np.int32)
         self.ranks: tuple | None = None
+        self.adwin: _AdwinVectors | None = None
 
     def valid_for(self, monitors: list[NumericMonitor]) -> bool:
         owners = self.owners
@@ -214,12 +222,24 @@ def _tables(monitors: list[NumericMonitor]) -> _Tables:
     return cached
 
 
-def _positions(tables: _Tables, x: np.ndarray) -> np.ndarray:
-    """``Reference.positions`` of every row, in fewer calls. Each row is searched in sorted order
-    (a binary search over ascending keys predicts its branches, and a sort costs less than the
-    mispredictions it saves) and the results are put back in arrival order."""
+def _positions(tables: _Tables, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``Reference.positions`` of every row, in fewer calls; with ``rank`` (where each value of x,
+    flat, sits in the rows sorted) and the sorted positions as indices into the group's tables.
+
+    Each row is searched in (nearly) sorted order: a binary search over ascending keys predicts
+    its branches, and a sort costs less than the mispredictions it saves. The group's tables are
+    read in that order too: they are cold (64 models' tables do not fit in a cache), and
+    ascending reads stream them where arrival-order reads miss on almost every value.
+    ``searchsorted`` is exact whatever the order of its keys, so the sort need not be: values
+    are sorted by their bucket among 32767 between the reference's extremes, by an int16 radix
+    sort, twice as fast as sorting the floats.
+    """
     k, n = x.shape
-    order = np.argsort(x, axis=1)
+    with np.errstate(all="ignore"):  # huge values overflow to inf and clip: any bucket is exact
+        bucket = x - tables.low
+        bucket *= tables.scale
+        np.clip(bucket, -1.0, 32767.0, out=bucket)
+        order = np.argsort(bucket.astype(np.int16), axis=1, kind="stable")
     order += tables.rows * n  # flat indices into x
     ascending = x.take(order)
     j = np.empty((k, n), dtype=np.int64)
@@ -227,9 +247,12 @@ def _positions(tables: _Tables, x: np.ndarray) -> np.ndarray:
         j[i] = distinct.searchsorted(ascending[i])  # the method: no np.searchsorted dispatch, same result
     p = j + j
     p += tables.guard.take(j + tables.guard_offset) == ascending
-    positions = np.empty((k, n), dtype=np.int64)
-    np.put(positions, order, p)
-    return positions
+    rank = np.empty(k * n, dtype=np.intp)
+    rank[order.ravel()] = np.arange(k * n)
+    rank = rank.reshape(k, n)
+    positions = p.take(rank)
+    p += tables.offset
+    return positions, rank, p
 
 
 def _missing_rate(monitors, n: int, quiet: np.ndarray):
@@ -238,10 +261,10 @@ def _missing_rate(monitors, n: int, quiet: np.ndarray):
     for i, m in enumerate(monitors):
         mr = m.missing_rate
         new = list(mr.sums)
-        for side in (0, 1):
-            if not mr.enabled[side]:
+        for side, (step, threshold) in enumerate(_missing_sides(mr, m.reference)):
+            if step is None:
                 continue
-            step, start, threshold = int(mr.steps[side][0]), mr.sums[side], int(mr.threshold[side])
+            start = mr.sums[side]
             if step >= 0:
                 new[side] = start + n * step
                 if new[side] > threshold:
@@ -258,14 +281,27 @@ def _missing_rate(monitors, n: int, quiet: np.ndarray):
     return apply
 
 
+def _missing_sides(mr, reference) -> tuple:
+    """``(present step, threshold)`` of each side as Python ints (``None`` if the side is off),
+    cached on the detector: reading numpy scalars cost more than the arithmetic. Valid while the
+    monitor keeps its reference and the detector its arrays (``fit`` writes into them, and comes
+    with a new reference; ``set_state`` replaces them)."""
+    key = (reference, mr.steps, mr.threshold, mr.enabled)
+    cached = mr.__dict__.get("_together_sides")
+    if cached is None or any(a is not b for a, b in zip(cached[0], key)):
+        sides = tuple((int(mr.steps[side][0]), int(mr.threshold[side])) if mr.enabled[side] else (None, None)
+                      for side in (0, 1))
+        cached = mr._together_sides = (key, sides)
+    return cached[1]
+
+
 def _cusum(increments: np.ndarray, start: np.ndarray, threshold: np.ndarray):
     """Column-wise ``cusum.first_crossing`` without the crossing index: (crossed, final sum,
     last index where the sum was 0 or -1)."""
-    c = np.cumsum(increments, axis=1)
+    c = np.cumsum(increments, axis=1, dtype=np.int64)
     s = c - np.minimum(np.minimum.accumulate(c, axis=1), -start[:, None])
-    crossed = (s > threshold[:, None]).any(axis=1)
-    zero = s == 0
-    last_zero = np.where(zero.any(axis=1), s.shape[1] - 1 - np.argmax(zero[:, ::-1], axis=1), -1)
+    crossed = s.max(axis=1) > threshold
+    last_zero = np.where(s == 0, np.arange(s.shape[1]), -1).max(axis=1)
     return crossed, s[:, -1], last_zero
 
 
@@ -294,33 +330,75 @@ def _page_hinkley(monitors, steps: np.ndarray, quiet: np.ndarray):
     return apply
 
 
-def _adwin(monitors, u: np.ndarray, quiet: np.ndarray):
+class _AdwinVectors:
+    """A group's ADWINs as vectors, as this path left them: reading them back from the monitors'
+    lists every batch cost more than the arithmetic. Valid while every ADWIN still holds the very
+    lists this path wrote and has seen no block since (``ADWIN`` replaces its pending list when a
+    block completes, extends it otherwise, and replaces everything on ``set_state``)."""
+
+    def __init__(self, adwins, levels, total, variance, pending):
+        self.adwins = adwins
+        self.owned = [(a.levels, a.pending) for a in adwins]
+        self.blocks_seen, self.pending_size = adwins[0].blocks_seen, len(adwins[0].pending)
+        self.levels = levels  # levels[l] = list of (total, variance) vectors, oldest first
+        self.total, self.variance, self.pending = total, variance, pending
+
+    def valid_for(self, adwins) -> bool:
+        if len(adwins) != len(self.adwins):
+            return False
+        blocks_seen, pending_size = self.blocks_seen, self.pending_size
+        for a, mine, (levels, pending) in zip(adwins, self.adwins, self.owned):
+            if (a is not mine or a.levels is not levels or a.pending is not pending or a.blocks_seen != blocks_seen
+                    or len(pending) != pending_size):
+                return False
+        return True
+
+
+def _adwin_vectors(tables: _Tables, adwins) -> _AdwinVectors:
+    kept = tables.adwin
+    if kept is not None and kept.valid_for(adwins):
+        return kept
+    k = len(adwins)
+    flat = np.array([list(chain.from_iterable(chain.from_iterable(a.levels))) for a in adwins],
+                    dtype=np.float64).reshape(k, -1, 2)
+    levels, b = [], 0
+    for level in adwins[0].levels:
+        levels.append([(flat[:, b + j, 0], flat[:, b + j, 1]) for j in range(len(level))])
+        b += len(level)
+    total = np.array([a.total for a in adwins], dtype=np.float64)
+    variance = np.array([a.variance for a in adwins], dtype=np.float64)
+    pending = np.array([a.pending for a in adwins], dtype=np.float64).reshape(k, -1)
+    return _AdwinVectors(adwins, levels, total, variance, pending)
+
+
+def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray):
     """ADWINs of one bucket structure, as ``ADWIN.update`` with buckets as vectors over monitors."""
     adwins = [m.adwin for m in monitors]
     a0 = adwins[0]
     block, clock, mwl, max_buckets = a0.block, a0.clock, a0.min_window_length, a0.max_buckets
     k, n = u.shape
+    vectors = _adwin_vectors(tables, adwins)
+    tables.adwin = None  # until this batch is applied to every member
     if len(a0.pending) + n < block:  # no block completes: the values only wait in ``pending``
         rows = u.tolist()
 
         def wait():
             for j in np.flatnonzero(quiet).tolist():
                 adwins[j].pending.extend(rows[j])
+            if quiet.all():
+                vectors.pending = np.concatenate((vectors.pending, u), axis=1)
+                vectors.pending_size += n
+                tables.adwin = vectors
         return wait
     # levels[l] = list of (total, variance) vectors, oldest first - as ADWIN.levels, transposed.
-    # A bucket made here carries None as a third item; kept[l] counts the old buckets of level l
-    # merged away (always the oldest), so the new lists are the old ones' tails plus new buckets.
-    flat = np.array([list(chain.from_iterable(chain.from_iterable(a.levels))) for a in adwins],
-                    dtype=np.float64).reshape(k, -1, 2)
-    levels, b = [], 0
-    for level in a0.levels:
-        levels.append([(flat[:, b + j, 0], flat[:, b + j, 1], True) for j in range(len(level))])
-        b += len(level)
-    old_counts = [len(level) for level in a0.levels]
+    # The third item says whether a bucket was there before this batch; merged_old[l] counts the
+    # old buckets of level l merged away (always the oldest), so that the new lists are the old
+    # ones' tails plus the new buckets.
+    levels = [[(t, v, True) for t, v in level] for level in vectors.levels]
+    old_counts = [len(level) for level in levels]
     merged_old = [0] * len(old_counts)
     width = a0.width
-    total = np.array([a.total for a in adwins], dtype=np.float64)
-    variance = np.array([a.variance for a in adwins], dtype=np.float64)
+    total, variance = vectors.total, vectors.variance
     blocks_seen = a0.blocks_seen
     cut = np.zeros(k, dtype=bool)
 
@@ -351,7 +429,7 @@ def _adwin(monitors, u: np.ndarray, quiet: np.ndarray):
         if blocks_seen % clock == 0 and width > 2 * mwl:
             cut[:] |= _adwin_cut(levels, block, width, total, variance, a0.delta, mwl)
 
-    pending = np.array([a.pending for a in adwins], dtype=np.float64).reshape(k, -1)
+    pending = vectors.pending
     i = 0
     if pending.shape[1]:
         take = u[:, :block - pending.shape[1]]
@@ -374,24 +452,35 @@ def _adwin(monitors, u: np.ndarray, quiet: np.ndarray):
     quiet &= ~cut
 
     def apply():
+        # Each level loses its oldest old buckets to merges and gains the new ones at its end:
+        # edit the monitors' own lists in place rather than rebuild them.
         new = [[bucket for bucket in level if not bucket[2]] for level in levels]
         counts = [len(level) for level in new]
         rows = np.stack([np.stack(bucket[:2], axis=1) for level in new for bucket in level], axis=1).tolist() \
             if sum(counts) else [[] for _ in range(k)]
-        keep = [merged_old[lv] if lv < len(merged_old) else 0 for lv in range(len(levels))]
+        edits, start = [], 0
+        for lv, count in enumerate(counts):
+            merged = merged_old[lv] if lv < len(merged_old) else 0
+            if merged or count or lv >= len(old_counts):
+                edits.append((lv, merged, start, start + count))
+            start += count
         pend = pending.tolist()
         tot, var = total.tolist(), variance.tolist()
         for j in np.flatnonzero(quiet).tolist():
             a = adwins[j]
-            row, start = rows[j], 0
-            new_levels = []
-            for lv, count in enumerate(counts):
-                old = a.levels[lv][keep[lv]:] if lv < len(a.levels) else []
-                new_levels.append(old + row[start:start + count])
-                start += count
-            a.levels = new_levels
+            row, own = rows[j], a.levels
+            for lv, merged, begin, end in edits:
+                if lv < len(own):
+                    level = own[lv]
+                    del level[:merged]
+                    level += row[begin:end]
+                else:
+                    own.append(row[begin:end])
             a.width, a.total, a.variance, a.blocks_seen = width, tot[j], var[j], blocks_seen
             a.pending = pend[j]
+        if quiet.all():
+            tables.adwin = _AdwinVectors(adwins, [[(t, v) for t, v, _ in level] for level in levels], total,
+                                         variance, pending)
     return apply
 
 
@@ -427,6 +516,7 @@ def _windowed(monitors, tables: _Tables, settings, active, points, positions, qu
         m.recent_positions.last(old, ext[i, :old])
     ext[:, old:] = positions
     ks_on, hist_on = "ks" in active, "histogram" in active
+    w64 = np.int64(w)  # int32 table entries times this are int64
     if ks_on:
         rank_size, before_rank_size = tables.rank_sizes(w)
         scale = tables.size * w
@@ -438,12 +528,13 @@ def _windowed(monitors, tables: _Tables, settings, active, points, positions, qu
         window = ext[:, old + t + 1 - w:old + t + 1]
         if ks_on:
             s = np.sort(window, axis=1, kind="stable") + tables.offset
-            down = (rank_size - tables.at_or_below.take(s) * w).max(axis=1)
-            up = (tables.below.take(s) * w - before_rank_size).max(axis=1)
+            down = (rank_size - tables.at_or_below.take(s) * w64).max(axis=1)
+            up = (tables.below.take(s) * w64 - before_rank_size).max(axis=1)
             d = np.maximum(np.maximum(up, 0) / scale, np.maximum(down, 0) / scale)
             quiet &= ~(d > critical * (1 - MARGIN))
         if hist_on:
-            codes = tables.cell.take(window + tables.offset)
+            # Counts do not depend on order: read the cold table in ascending order when sorted.
+            codes = tables.cell.take(s if ks_on else window + tables.offset)
             counts = np.bincount(codes.ravel(), minlength=k * cells).reshape(k, cells)
             g = _g_statistics(tables.hist_reference, counts.astype(np.float64))
             quiet &= ~(g > hist_critical * (1 - MARGIN))
