@@ -231,7 +231,7 @@ CHUNK = 256
 @dataclass(slots=True)
 class PlainBatch:
     """A batch of plain feature events, parsed: per event its model and ``ts`` (as ``decode``
-    makes it), and the values of the features that every event has, in one order."""
+    makes it), and the values of the features that every event has (in the first event's order)."""
 
     models: list[str]
     ts: list[float]
@@ -243,8 +243,8 @@ class PlainBatch:
 def plain_batch(records: list[Record], limits: Limits) -> PlainBatch | None:
     """The batch parsed, when every message is a plain feature event, the common case: a JSON
     object with just ``model``, ``features``, a number ``ts`` and optionally a string ``id``,
-    which ``decode`` accepts as it is, and the same features as every other event, in the same
-    order, each a number or null. ``None`` as soon as one message is not like that: the caller
+    which ``decode`` accepts as it is, and the same features as every other event (in any
+    order), each a number or null. ``None`` as soon as one message is not like that: the caller
     then decodes each message, and ``decode`` alone says what is wrong.
 
     Each check is one pass over a chunk in C (``map``, ``set``): at this rate a Python call per
@@ -284,35 +284,44 @@ def _add_plain_chunk(batch: PlainBatch, data: list, start: int, limits: Limits, 
     """Add the events of a chunk of parsed messages to ``batch`` (at ``start``), if all plain."""
     if set(map(type, data)) != {dict}:
         return False
-    shapes = set(map(tuple, data))  # usually one: every producer sends its keys in one order
-    if not all(_PLAIN_REQUIRED.issubset(shape) and PLAIN_KEYS.issuperset(shape) for shape in shapes):
+    try:
+        models, features, ts = (list(map(key, data)) for key in (_MODEL_OF, _FEATURES_OF, _TS_OF))
+    except KeyError:
         return False
-    models = list(map(_MODEL_OF, data))
+    # Each object has the required keys: one more key can only be ``id``, two more is not plain.
+    sizes = list(map(len, data))
+    with_id = sizes.count(len(PLAIN_KEYS))
+    if with_id + sizes.count(len(_PLAIN_REQUIRED)) != len(data):
+        return False
+    if with_id and (list(map(dict.__contains__, data, repeat("id"))).count(True) != with_id
+                    or not set(map(type, map(dict.get, data, repeat("id")))) <= _ID_TYPES):
+        return False  # an integer id is valid too, but decode turns it into a string
     if set(map(type, models)) != {str}:
         return False
     new_models = set(models) - valid_models
     if any(map(model_problem, new_models, repeat(limits))):
         return False
     valid_models |= new_models
-    if any("id" in shape for shape in shapes) and not set(map(type, map(dict.get, data, repeat("id")))) <= _ID_TYPES:
-        return False  # an integer id is valid too, but decode turns it into a string
-    ts = list(map(_TS_OF, data))
     ts_types = set(map(type, ts))
     if not ts_types <= NUMBERS:
         return False  # an ISO-8601 time, or not a time at all
-    features = list(map(_FEATURES_OF, data))
     if set(map(type, features)) != {dict}:
         return False
     if start == 0:
         batch.features = tuple(features[0])
         batch.values = np.empty((batch.values.shape[0], len(batch.features)))
     names = batch.features
-    if not names or len(names) > limits.max_features or list(map(tuple, features)).count(names) != len(features):
+    if not names or len(names) > limits.max_features or set(map(len, features)) != {len(names)}:
         return False
-    flat = list(chain.from_iterable(map(dict.values, features)))
+    # Same size and every name found: the same features (in any order; taken in batch order).
+    values_of = itemgetter(*names)
+    try:
+        flat = list(map(values_of, features) if len(names) == 1 else chain.from_iterable(map(values_of, features)))
+    except KeyError:
+        return False
     if not set(map(type, flat)) <= _NUMBERS_OR_NULL:
         return False
-    batch.values[start:start + len(data)] = np.array(flat, dtype=np.float64).reshape(len(data), len(names))
+    batch.values[start:start + len(data)] = np.fromiter(flat, np.float64, len(flat)).reshape(len(data), len(names))
     batch.models += models
     batch.ts += map(float, ts) if int in ts_types else ts
     return True

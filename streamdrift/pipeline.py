@@ -7,7 +7,8 @@ identical alerts for the same input order.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from itertools import count
+from functools import lru_cache
+from itertools import count, repeat
 from operator import attrgetter
 
 import numpy as np
@@ -150,10 +151,14 @@ class ModelMonitors:
 
     def takes_plain(self, features: tuple[str, ...], limits) -> bool:
         """Whether a run of events that all have numbers (or nulls) for exactly ``features``
-        fills exactly this model's streams, all known numeric and none restored part-way: then
-        ``check_column`` would find nothing to reject and every stream starts at the first event."""
-        return not self.covered and _all_streams(self, features) and all(
-            self.types[("feature", name)] == "numeric" and not bad_feature_name(name, limits) for name in features)
+        fills exactly this model's streams, all known numeric, with their monitors, none restored
+        part-way: then ``check_column`` would find nothing to reject, every stream starts at the
+        first event, and no monitor is made (so the order of ``features`` changes nothing)."""
+        streams = _feature_streams(features)
+        return bool(streams) and not self.covered \
+            and list(map(self.types.get, streams)).count("numeric") == len(streams) == _filled_streams(self.types) \
+            and all(map(self.monitors.__contains__, streams)) \
+            and not any(map(bad_feature_name, features, repeat(limits)))
 
     def state_keys(self) -> list[str]:
         prefix = f"{self.model}\x1f{self.segment or ''}"
@@ -237,13 +242,43 @@ def _all_streams(group: "ModelMonitors", names: tuple) -> bool:
     """Whether the features ``names`` are every stream that a run of events fills: all known, and
     no other feature, no prediction or label stream."""
     types = group.types
-    return bool(names) and all(("feature", name) in types for name in names) \
-        and len(names) == sum(1 for key in types if key[0] != CONCEPT and key != LATE_LABEL)
+    return bool(names) and all(("feature", name) in types for name in names) and len(names) == _filled_streams(types)
+
+
+def _filled_streams(types: dict) -> int:
+    """How many streams of a model its events fill (the others: errors and late labels)."""
+    return sum(1 for key in types if key[0] != CONCEPT and key != LATE_LABEL)
+
+
+@lru_cache(maxsize=64)
+def _feature_streams(features: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple(("feature", name) for name in features)
 
 
 def bad_feature_name(name: str, limits) -> bool:
     """Whether a feature name cannot be monitored (too long for a state key, or with its separator)."""
     return len(name) > limits.max_string_length or SEPARATOR in name
+
+
+class Positions(dict):
+    """Each record's position in its batch, by ``id(record)``: made at the first lookup, since
+    most batches raise no alert.
+
+    >>> records = [Record(b"{}"), Record(b"[]")]
+    >>> Positions(records)[id(records[1])]
+    1
+    """
+
+    def __init__(self, records: list[Record]):
+        super().__init__()
+        self.records = records
+
+    def __missing__(self, key: int) -> int:
+        if self.records is None:
+            raise KeyError(key)
+        self.update(zip(map(id, self.records), count()))
+        self.records = None
+        return self[key]
 
 
 class PlainRun:
@@ -252,7 +287,7 @@ class PlainRun:
 
     __slots__ = ("records", "batch", "positions")
 
-    def __init__(self, records: list[Record], batch: PlainBatch, positions: list[int]):
+    def __init__(self, records: list[Record], batch: PlainBatch, positions: np.ndarray):
         self.records, self.batch, self.positions = records, batch, positions
 
     def __len__(self) -> int:
@@ -265,7 +300,7 @@ class PlainRun:
 
     def matrix(self) -> np.ndarray:
         """Features x events."""
-        return self.batch.values[self.positions].T
+        return np.ascontiguousarray(self.batch.values[self.positions].T)
 
     def source(self):
         """``(record, ts)`` of the run's ``i``-th event, for ``_alerts``."""
@@ -317,7 +352,7 @@ class DriftPipeline:
     def process(self, records: list[Record]) -> Output:
         out = Output()
         self._found = []
-        order = dict(zip(map(id, records), count()))
+        order = Positions(records)
         plain = self._plain_runs(records)
         if plain is not None:
             groups, errors, late_labels = plain, {}, {}
@@ -431,36 +466,36 @@ class DriftPipeline:
         new = sum(1 for model in models if (model, None) not in self.models)
         if new and len(self.models) + new > limits.max_models:
             return None
-        ts = np.array(batch.ts)
-        if not np.isfinite(ts).all():
-            return None  # (a reader's NaN) a NaN gap would hide the others from the idle check
         # Each model's positions in input order: a stable sort by model, in C.
         code = dict(zip(models, count()))
         codes = np.fromiter(map(code.__getitem__, batch.models), np.intp, len(records))
         by_model = np.argsort(codes, kind="stable")
-        ends = np.cumsum(np.bincount(codes, minlength=len(models)))
-        positions = dict(zip(models, np.split(by_model, ends[:-1])))
-        if any(self._restarts((model, None), ts[where]) for model, where in positions.items()):
+        firsts = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(models)))[:-1]))
+        if self._restarts(models, np.array(batch.ts)[by_model], firsts):
             return None
         runs = {}
-        for model, where in positions.items():
+        for model, where in zip(models, np.split(by_model, firsts[1:])):
             group = self._model(model, None)
-            runs[(model, None)] = PlainRun(records, batch, where.tolist())
+            runs[(model, None)] = PlainRun(records, batch, where)
             if group.started is None:
                 group.started = batch.ts[where[0]]
         return runs
 
-    def _restarts(self, key: tuple[str, None], ts: np.ndarray) -> bool:
-        """Whether one of a model's events (times ``ts``, in input order) comes more than
-        limits.idle_seconds after the one before it (or after the model's last event), which
-        makes ``_route`` start the model afresh there."""
+    def _restarts(self, models: list[str], ts: np.ndarray, firsts: np.ndarray) -> bool:
+        """Whether an event comes more than limits.idle_seconds after the one before it of the
+        same model (or after the model's last event), which makes ``_route`` start the model
+        afresh there. ``ts``: the times of each model's events in turn, in input order; model
+        ``k``'s start at ``firsts[k]``."""
         idle = self.config.limits.idle_seconds
         if not idle:
             return False
-        group = self.models.get(key)
-        last = group.last_ts if group is not None else None
-        gaps = np.diff(ts, prepend=last) if last is not None else np.diff(ts)
-        return gaps.size > 0 and float(gaps.max()) > idle
+        if not np.isfinite(ts).all():
+            return True  # (a reader's NaN) a NaN gap would hide the others: ``_route`` decides
+        last = [self.models[(m, None)].last_ts if (m, None) in self.models else None for m in models]
+        before = np.array([np.nan if t is None else t for t in last])  # no last event: no gap
+        gaps = np.diff(ts, prepend=np.nan)
+        gaps[firsts] = ts[firsts] - before
+        return bool(np.nanmax(gaps, initial=-np.inf) > idle)
 
     def _monitor_plain(self, group: ModelMonitors, run: PlainRun, out: Output, order: dict[int, int]) -> None:
         """``_monitor`` of a plain run: the usual batch (its known numeric features) is one matrix
@@ -470,9 +505,7 @@ class DriftPipeline:
         if not group.takes_plain(names, limits):
             self._monitor(group, run.events(limits), out, [], order)
             return
-        streams = [("feature", name) for name in names]
-        for kind, name in streams:
-            group.monitor(kind, name)
+        streams = _feature_streams(names)
         group.dirty.update(streams)
         out.processed += len(run)
         found = self._update_together(group, streams, run.matrix(), run.source(), order)

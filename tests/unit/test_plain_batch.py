@@ -189,8 +189,19 @@ def test_plain_batch_values_are_the_features_in_event_order():
 
 
 @pytest.mark.parametrize("salt", SALTS)
-def test_plain_batch_refuses_every_exception_but_a_null_and_an_int(salt):
+def test_plain_batch_refuses_every_exception_but_the_ones_the_pipeline_sorts_out(salt):
     records = stream(10)
     records[7] = Record(_salt(orjson.loads(records[7].value), salt, 7))
-    assert (plain_batch(records, Limits()) is not None) == (salt in ("null", "int value", "int ts", "keys reordered",
-                                                                      "idle gap", "new model"))
+    assert (plain_batch(records, Limits()) is not None) == (salt in ("null", "int value", "int ts", "reordered",
+                                                                      "keys reordered", "idle gap", "new model"))
+
+
+def test_one_feature_events_give_the_per_event_results(monkeypatch):
+    """(One feature: ``itemgetter`` then gives the value itself, not a tuple.)"""
+    rng = random.Random(3)
+    records = [Record(orjson.dumps({"model": f"m{i % 2}", "ts": 1_000.0 + i,
+                                    "features": {"x": rng.gauss(2.0 if i > 1_500 else 0.0, 1.0)}}), offset=i)
+               for i in range(3_000)]
+    fast = outputs(records, 400, config(), True, monkeypatch)
+    assert any(alerts for alerts, *_ in fast[0])
+    assert fast == outputs(records, 400, config(), False, monkeypatch)
