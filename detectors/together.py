@@ -142,7 +142,66 @@ def _advance(key: tuple, monitors: list[NumericMonitor], x: np.ndarray) -> np.nd
         m.recent_missing.fill(False, n)
         m.watched += n
         m.seen += n
+    recent = tables.recent
+    tables.recent = recent.extended(positions) if recent is not None and quiet.all() else None
     return quiet
+
+
+class _RecentPositions:
+    """The group's rings of recent positions side by side (rows in each ring's own layout), so
+    that a window is one slice instead of one copy per feature. Valid while every member holds
+    the ring it was read from with the count this path left (equal counts: equal layouts)."""
+
+    def __init__(self, rings, count: int, buffer: np.ndarray):
+        self.rings, self.count, self.buffer = rings, count, buffer
+
+    @classmethod
+    def of(cls, monitors, dtype) -> "_RecentPositions | None":
+        rings = [m.recent_positions for m in monitors]
+        count = rings[0].count
+        if any(r.count != count for r in rings):
+            return None
+        return cls(rings, count, np.stack([r.buffer for r in rings]).astype(dtype))
+
+    def valid_for(self, monitors) -> bool:
+        count = self.count
+        for m, ring in zip(monitors, self.rings):
+            if m.recent_positions is not ring or ring.count != count:
+                return False
+        return len(monitors) == len(self.rings)
+
+    def last(self, count: int, out: np.ndarray) -> None:
+        """``Ring.last`` of every row."""
+        size = self.buffer.shape[1]
+        end = self.count % size
+        if count <= end:
+            out[:, :count] = self.buffer[:, end - count:end]
+        else:
+            head = count - end
+            out[:, :head] = self.buffer[:, size - head:]
+            out[:, head:count] = self.buffer[:, :end]
+
+    def extended(self, positions: np.ndarray) -> "_RecentPositions":
+        """``Ring.extend`` of every row (in place)."""
+        size = self.buffer.shape[1]
+        n = positions.shape[1]
+        if n >= size:
+            self.count += n
+            tail = positions[:, -size:]
+            start = self.count % size
+            self.buffer[:, start:] = tail[:, :size - start]
+            self.buffer[:, :start] = tail[:, size - start:]
+            return self
+        start = self.count % size
+        end = start + n
+        if end <= size:
+            self.buffer[:, start:end] = positions
+        else:
+            split = size - start
+            self.buffer[:, start:] = positions[:, :split]
+            self.buffer[:, :end - size] = positions[:, split:]
+        self.count += n
+        return self
 
 
 class _Tables:
@@ -196,6 +255,9 @@ class _Tables:
         self.down = np.rint((-z - allowance) * QUANTUM).astype(np.int64).astype(np.int32)
         self.ranks: tuple | None = None
         self.adwin: _AdwinVectors | None = None
+        self.recent: _RecentPositions | None = None
+        self.critical = np.array([m.ks.critical for m in monitors])  # both fixed by the fit
+        self.hist_critical = np.array([m.histogram.critical for m in monitors])
 
     def valid_for(self, monitors: list[NumericMonitor]) -> bool:
         owners = self.owners
@@ -495,22 +557,38 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray):
 
 def _adwin_cut(levels, block, width, total, variance, delta, mwl) -> np.ndarray:
     """Which ADWINs the cut test might fire for (``ADWIN._detect_change``'s first pass)."""
-    sizes = np.array([float(block << lv) for lv in range(len(levels) - 1, -1, -1) for _ in levels[lv]])
+    counts = tuple(len(level) for level in levels)
+    split = _adwin_splits(counts, block, width, delta, mwl)
+    if split is None:
+        return np.zeros(total.size, dtype=bool)
+    n0, n1, ok, two_m, bias, dd = split
     totals = np.stack([bucket[0] for lv in range(len(levels) - 1, -1, -1) for bucket in levels[lv]], axis=1)
-    n0 = np.cumsum(sizes[:-1])
     u0 = np.cumsum(totals[:, :-1], axis=1)
-    n1 = width - n0
     u1 = total[:, None] - u0
+    if ok is not None:
+        u0, u1 = u0[:, ok], u1[:, ok]
+    delta_mean = u0 / n0 - u1 / n1
+    epsilon = np.sqrt(two_m * (variance / width)[:, None] * dd) + bias
+    return (np.abs(delta_mean) >= epsilon * (1 - MARGIN)).any(axis=1)
+
+
+@functools.lru_cache(maxsize=1024)
+def _adwin_splits(counts: tuple, block: int, width: int, delta: float, mwl: int):
+    """What the cut test computes from the bucket structure alone (the structures repeat):
+    sub-window sizes, which splits are long enough, and the parts of the bound, in the same
+    operations as ``ADWIN._detect_change``."""
+    sizes = np.array([float(block << lv) for lv in range(len(counts) - 1, -1, -1) for _ in range(counts[lv])])
+    n0 = np.cumsum(sizes[:-1])
+    n1 = width - n0
+    ok = None
     if mwl > block:
         ok = (n0 >= mwl) & (n1 >= mwl)
-        n0, n1, u0, u1 = n0[ok], n1[ok], u0[:, ok], u1[:, ok]
+        n0, n1 = n0[ok], n1[ok]
     if not n0.size:
-        return np.zeros(total.size, dtype=bool)
-    delta_mean = u0 / n0 - u1 / n1
+        return None
     dd = math.log(2.0 * math.log(width) / delta)
     m = 1.0 / (n0 - mwl + 1) + 1.0 / (n1 - mwl + 1)
-    epsilon = np.sqrt(2.0 * m * (variance / width)[:, None] * dd) + 2.0 / 3.0 * dd * m
-    return (np.abs(delta_mean) >= epsilon * (1 - MARGIN)).any(axis=1)
+    return n0, n1, ok, 2.0 * m, 2.0 / 3.0 * dd * m, dd
 
 
 def _windowed(monitors, tables: _Tables, settings, active, points, positions, quiet) -> None:
@@ -521,18 +599,24 @@ def _windowed(monitors, tables: _Tables, settings, active, points, positions, qu
     old = max(0, w - 1 - points[0])
     # Positions below 2**15 sort as int16, by a radix sort, several times faster than int64.
     ext = np.empty((k, old + n), dtype=np.int16 if tables.width < 1 << 15 else np.int64)
-    for i, m in enumerate(monitors):
-        m.recent_positions.last(old, ext[i, :old])
+    recent = tables.recent
+    if recent is None or not recent.valid_for(monitors):
+        recent = tables.recent = _RecentPositions.of(monitors, ext.dtype)
+    if recent is not None:
+        recent.last(old, ext)
+    else:
+        for i, m in enumerate(monitors):
+            m.recent_positions.last(old, ext[i, :old])
     ext[:, old:] = positions
     ks_on, hist_on = "ks" in active, "histogram" in active
     w64 = np.int64(w)  # int32 table entries times this are int64
     if ks_on:
         rank_size, before_rank_size = tables.rank_sizes(w)
         scale = tables.size * w
-        critical = np.array([m.ks.critical for m in monitors])
+        critical = tables.critical
     if hist_on:
         cells = tables.cells
-        hist_critical = np.array([m.histogram.critical for m in monitors])
+        hist_critical = tables.hist_critical
     for t in points:
         window = ext[:, old + t + 1 - w:old + t + 1]
         if ks_on:
