@@ -129,7 +129,8 @@ def _advance(key: tuple, monitors: list[NumericMonitor], x: np.ndarray) -> np.nd
         tables.down.take(ascending).take(rank, out=steps[1])
         commit.append(_page_hinkley(monitors, steps.reshape(2 * k, n), quiet))
     if "adwin" in active:
-        u = tables.u.take(ascending).take(rank)
+        # Reference.uniform_scores, from the count tables (int32 sums are exact, then the same division).
+        u = ((tables.below.take(ascending) + tables.at_or_below.take(ascending) + 1) / tables.denominator).take(rank)
         commit.append(_adwin(monitors, tables, u, quiet))
     if points and ("ks" in active or "histogram" in active):
         _windowed(monitors, tables, settings, active, points, positions, quiet)
@@ -245,15 +246,15 @@ class _Tables:
             cell[i, :size] = m.histogram.cell_of[m.position_bins()] + i * cells
             self.hist_reference[i, :m.histogram.reference_counts.size] = m.histogram.reference_counts
         self.guard = guard.ravel()
-        self.below, self.at_or_below, self.u, self.cell = below.ravel(), at_or_below.ravel(), u.ravel(), cell.ravel()
+        self.below, self.at_or_below, self.cell = below.ravel(), at_or_below.ravel(), cell.ravel()
+        self.denominator = (2.0 * (self.size + 1))[:, None]
         self.cells = cells
         # Page-Hinkley's increments of every position (``quantise(+-z - allowance)``, elementwise).
-        z = ndtri(self.u)
+        z = ndtri(u.ravel())
         allowance = monitors[0].page_hinkley.shift / 2.0
         # |z| < 5.3 for a reference of a million values and shift <= 10: |step| < 2**24 fits int32.
         self.up = np.rint((z - allowance) * QUANTUM).astype(np.int64).astype(np.int32)
         self.down = np.rint((-z - allowance) * QUANTUM).astype(np.int64).astype(np.int32)
-        self.ranks: tuple | None = None
         self.adwin: _AdwinVectors | None = None
         self.recent: _RecentPositions | None = None
         self.critical = np.array([m.ks.critical for m in monitors])  # both fixed by the fit
@@ -269,11 +270,11 @@ class _Tables:
         return True
 
     def rank_sizes(self, w: int) -> tuple[np.ndarray, np.ndarray]:
-        """``r * size`` and ``(r - 1) * size`` for the ranks ``r`` of a window of ``w``."""
-        if self.ranks is None or self.ranks[0] != w:
-            rank = np.arange(1, w + 1, dtype=np.int64)
-            self.ranks = (w, rank * self.size[:, None], (rank - 1) * self.size[:, None])
-        return self.ranks[1], self.ranks[2]
+        """``r * size`` and ``(r - 1) * size`` for the ranks ``r`` of a window of ``w`` (made per
+        window, not kept: two (features x window) int64 arrays per group cost more memory than
+        time)."""
+        rank = np.arange(w + 1, dtype=np.int64)
+        return rank[1:] * self.size[:, None], rank[:-1] * self.size[:, None]
 
 
 def _tables(monitors: list[NumericMonitor]) -> _Tables:
