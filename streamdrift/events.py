@@ -262,8 +262,9 @@ def plain_batch(records: list[Record], limits: Limits) -> PlainBatch | None:
     if set(map(type, values)) != {bytes} or max(map(len, values)) > limits.max_message_bytes:
         return None  # decode names the empty or oversized message
     given = list(map(_DATA_OF, records))
-    parsed = given.count(None) == 0  # a reader parsed them already (replay of a log)
-    if not parsed and given.count(None) != len(given):
+    unparsed = given.count(None)
+    parsed = unparsed == 0  # a reader parsed them already (replay of a log)
+    if not parsed and unparsed != len(given):
         return None
     batch = PlainBatch([], [], (), np.empty((len(records), 0)))
     valid_models: set[str] = set()
@@ -277,6 +278,7 @@ def plain_batch(records: list[Record], limits: Limits) -> PlainBatch | None:
                 return None
         if not _add_plain_chunk(batch, data, start, limits, valid_models):
             return None
+        del data  # now, so that the next chunk's objects take the memory these leave, still cached
     return batch
 
 
@@ -319,7 +321,9 @@ def _add_plain_chunk(batch: PlainBatch, data: list, start: int, limits: Limits, 
         flat = list(map(values_of, features) if len(names) == 1 else chain.from_iterable(map(values_of, features)))
     except KeyError:
         return False
-    if not set(map(type, flat)) <= _NUMBERS_OR_NULL:
+    kinds = list(map(type, flat))
+    # Usually all floats: counting them (compared by identity) costs less than a set of types.
+    if kinds.count(float) != len(kinds) and not set(kinds) <= _NUMBERS_OR_NULL:
         return False
     batch.values[start:start + len(data)] = np.fromiter(flat, np.float64, len(flat)).reshape(len(data), len(names))
     batch.models += models

@@ -158,7 +158,7 @@ class ModelMonitors:
         return bool(streams) and not self.covered \
             and list(map(self.types.get, streams)).count("numeric") == len(streams) == _filled_streams(self.types) \
             and all(map(self.monitors.__contains__, streams)) \
-            and not any(map(bad_feature_name, features, repeat(limits)))
+            and not any(map(_bad_feature_name, features, repeat(limits)))
 
     def state_keys(self) -> list[str]:
         prefix = f"{self.model}\x1f{self.segment or ''}"
@@ -255,7 +255,7 @@ def _feature_streams(features: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return tuple(("feature", name) for name in features)
 
 
-def bad_feature_name(name: str, limits) -> bool:
+def _bad_feature_name(name: str, limits) -> bool:
     """Whether a feature name cannot be monitored (too long for a state key, or with its separator)."""
     return len(name) > limits.max_string_length or SEPARATOR in name
 
@@ -294,7 +294,8 @@ class PlainRun:
         return len(self.positions)
 
     def events(self, limits) -> list[Event]:
-        """The run decoded, for ``_monitor``."""
+        """The run decoded, for ``_monitor``: parsed again, which is rare (a new model, a value of
+        another type...) and keeps ``decode`` the one place that makes events."""
         records = self.records
         return [decode(records[i], limits) for i in self.positions]
 
@@ -484,13 +485,13 @@ class DriftPipeline:
     def _restarts(self, models: list[str], ts: np.ndarray, firsts: np.ndarray) -> bool:
         """Whether an event comes more than limits.idle_seconds after the one before it of the
         same model (or after the model's last event), which makes ``_route`` start the model
-        afresh there. ``ts``: the times of each model's events in turn, in input order; model
-        ``k``'s start at ``firsts[k]``."""
+        afresh there; also when that cannot be told here (a NaN time). ``ts``: the times of each
+        model's events in turn, in input order; model ``k``'s start at ``firsts[k]``."""
         idle = self.config.limits.idle_seconds
         if not idle:
             return False
         if not np.isfinite(ts).all():
-            return True  # (a reader's NaN) a NaN gap would hide the others: ``_route`` decides
+            return True  # (a reader's NaN) a NaN gap would hide the others from nanmax
         last = [self.models[(m, None)].last_ts if (m, None) in self.models else None for m in models]
         before = np.array([np.nan if t is None else t for t in last])  # no last event: no gap
         gaps = np.diff(ts, prepend=np.nan)
@@ -533,7 +534,7 @@ class DriftPipeline:
             bad: dict[int, str] = {}
             types = {}
             for (kind, name), (start, column) in columns.items():
-                if kind == "feature" and bad_feature_name(name, limits):
+                if kind == "feature" and _bad_feature_name(name, limits):
                     for i in range(start, len(events)):
                         if name in events[i].features:
                             bad.setdefault(i, f"a feature name is longer than limits.max_string_length = "
