@@ -58,7 +58,6 @@ class NumericMonitor(FeatureMonitor):
         self.recent_values = Ring(s.window + extra, np.float64)
         self.recent_positions = Ring(s.window, np.int64)
         self.recent_missing = Ring(s.window, np.bool_)
-        self.recent_bins = Ring(s.window, np.int16)
         #: Opt-in detectors of 0/1 error streams (``ddm``, ``hddm_a``), by name; usually empty.
         self.binary: dict[str, BinaryDetector] = {
             name: binary_detector(name, s) for name in self.active if name in BINARY_DETECTORS}
@@ -111,7 +110,6 @@ class NumericMonitor(FeatureMonitor):
         self.recent_values.clear()
         self.recent_positions.clear()
         self.recent_missing.clear()
-        self.recent_bins.clear()
         if self.settings.sliding_reference:
             self.recent_values.extend(values[-self.settings.reference_size:])
         for detector in self.binary.values():
@@ -149,16 +147,39 @@ class NumericMonitor(FeatureMonitor):
                     if hit is not None:
                         found.append(self._detection(name, hit[0], present, base, values, hit[2], hit[3],
                                                      None, hit[1], recent=hit[4]))
-            bins = np.searchsorted(self.edges, values, side="right")
-            found.extend(self._windowed(values, positions, bins, present, base))
+            found.extend(self._windowed(values, positions, present, base))
             self.recent_values.extend(values)
             self.recent_positions.extend(positions)
-            self.recent_bins.extend(bins)
         self.recent_missing.extend(missing)
         self.watched += values.size
         return found
 
-    def _windowed(self, values, positions, bins, present, base) -> list[Detection]:
+    def position_bins(self) -> np.ndarray:
+        """Histogram bin of every reference position (``searchsorted(edges, value, "right")``).
+
+        Edges are reference values, so no edge lies strictly inside a gap between two distinct
+        reference values: a gap's bin is the bin of the value below it. So the bins of the recent
+        window follow from its positions, and need no ring of their own. Cached on the reference
+        (2 bytes per position).
+
+        >>> m = NumericMonitor(MonitorSettings(bins=2), reference=np.array([1.0, 2.0, 3.0, 4.0]))
+        >>> values = np.array([0.5, 1.0, 2.5, 3.0, 9.0])
+        >>> m.position_bins()[m.reference.positions(values)].tolist()
+        [0, 0, 1, 1, 1]
+        >>> np.searchsorted(m.edges, values, side="right").tolist()
+        [0, 0, 1, 1, 1]
+        """
+        ref = self.reference
+        cached = getattr(ref, "position_bins", None)
+        if cached is None or cached[0] is not self.edges:
+            at = np.searchsorted(self.edges, ref.distinct, side="right").astype(np.int16)
+            table = np.zeros(ref.n_positions, dtype=np.int16)
+            table[1::2] = at
+            table[2::2] = at
+            cached = ref.position_bins = (self.edges, table)
+        return cached[1]
+
+    def _windowed(self, values, positions, present, base) -> list[Detection]:
         s = self.settings
         run_ks, run_hist = self._armed("ks"), self._armed("histogram")
         if not (run_ks or run_hist):
@@ -170,7 +191,7 @@ class NumericMonitor(FeatureMonitor):
         ext_positions = np.concatenate((old_positions, positions))
         old_values = self.recent_values.items()
         ext_values = np.concatenate((old_values, values))
-        ext_bins = np.concatenate((self.recent_bins.items(), bins))
+        ext_bins = self.position_bins()[ext_positions] if run_hist else None
         offset_p, offset_v = old_positions.size, old_values.size
         w = s.window
         found = []
@@ -255,5 +276,4 @@ class NumericMonitor(FeatureMonitor):
             watched = int(state["watched"])
             recent = recent[max(0, recent.size - watched):]  # a sliding reference's seed is not the window
             self.recent_positions.set_state({"items": self.reference.positions(recent), "count": watched})
-            self.recent_bins.set_state({"items": np.searchsorted(self.edges, recent, side="right"), "count": watched})
         self._set_base_state(state)

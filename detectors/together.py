@@ -34,7 +34,9 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
+from itertools import chain
 
 import numpy as np
 from scipy.special import ndtri
@@ -67,8 +69,9 @@ def update_together(monitors: list[NumericMonitor], values: np.ndarray) -> list[
         if clean[k] and _quiet_candidate(monitor):
             groups.setdefault(_schedule(monitor, n), []).append(k)
     for key, members in groups.items():
-        quiet = _advance(key, [monitors[k] for k in members], values[members])
-        for k, ok in zip(members, quiet):
+        rows = values if len(members) == len(monitors) else values[members]  # all: no copy
+        quiet = _advance(key, [monitors[k] for k in members], rows)
+        for k, ok in zip(members, quiet.tolist()):
             if ok:
                 results[k] = []
     for k, monitor in enumerate(monitors):
@@ -86,10 +89,14 @@ def _schedule(monitor: NumericMonitor, n: int) -> tuple:
     """Monitors with equal keys run the same numpy calls on the same positions."""
     s = monitor.settings
     adwin = monitor.adwin
-    shape = tuple(len(level) for level in adwin.levels) if "adwin" in monitor.active else ()
-    points = evaluation_points(monitor.watched, n, s.evaluate_every, s.window)
+    shape = tuple(map(len, adwin.levels)) if "adwin" in monitor.active else ()
+    points = _evaluation_points(monitor.watched, n, s.evaluate_every, s.window)
     return (_settings_key(monitor), monitor.active, points, min(monitor.watched, s.window), shape, adwin.width, adwin.blocks_seen % adwin.clock, len(adwin.pending),
             adwin.delta)
+
+
+#: A model's features usually share the running count, so their schedules repeat.
+_evaluation_points = functools.lru_cache(maxsize=4096)(evaluation_points)
 
 
 #: Equal settings objects share one small integer, so that features configured alike (each with
@@ -104,45 +111,212 @@ def _settings_key(monitor: NumericMonitor) -> int:
     return key
 
 
+
 def _advance(key: tuple, monitors: list[NumericMonitor], x: np.ndarray) -> np.ndarray:
     """Advance a group that shares one schedule; returns which monitors were quiet (and so were
     updated here). The others are left exactly as they were."""
     settings, active, points = monitors[0].settings, key[1], key[2]
     k, n = x.shape
     quiet = np.ones(k, dtype=bool)
-    refs = [m.reference for m in monitors]
-    positions = np.empty((k, n), dtype=np.int64)
-    bins = np.empty((k, n), dtype=np.int16)
-    u = np.empty((k, n), dtype=np.float64)
-    for i, (m, ref) in enumerate(zip(monitors, refs)):
-        row = x[i]
-        j = ref.distinct.searchsorted(row)  # the method: no np.searchsorted dispatch, same result
-        p = j + j
-        p += ref.distinct.take(j, mode="clip") == row  # Reference.positions, in fewer calls
-        positions[i] = p
-        u[i] = (ref.position_below[p] + ref.position_at_or_below[p] + 1) / (2.0 * (ref.size + 1))
-        bins[i] = _position_bins(m)[p]
+    tables = _tables(monitors)
+    positions, rank, ascending = _positions(tables, x)
     commit = []
     if "missing_rate" in active:
         commit.append(_missing_rate(monitors, n, quiet))
     if "page_hinkley" in active:
-        commit.append(_page_hinkley(monitors, ndtri(u), quiet))
+        steps = np.empty((2, k, n), dtype=tables.up.dtype)
+        tables.up.take(ascending).take(rank, out=steps[0])  # read in sorted order, then unsorted
+        tables.down.take(ascending).take(rank, out=steps[1])
+        commit.append(_page_hinkley(monitors, steps.reshape(2 * k, n), quiet))
     if "adwin" in active:
-        commit.append(_adwin(monitors, u, quiet))
+        # Reference.uniform_scores, from the count tables (int32 sums are exact, then the same division).
+        u = ((tables.below.take(ascending) + tables.at_or_below.take(ascending) + 1) / tables.denominator).take(rank)
+        commit.append(_adwin(monitors, tables, u, quiet))
     if points and ("ks" in active or "histogram" in active):
-        _windowed(monitors, settings, active, points, positions, bins, quiet)
+        _windowed(monitors, tables, settings, active, points, positions, quiet)
     for apply in commit:
         apply()
-    none_missing = np.zeros(n, dtype=bool)
     for i in np.flatnonzero(quiet).tolist():
         m = monitors[i]
         m.recent_values.extend(x[i])
         m.recent_positions.extend(positions[i])
-        m.recent_bins.extend(bins[i])
-        m.recent_missing.extend(none_missing)
+        m.recent_missing.fill(False, n)
         m.watched += n
         m.seen += n
+    recent = tables.recent
+    tables.recent = recent.extended(positions) if recent is not None and quiet.all() else None
     return quiet
+
+
+class _RecentPositions:
+    """The group's rings of recent positions side by side (rows in each ring's own layout), so
+    that a window is one slice instead of one copy per feature. Valid while every member holds
+    the ring it was read from with the count this path left (equal counts: equal layouts)."""
+
+    def __init__(self, rings, count: int, buffer: np.ndarray):
+        self.rings, self.count, self.buffer = rings, count, buffer
+
+    @classmethod
+    def of(cls, monitors, dtype) -> "_RecentPositions | None":
+        rings = [m.recent_positions for m in monitors]
+        count = rings[0].count
+        if any(r.count != count for r in rings):
+            return None
+        return cls(rings, count, np.stack([r.buffer for r in rings]).astype(dtype))
+
+    def valid_for(self, monitors) -> bool:
+        count = self.count
+        for m, ring in zip(monitors, self.rings):
+            if m.recent_positions is not ring or ring.count != count:
+                return False
+        return len(monitors) == len(self.rings)
+
+    def last(self, count: int, out: np.ndarray) -> None:
+        """``Ring.last`` of every row."""
+        size = self.buffer.shape[1]
+        end = self.count % size
+        if count <= end:
+            out[:, :count] = self.buffer[:, end - count:end]
+        else:
+            head = count - end
+            out[:, :head] = self.buffer[:, size - head:]
+            out[:, head:count] = self.buffer[:, :end]
+
+    def extended(self, positions: np.ndarray) -> "_RecentPositions":
+        """``Ring.extend`` of every row (in place)."""
+        size = self.buffer.shape[1]
+        n = positions.shape[1]
+        if n >= size:
+            self.count += n
+            tail = positions[:, -size:]
+            start = self.count % size
+            self.buffer[:, start:] = tail[:, :size - start]
+            self.buffer[:, :start] = tail[:, size - start:]
+            return self
+        start = self.count % size
+        end = start + n
+        if end <= size:
+            self.buffer[:, start:end] = positions
+        else:
+            split = size - start
+            self.buffer[:, start:] = positions[:, :split]
+            self.buffer[:, :end - size] = positions[:, split:]
+        self.count += n
+        return self
+
+
+class _Tables:
+    """A group's reference lookups side by side, so that a lookup is one ``take`` for the whole
+    group rather than one per feature: row ``i``'s position ``p`` is entry ``i * width + p``
+    (rows padded to the widest reference). Valid while every member keeps the reference, edges
+    and histogram cells it was built from (all three are replaced, never changed, on a fit)."""
+
+    def __init__(self, monitors: list[NumericMonitor]):
+        refs = [m.reference for m in monitors]
+        self.owners = [(m.reference, m.edges, m.histogram.cell_of) for m in monitors]
+        k = len(refs)
+        rows = self.rows = np.arange(k, dtype=np.int64)[:, None]
+        width = max(r.n_positions for r in refs)
+        self.offset = rows * width
+        self.width = width
+        self.distinct = [r.distinct for r in refs]
+        # _positions' buckets: 32767 across each reference's range (none if it is one value).
+        self.low = np.array([r.distinct[0] for r in refs])[:, None]
+        span = np.array([r.distinct[-1] - r.distinct[0] for r in refs])[:, None]
+        self.scale = np.divide(32766.0, span, out=np.zeros_like(span), where=span > 0)
+        # Distinct values with +inf after each row's last: ``guard[j] == x`` is false past the top.
+        room = max(r.distinct.size for r in refs) + 1
+        guard = np.full((k, room), np.inf)
+        self.guard_offset = rows * room
+        self.size = np.array([r.size for r in refs], dtype=np.int64)
+        # Compact types: the tables are read cold, so their size is their cost. Counts of at most
+        # a million reference values fit int32; products are taken in int64 (see _windowed).
+        below = np.zeros((k, width), dtype=np.int32)
+        at_or_below = np.zeros((k, width), dtype=np.int32)
+        u = np.full((k, width), 0.5)
+        cells = max(m.histogram.reference_counts.size for m in monitors)
+        cell = np.zeros((k, width), dtype=np.int16 if k * cells < 1 << 15 else np.int64)
+        self.hist_reference = np.zeros((k, cells))
+        for i, (m, r) in enumerate(zip(monitors, refs)):
+            size = r.n_positions
+            guard[i, :r.distinct.size] = r.distinct
+            below[i, :size] = r.position_below
+            at_or_below[i, :size] = r.position_at_or_below
+            u[i, :size] = r.uniform_scores(np.arange(size))  # the same arithmetic as one by one
+            cell[i, :size] = m.histogram.cell_of[m.position_bins()] + i * cells
+            self.hist_reference[i, :m.histogram.reference_counts.size] = m.histogram.reference_counts
+        self.guard = guard.ravel()
+        self.below, self.at_or_below, self.cell = below.ravel(), at_or_below.ravel(), cell.ravel()
+        self.denominator = (2.0 * (self.size + 1))[:, None]
+        self.cells = cells
+        # Page-Hinkley's increments of every position (``quantise(+-z - allowance)``, elementwise).
+        z = ndtri(u.ravel())
+        allowance = monitors[0].page_hinkley.shift / 2.0
+        # |z| < 5.3 for a reference of a million values and shift <= 10: |step| < 2**24 fits int32.
+        self.up = np.rint((z - allowance) * QUANTUM).astype(np.int64).astype(np.int32)
+        self.down = np.rint((-z - allowance) * QUANTUM).astype(np.int64).astype(np.int32)
+        self.adwin: _AdwinVectors | None = None
+        self.recent: _RecentPositions | None = None
+        self.critical = np.array([m.ks.critical for m in monitors])  # both fixed by the fit
+        self.hist_critical = np.array([m.histogram.critical for m in monitors])
+
+    def valid_for(self, monitors: list[NumericMonitor]) -> bool:
+        owners = self.owners
+        if len(owners) != len(monitors):
+            return False
+        for (ref, edges, cell_of), m in zip(owners, monitors):
+            if ref is not m.reference or edges is not m.edges or cell_of is not m.histogram.cell_of:
+                return False
+        return True
+
+    def rank_sizes(self, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """``r * size`` and ``(r - 1) * size`` for the ranks ``r`` of a window of ``w`` (made per
+        window, not kept: two (features x window) int64 arrays per group cost more memory than
+        time)."""
+        rank = np.arange(w + 1, dtype=np.int64)
+        return rank[1:] * self.size[:, None], rank[:-1] * self.size[:, None]
+
+
+def _tables(monitors: list[NumericMonitor]) -> _Tables:
+    """The group's tables, cached on its first monitor (a group keeps its members while quiet)."""
+    first = monitors[0]
+    cached = first.__dict__.get("_together_tables")
+    if cached is None or not cached.valid_for(monitors):
+        cached = first._together_tables = _Tables(monitors)
+    return cached
+
+
+def _positions(tables: _Tables, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``Reference.positions`` of every row, in fewer calls; with ``rank`` (where each value of x,
+    flat, sits in the rows sorted) and the sorted positions as indices into the group's tables.
+
+    Each row is searched in (nearly) sorted order: a binary search over ascending keys predicts
+    its branches, and a sort costs less than the mispredictions it saves. The group's tables are
+    read in that order too: they are cold (64 models' tables do not fit in a cache), and
+    ascending reads stream them where arrival-order reads miss on almost every value.
+    ``searchsorted`` is exact whatever the order of its keys, so the sort need not be: values
+    are sorted by their bucket among 32767 between the reference's extremes, by an int16 radix
+    sort, twice as fast as sorting the floats.
+    """
+    k, n = x.shape
+    with np.errstate(all="ignore"):  # huge values overflow to inf and clip: any bucket is exact
+        bucket = x - tables.low
+        bucket *= tables.scale
+        np.clip(bucket, -1.0, 32767.0, out=bucket)
+        order = np.argsort(bucket.astype(np.int16), axis=1, kind="stable")
+    order += tables.rows * n  # flat indices into x
+    ascending = x.take(order)
+    j = np.empty((k, n), dtype=np.int64)
+    for i, distinct in enumerate(tables.distinct):
+        j[i] = distinct.searchsorted(ascending[i])  # the method: no np.searchsorted dispatch, same result
+    p = j + j
+    p += tables.guard.take(j + tables.guard_offset) == ascending
+    rank = np.empty(k * n, dtype=np.intp)
+    rank[order.ravel()] = np.arange(k * n)
+    rank = rank.reshape(k, n)
+    positions = p.take(rank)
+    p += tables.offset
+    return positions, rank, p
 
 
 def _missing_rate(monitors, n: int, quiet: np.ndarray):
@@ -151,10 +325,10 @@ def _missing_rate(monitors, n: int, quiet: np.ndarray):
     for i, m in enumerate(monitors):
         mr = m.missing_rate
         new = list(mr.sums)
-        for side in (0, 1):
-            if not mr.enabled[side]:
+        for side, (step, threshold) in enumerate(_missing_sides(mr, m.reference)):
+            if step is None:
                 continue
-            step, start, threshold = int(mr.steps[side][0]), mr.sums[side], int(mr.threshold[side])
+            start = mr.sums[side]
             if step >= 0:
                 new[side] = start + n * step
                 if new[side] > threshold:
@@ -171,64 +345,129 @@ def _missing_rate(monitors, n: int, quiet: np.ndarray):
     return apply
 
 
+def _missing_sides(mr, reference) -> tuple:
+    """``(present step, threshold)`` of each side as Python ints (``None`` if the side is off),
+    cached on the detector: reading numpy scalars cost more than the arithmetic. Valid while the
+    monitor keeps its reference and the detector its arrays (``fit`` writes into them, and comes
+    with a new reference; ``set_state`` replaces them)."""
+    cached = mr.__dict__.get("_together_sides")
+    if (cached is None or cached[0] is not reference or cached[1] is not mr.steps or cached[2] is not mr.threshold
+            or cached[3] is not mr.enabled):
+        sides = tuple((int(mr.steps[side][0]), int(mr.threshold[side])) if mr.enabled[side] else (None, None)
+                      for side in (0, 1))
+        cached = mr._together_sides = (reference, mr.steps, mr.threshold, mr.enabled, sides)
+    return cached[4]
+
+
 def _cusum(increments: np.ndarray, start: np.ndarray, threshold: np.ndarray):
     """Column-wise ``cusum.first_crossing`` without the crossing index: (crossed, final sum,
     last index where the sum was 0 or -1)."""
-    c = np.cumsum(increments, axis=1)
-    s = c - np.minimum(np.minimum.accumulate(c, axis=1), -start[:, None])
-    crossed = (s > threshold[:, None]).any(axis=1)
-    zero = s == 0
-    last_zero = np.where(zero.any(axis=1), s.shape[1] - 1 - np.argmax(zero[:, ::-1], axis=1), -1)
+    c = np.cumsum(increments, axis=1, dtype=np.int64)
+    # fmin is minimum on integers; its accumulate is ten times faster (numpy 2.4, int64 rows).
+    lowest = np.fmin.accumulate(c, axis=1)
+    s = c - np.minimum(lowest, -start[:, None])
+    crossed = s.max(axis=1) > threshold
+    # S is 0 exactly where C attains min(-start, its running minimum): the last such index is
+    # the last one where C attains its overall minimum, if that is at or below -start.
+    reached = lowest[:, -1] <= -start
+    last_zero = np.where(reached, s.shape[1] - 1 - np.argmin(c[:, ::-1], axis=1), -1)
     return crossed, s[:, -1], last_zero
 
 
-def _page_hinkley(monitors, z: np.ndarray, quiet: np.ndarray):
+def _page_hinkley(monitors, steps: np.ndarray, quiet: np.ndarray):
+    """Every Page-Hinkley from its quantised increments (``quantise(+-z - shift / 2)``): rows
+    ``0..k-1`` of ``steps`` are the upward sides, rows ``k..2k-1`` the downward ones."""
     phs = [m.page_hinkley for m in monitors]
-    allowance = phs[0].shift / 2.0
-    threshold = np.array([ph.threshold for ph in phs], dtype=np.int64)
-    up = np.array([ph.up for ph in phs], dtype=np.int64)
-    down = np.array([ph.down for ph in phs], dtype=np.int64)
-    up_crossed, up_sum, up_zero = _cusum(np.rint((z - allowance) * QUANTUM).astype(np.int64), up, threshold)
-    down_crossed, down_sum, down_zero = _cusum(np.rint((-z - allowance) * QUANTUM).astype(np.int64), down,
-                                               threshold)
-    quiet &= ~(up_crossed | down_crossed)
-    n = z.shape[1]
+    k = len(phs)
+    threshold = np.array([ph.threshold for ph in phs] * 2, dtype=np.int64)
+    start = np.array([ph.up for ph in phs] + [ph.down for ph in phs], dtype=np.int64)
+    crossed, sums, zeros = _cusum(steps, start, threshold)
+    quiet &= ~(crossed[:k] | crossed[k:])
+    up_sum, down_sum, up_zero, down_zero = sums[:k], sums[k:], zeros[:k], zeros[k:]
+    n = steps.shape[1]
 
     def apply():
+        ups, downs, up_zeros, down_zeros = up_sum.tolist(), down_sum.tolist(), up_zero.tolist(), down_zero.tolist()
         for i in np.flatnonzero(quiet).tolist():
             ph = phs[i]
-            ph.up, ph.down = int(up_sum[i]), int(down_sum[i])
-            if up_zero[i] >= 0:
-                ph.up_since = ph.count + int(up_zero[i]) + 1
-            if down_zero[i] >= 0:
-                ph.down_since = ph.count + int(down_zero[i]) + 1
+            ph.up, ph.down = ups[i], downs[i]
+            if up_zeros[i] >= 0:
+                ph.up_since = ph.count + up_zeros[i] + 1
+            if down_zeros[i] >= 0:
+                ph.down_since = ph.count + down_zeros[i] + 1
             ph.count += n
     return apply
 
 
-def _adwin(monitors, u: np.ndarray, quiet: np.ndarray):
+class _AdwinVectors:
+    """A group's ADWINs as vectors, as this path left them: reading them back from the monitors'
+    lists every batch cost more than the arithmetic. Valid while every ADWIN still holds the very
+    lists this path wrote and has seen no block since (``ADWIN`` replaces its pending list when a
+    block completes, extends it otherwise, and replaces everything on ``set_state``)."""
+
+    def __init__(self, adwins, levels, total, variance, pending):
+        self.adwins = adwins
+        self.owned = [(a.levels, a.pending) for a in adwins]
+        self.blocks_seen, self.pending_size = adwins[0].blocks_seen, len(adwins[0].pending)
+        self.levels = levels  # levels[l] = list of (total, variance) vectors, oldest first
+        self.total, self.variance, self.pending = total, variance, pending
+
+    def valid_for(self, adwins) -> bool:
+        if len(adwins) != len(self.adwins):
+            return False
+        blocks_seen, pending_size = self.blocks_seen, self.pending_size
+        for a, mine, (levels, pending) in zip(adwins, self.adwins, self.owned):
+            if (a is not mine or a.levels is not levels or a.pending is not pending or a.blocks_seen != blocks_seen
+                    or len(pending) != pending_size):
+                return False
+        return True
+
+
+def _adwin_vectors(tables: _Tables, adwins) -> _AdwinVectors:
+    kept = tables.adwin
+    if kept is not None and kept.valid_for(adwins):
+        return kept
+    k = len(adwins)
+    flat = np.array([list(chain.from_iterable(chain.from_iterable(a.levels))) for a in adwins],
+                    dtype=np.float64).reshape(k, -1, 2)
+    levels, b = [], 0
+    for level in adwins[0].levels:
+        levels.append([(flat[:, b + j, 0], flat[:, b + j, 1]) for j in range(len(level))])
+        b += len(level)
+    total = np.array([a.total for a in adwins], dtype=np.float64)
+    variance = np.array([a.variance for a in adwins], dtype=np.float64)
+    pending = np.array([a.pending for a in adwins], dtype=np.float64).reshape(k, -1)
+    return _AdwinVectors(adwins, levels, total, variance, pending)
+
+
+def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray):
     """ADWINs of one bucket structure, as ``ADWIN.update`` with buckets as vectors over monitors."""
     adwins = [m.adwin for m in monitors]
     a0 = adwins[0]
     block, clock, mwl, max_buckets = a0.block, a0.clock, a0.min_window_length, a0.max_buckets
     k, n = u.shape
+    vectors = _adwin_vectors(tables, adwins)
+    tables.adwin = None  # until this batch is applied to every member
     if len(a0.pending) + n < block:  # no block completes: the values only wait in ``pending``
         rows = u.tolist()
 
         def wait():
             for j in np.flatnonzero(quiet).tolist():
                 adwins[j].pending.extend(rows[j])
+            if quiet.all():
+                vectors.pending = np.concatenate((vectors.pending, u), axis=1)
+                vectors.pending_size += n
+                tables.adwin = vectors
         return wait
     # levels[l] = list of (total, variance) vectors, oldest first - as ADWIN.levels, transposed.
-    flat = np.array([[v for level in a.levels for bucket in level for v in bucket] for a in adwins],
-                    dtype=np.float64).reshape(k, -1, 2)
-    levels, b = [], 0
-    for level in a0.levels:
-        levels.append([(flat[:, b + j, 0], flat[:, b + j, 1]) for j in range(len(level))])
-        b += len(level)
+    # The third item says whether a bucket was there before this batch; merged_old[l] counts the
+    # old buckets of level l merged away (always the oldest), so that the new lists are the old
+    # ones' tails plus the new buckets.
+    levels = [[(t, v, True) for t, v in level] for level in vectors.levels]
+    old_counts = [len(level) for level in levels]
+    merged_old = [0] * len(old_counts)
     width = a0.width
-    total = np.array([a.total for a in adwins], dtype=np.float64)
-    variance = np.array([a.variance for a in adwins], dtype=np.float64)
+    total, variance = vectors.total, vectors.variance
     blocks_seen = a0.blocks_seen
     cut = np.zeros(k, dtype=bool)
 
@@ -241,13 +480,15 @@ def _adwin(monitors, u: np.ndarray, quiet: np.ndarray):
             variance = variance + v
         width += block
         total = total + t
-        levels[0].append((t, v))
+        levels[0].append((t, v, False))
         level = 0
         while len(levels[level]) > max_buckets:
-            (t1, v1), (t2, v2) = levels[level][0], levels[level][1]
+            (t1, v1, old1), (t2, v2, old2) = levels[level][0], levels[level][1]
+            if level < len(merged_old):
+                merged_old[level] += old1 + old2
             size = block << level
             d = t1 / size - t2 / size
-            merged = (t1 + t2, v1 + v2 + size * size * (d * d) / (2 * size))
+            merged = (t1 + t2, v1 + v2 + size * size * (d * d) / (2 * size), False)
             del levels[level][:2]
             if level + 1 == len(levels):
                 levels.append([])
@@ -257,7 +498,7 @@ def _adwin(monitors, u: np.ndarray, quiet: np.ndarray):
         if blocks_seen % clock == 0 and width > 2 * mwl:
             cut[:] |= _adwin_cut(levels, block, width, total, variance, a0.delta, mwl)
 
-    pending = np.array([a.pending for a in adwins], dtype=np.float64).reshape(k, -1)
+    pending = vectors.pending
     i = 0
     if pending.shape[1]:
         take = u[:, :block - pending.shape[1]]
@@ -280,105 +521,116 @@ def _adwin(monitors, u: np.ndarray, quiet: np.ndarray):
     quiet &= ~cut
 
     def apply():
-        counts = [len(level) for level in levels]
-        rows = np.stack([np.stack(bucket, axis=1) for level in levels for bucket in level], axis=1).tolist() \
-            if sum(counts) else [[] for _ in range(k)]
+        # Each level loses its oldest old buckets to merges and gains the new ones at its end:
+        # edit the monitors' own lists in place rather than rebuild them.
+        new = [[bucket for bucket in level if not bucket[2]] for level in levels]
+        counts = [len(level) for level in new]
+        buckets = np.empty((k, sum(counts), 2))
+        for q, (t, v, _) in enumerate(bucket for level in new for bucket in level):
+            buckets[:, q, 0] = t
+            buckets[:, q, 1] = v
+        rows = buckets.tolist()
+        edits, start = [], 0
+        for lv, count in enumerate(counts):
+            merged = merged_old[lv] if lv < len(merged_old) else 0
+            if merged or count or lv >= len(old_counts):
+                edits.append((lv, merged, start, start + count))
+            start += count
         pend = pending.tolist()
         tot, var = total.tolist(), variance.tolist()
         for j in np.flatnonzero(quiet).tolist():
             a = adwins[j]
-            row, start = rows[j], 0
-            new_levels = []
-            for count in counts:
-                new_levels.append(row[start:start + count])
-                start += count
-            a.levels = new_levels
+            row, own = rows[j], a.levels
+            for lv, merged, begin, end in edits:
+                if lv < len(own):
+                    level = own[lv]
+                    del level[:merged]
+                    level += row[begin:end]
+                else:
+                    own.append(row[begin:end])
             a.width, a.total, a.variance, a.blocks_seen = width, tot[j], var[j], blocks_seen
             a.pending = pend[j]
+        if quiet.all():
+            tables.adwin = _AdwinVectors(adwins, [[(t, v) for t, v, _ in level] for level in levels], total,
+                                         variance, pending)
     return apply
 
 
 def _adwin_cut(levels, block, width, total, variance, delta, mwl) -> np.ndarray:
     """Which ADWINs the cut test might fire for (``ADWIN._detect_change``'s first pass)."""
-    sizes = np.array([float(block << lv) for lv in range(len(levels) - 1, -1, -1) for _ in levels[lv]])
-    totals = np.stack([bucket[0] for lv in range(len(levels) - 1, -1, -1) for bucket in levels[lv]], axis=1)
-    n0 = np.cumsum(sizes[:-1])
-    u0 = np.cumsum(totals[:, :-1], axis=1)
-    n1 = width - n0
-    u1 = total[:, None] - u0
-    if mwl > block:
-        ok = (n0 >= mwl) & (n1 >= mwl)
-        n0, n1, u0, u1 = n0[ok], n1[ok], u0[:, ok], u1[:, ok]
-    if not n0.size:
+    counts = tuple(len(level) for level in levels)
+    split = _adwin_splits(counts, block, width, delta, mwl)
+    if split is None:
         return np.zeros(total.size, dtype=bool)
+    n0, n1, ok, two_m, bias, dd = split
+    totals = np.stack([bucket[0] for lv in range(len(levels) - 1, -1, -1) for bucket in levels[lv]], axis=1)
+    u0 = np.cumsum(totals[:, :-1], axis=1)
+    u1 = total[:, None] - u0
+    if ok is not None:
+        u0, u1 = u0[:, ok], u1[:, ok]
     delta_mean = u0 / n0 - u1 / n1
-    dd = math.log(2.0 * math.log(width) / delta)
-    m = 1.0 / (n0 - mwl + 1) + 1.0 / (n1 - mwl + 1)
-    epsilon = np.sqrt(2.0 * m * (variance / width)[:, None] * dd) + 2.0 / 3.0 * dd * m
+    epsilon = np.sqrt(two_m * (variance / width)[:, None] * dd) + bias
     return (np.abs(delta_mean) >= epsilon * (1 - MARGIN)).any(axis=1)
 
 
-def _position_bins(monitor: NumericMonitor) -> np.ndarray:
-    """Histogram bin of every reference position (``searchsorted(edges, value, "right")``).
+@functools.lru_cache(maxsize=1024)
+def _adwin_splits(counts: tuple, block: int, width: int, delta: float, mwl: int):
+    """What the cut test computes from the bucket structure alone (the structures repeat):
+    sub-window sizes, which splits are long enough, and the parts of the bound, in the same
+    operations as ``ADWIN._detect_change``."""
+    sizes = np.array([float(block << lv) for lv in range(len(counts) - 1, -1, -1) for _ in range(counts[lv])])
+    n0 = np.cumsum(sizes[:-1])
+    n1 = width - n0
+    ok = None
+    if mwl > block:
+        ok = (n0 >= mwl) & (n1 >= mwl)
+        n0, n1 = n0[ok], n1[ok]
+    if not n0.size:
+        return None
+    dd = math.log(2.0 * math.log(width) / delta)
+    m = 1.0 / (n0 - mwl + 1) + 1.0 / (n1 - mwl + 1)
+    return n0, n1, ok, 2.0 * m, 2.0 / 3.0 * dd * m, dd
 
-    Edges are reference values, so no edge lies strictly inside a gap between two distinct
-    reference values: a gap's bin is the bin of the value below it. Cached on the reference
-    (2 bytes per position).
-    """
-    ref = monitor.reference
-    cached = getattr(ref, "position_bins", None)
-    if cached is None or cached[0] is not monitor.edges:
-        at = np.searchsorted(monitor.edges, ref.distinct, side="right").astype(np.int16)
-        table = np.zeros(ref.n_positions, dtype=np.int16)
-        table[1::2] = at
-        table[2::2] = at
-        cached = ref.position_bins = (monitor.edges, table)
-    return cached[1]
 
-
-def _windowed(monitors, settings, active, points, positions, bins, quiet) -> None:
+def _windowed(monitors, tables: _Tables, settings, active, points, positions, quiet) -> None:
     """Mark monitors whose KS or histogram test might fire at one of this batch's evaluation points."""
     w = settings.window
     k, n = positions.shape
-    old_p = np.stack([m.recent_positions.items()[-w:] for m in monitors])
-    ext_p = np.concatenate((old_p, positions), axis=1)
-    off = old_p.shape[1]
+    # The windows reach back this far into the recent positions (the group's rings are equally full).
+    old = max(0, w - 1 - points[0])
+    # Positions below 2**15 sort as int16, by a radix sort, several times faster than int64.
+    ext = np.empty((k, old + n), dtype=np.int16 if tables.width < 1 << 15 else np.int64)
+    recent = tables.recent
+    if recent is None or not recent.valid_for(monitors):
+        recent = tables.recent = _RecentPositions.of(monitors, ext.dtype)
+    if recent is not None:
+        recent.last(old, ext)
+    else:
+        for i, m in enumerate(monitors):
+            m.recent_positions.last(old, ext[i, :old])
+    ext[:, old:] = positions
     ks_on, hist_on = "ks" in active, "histogram" in active
+    w64 = np.int64(w)  # int32 table entries times this are int64
     if ks_on:
-        refs = [m.reference for m in monitors]
-        size = np.array([r.size for r in refs], dtype=np.int64)
-        critical = np.array([m.ks.critical for m in monitors])
-        at = np.empty((k, w), dtype=np.int64)
-        before = np.empty((k, w), dtype=np.int64)
-        rank = np.arange(1, w + 1, dtype=np.int64)
+        rank_size, before_rank_size = tables.rank_sizes(w)
+        scale = tables.size * w
+        critical = tables.critical
     if hist_on:
-        old_b = np.stack([m.recent_bins.items()[-w:] for m in monitors])
-        ext_b = np.concatenate((old_b, bins), axis=1)
-        tests = [m.histogram for m in monitors]
-        cells = max(t.reference_counts.size for t in tests)
-        cell_offset = np.concatenate(([0], np.cumsum([t.cell_of.size for t in tests])[:-1])).astype(np.int64)
-        cell_of = np.concatenate([t.cell_of for t in tests])
-        reference = np.zeros((k, cells))
-        for i, t in enumerate(tests):
-            reference[i, :t.reference_counts.size] = t.reference_counts
-        hist_critical = np.array([t.critical for t in tests])
-    rows = np.arange(k, dtype=np.int64)[:, None]
+        cells = tables.cells
+        hist_critical = tables.hist_critical
     for t in points:
-        lo, hi = off + t + 1 - w, off + t + 1
+        window = ext[:, old + t + 1 - w:old + t + 1]
         if ks_on:
-            s = np.sort(ext_p[:, lo:hi], axis=1)
-            for i, ref in enumerate(refs):  # reference count at or below / strictly below each value
-                ref.position_at_or_below.take(s[i], out=at[i])
-                ref.position_below.take(s[i], out=before[i])
-            down = (rank * size[:, None] - at * w).max(axis=1)
-            up = (before * w - (rank - 1) * size[:, None]).max(axis=1)
-            scale = size * w
+            s = np.sort(window, axis=1, kind="stable") + tables.offset
+            down = (rank_size - tables.at_or_below.take(s) * w64).max(axis=1)
+            up = (tables.below.take(s) * w64 - before_rank_size).max(axis=1)
             d = np.maximum(np.maximum(up, 0) / scale, np.maximum(down, 0) / scale)
             quiet &= ~(d > critical * (1 - MARGIN))
         if hist_on:
-            codes = cell_of[cell_offset[:, None] + ext_b[:, lo:hi]]
-            counts = np.bincount((codes + rows * cells).ravel(), minlength=k * cells).reshape(k, cells)
-            g = _g_statistics(reference, counts.astype(np.float64))
+            # Counts do not depend on order: read the cold table in ascending order when sorted.
+            codes = tables.cell.take(s if ks_on else window + tables.offset)
+            counts = np.bincount(codes.ravel(), minlength=k * cells).reshape(k, cells)
+            g = _g_statistics(tables.hist_reference, counts.astype(np.float64))
             quiet &= ~(g > hist_critical * (1 - MARGIN))
 
 

@@ -44,6 +44,39 @@ class Ring:
             self.buffer[:end - self.size] = items[split:]
         self.count += items.size
 
+    def fill(self, value, count: int) -> None:
+        """``extend`` with ``count`` copies of ``value``, without making them.
+
+        >>> r = Ring(3, np.bool_)
+        >>> r.extend(np.array([True])); r.fill(False, 3); r.items().tolist()
+        [False, False, False]
+        """
+        if count >= self.size:
+            self.buffer[:] = value
+        else:
+            start = self.count % self.size
+            end = start + count
+            self.buffer[start:min(end, self.size)] = value
+            if end > self.size:
+                self.buffer[:end - self.size] = value
+        self.count += count
+
+    def last(self, count: int, out: np.ndarray) -> None:
+        """Copy the last ``count`` kept items (at most ``len(self)``), oldest first, into ``out``;
+        the fast path's windows are filled this way, without a copy of the whole ring.
+
+        >>> r = Ring(4, np.int64)
+        >>> r.extend(np.arange(6)); out = np.zeros(3, dtype=np.int64); r.last(3, out); out.tolist()
+        [3, 4, 5]
+        """
+        end = self.count % self.size
+        if count <= end:
+            out[:count] = self.buffer[end - count:end]
+        else:
+            head = count - end
+            out[:head] = self.buffer[self.size - head:]
+            out[head:count] = self.buffer[:end]
+
     def items(self) -> np.ndarray:
         """The kept items, oldest first (a copy)."""
         if self.count < self.size:

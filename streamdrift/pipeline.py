@@ -7,6 +7,8 @@ identical alerts for the same input order.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from itertools import count, repeat
 from operator import attrgetter
 
 import numpy as np
@@ -19,7 +21,7 @@ from .detectors.settings import BINARY_DETECTORS
 from .detectors.state import pack, unpack
 from .detectors.together import update_together
 from .concept import ERROR, PendingPredictions, prediction_error
-from .events import SEPARATOR, Event, LabelEvent, Record, Rejected, decode, value_problem
+from .events import NUMBERS, SEPARATOR, Event, LabelEvent, PlainBatch, Record, Rejected, decode, plain_batch, value_problem
 from .retrain import RetrainTracker
 
 #: What each kind of monitored stream is called in alerts, and where its values come from.
@@ -72,7 +74,7 @@ def value_type(value) -> str | None:
     return "invalid"
 
 
-_NUMERIC = {int, float}
+_NUMERIC = NUMBERS
 _CATEGORICAL = {str, bool}
 
 
@@ -147,6 +149,17 @@ class ModelMonitors:
                 bad[i] = f"{what} has always been {known}; got {t} value {value!r}"
         return known, bad
 
+    def takes_plain(self, features: tuple[str, ...], limits) -> bool:
+        """Whether a run of events that all have numbers (or nulls) for exactly ``features``
+        fills exactly this model's streams, all known numeric, with their monitors, none restored
+        part-way: then ``check_column`` would find nothing to reject, every stream starts at the
+        first event, and no monitor is made (so the order of ``features`` changes nothing)."""
+        streams = _feature_streams(features)
+        return bool(streams) and not self.covered \
+            and list(map(self.types.get, streams)).count("numeric") == len(streams) == _filled_streams(self.types) \
+            and all(map(self.monitors.__contains__, streams)) \
+            and not any(map(_bad_feature_name, features, repeat(limits)))
+
     def state_keys(self) -> list[str]:
         prefix = f"{self.model}\x1f{self.segment or ''}"
         return [prefix] + [f"{prefix}\x1f{kind}\x1f{name}" for kind, name in self.monitors]
@@ -210,9 +223,7 @@ def _same_features(group: "ModelMonitors", events: list[Event]):
     if not events:
         return None
     names = tuple(events[0].features)
-    types = group.types
-    if not names or any(("feature", name) not in types for name in names) \
-            or len(names) != sum(1 for key in types if key[0] != CONCEPT and key != LATE_LABEL):
+    if not _all_streams(group, names):
         return None  # a new feature, a known one absent, or a prediction/label stream to fill
     # C-level loops (map, list.count): this runs once per event of the hot path.
     n = len(events)
@@ -225,6 +236,80 @@ def _same_features(group: "ModelMonitors", events: list[Event]):
 
 
 _PREDICTION_OF, _LABEL_OF, _FEATURES_OF = (attrgetter(a) for a in ("prediction", "label", "features"))
+
+
+def _all_streams(group: "ModelMonitors", names: tuple) -> bool:
+    """Whether the features ``names`` are every stream that a run of events fills: all known, and
+    no other feature, no prediction or label stream."""
+    types = group.types
+    return bool(names) and all(("feature", name) in types for name in names) and len(names) == _filled_streams(types)
+
+
+def _filled_streams(types: dict) -> int:
+    """How many streams of a model its events fill (the others: errors and late labels)."""
+    return sum(1 for key in types if key[0] != CONCEPT and key != LATE_LABEL)
+
+
+@lru_cache(maxsize=64)
+def _feature_streams(features: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple(("feature", name) for name in features)
+
+
+def _bad_feature_name(name: str, limits) -> bool:
+    """Whether a feature name cannot be monitored (too long for a state key, or with its separator)."""
+    return len(name) > limits.max_string_length or SEPARATOR in name
+
+
+class Positions(dict):
+    """Each record's position in its batch, by ``id(record)``: made at the first lookup, since
+    most batches raise no alert.
+
+    >>> records = [Record(b"{}"), Record(b"[]")]
+    >>> Positions(records)[id(records[1])]
+    1
+    """
+
+    def __init__(self, records: list[Record]):
+        super().__init__()
+        self.records = records
+
+    def __missing__(self, key: int) -> int:
+        if self.records is None:
+            raise KeyError(key)
+        self.update(zip(map(id, self.records), count()))
+        self.records = None
+        return self[key]
+
+
+class PlainRun:
+    """The events of one model in a batch of plain events (``events.plain_batch``): where they
+    are in the batch. The common case, monitored without an ``Event`` per event."""
+
+    __slots__ = ("records", "batch", "positions")
+
+    def __init__(self, records: list[Record], batch: PlainBatch, positions: np.ndarray):
+        self.records, self.batch, self.positions = records, batch, positions
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def events(self, limits) -> list[Event]:
+        """The run decoded, for ``_monitor``: parsed again, which is rare (a new model, a value of
+        another type...) and keeps ``decode`` the one place that makes events."""
+        records = self.records
+        return [decode(records[i], limits) for i in self.positions]
+
+    def matrix(self) -> np.ndarray:
+        """Features x events."""
+        return np.ascontiguousarray(self.batch.values[self.positions].T)
+
+    def source(self):
+        """``(record, ts)`` of the run's ``i``-th event, for ``_alerts``."""
+        records, ts, positions = self.records, self.batch.ts, self.positions
+        return lambda i: (records[positions[i]], ts[positions[i]])
+
+    def last(self) -> tuple[Record, float]:
+        return self.source()(len(self.positions) - 1)
 
 
 class DriftPipeline:
@@ -268,6 +353,30 @@ class DriftPipeline:
     def process(self, records: list[Record]) -> Output:
         out = Output()
         self._found = []
+        order = Positions(records)
+        plain = self._plain_runs(records)
+        if plain is not None:
+            groups, errors, late_labels = plain, {}, {}
+        else:
+            groups, errors, late_labels = self._route(records, out, order)
+        for key in dict.fromkeys([*groups, *errors]):
+            group = self.models[key]
+            events = groups.get(key, [])
+            if type(events) is PlainRun:
+                self._monitor_plain(group, events, out, order)
+            else:
+                self._monitor(group, events, out, errors.get(key, []), order, late_labels.get(key, []))
+            if not group.types and group.last_ts is None and group.partition is None:
+                del self.models[key]  # only rejected events: a hostile producer takes no model slot
+        self._emit(out)
+        self._advance_clock(groups)
+        self._evict_idle()
+        return out
+
+    def _route(self, records: list[Record], out: Output, order: dict[int, int]):
+        """Decode the records one by one: the events of each (model, segment), the errors of
+        predictions that met their label and the late labels, each in input order. Rejections,
+        label joins and idle restarts go to ``out`` and to the models on the way."""
         groups: dict[tuple[str, str | None], list[Event]] = {}
         # Errors of predictions that met their label, per (model, segment), in input order:
         # (record, error, ts).
@@ -275,7 +384,6 @@ class DriftPipeline:
         # Late labels that met their prediction, for the label stream: (record, label, ts).
         late_labels: dict[tuple[str, str | None], list[tuple[Record, object, float | None]]] = {}
         limits = self.config.limits
-        order = {id(r): i for i, r in enumerate(records)}
         for record in records:
             result = decode(record, limits)
             if isinstance(result, Rejected):
@@ -345,15 +453,64 @@ class DriftPipeline:
                     pending.add(result.id, result.prediction, result.segment, result.ts, record.offset)
                     out.predictions_expired += pending.expired - before
                     self.dirty_pending.add(result.model)
-        for key in dict.fromkeys([*groups, *errors]):
-            group = self.models[key]
-            self._monitor(group, groups.get(key, []), out, errors.get(key, []), order, late_labels.get(key, []))
-            if not group.types and group.last_ts is None and group.partition is None:
-                del self.models[key]  # only rejected events: a hostile producer takes no model slot
-        self._emit(out)
-        self._advance_clock(groups)
-        self._evict_idle()
-        return out
+        return groups, errors, late_labels
+
+    def _plain_runs(self, records: list[Record]) -> dict[tuple[str, None], PlainRun] | None:
+        """The batch's events per model, as ``_route`` would group them, when every event is
+        plain (``events.plain_batch``), no model is new beyond limits.max_models and none restarts
+        after being idle: then nothing else in ``_route`` applies. ``None`` otherwise."""
+        limits = self.config.limits
+        batch = plain_batch(records, limits)
+        if batch is None:
+            return None
+        models = list(dict.fromkeys(batch.models))
+        new = sum(1 for model in models if (model, None) not in self.models)
+        if new and len(self.models) + new > limits.max_models:
+            return None
+        # Each model's positions in input order: a stable sort by model, in C.
+        code = dict(zip(models, count()))
+        codes = np.fromiter(map(code.__getitem__, batch.models), np.intp, len(records))
+        by_model = np.argsort(codes, kind="stable")
+        firsts = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(models)))[:-1]))
+        if self._restarts(models, np.array(batch.ts)[by_model], firsts):
+            return None
+        runs = {}
+        for model, where in zip(models, np.split(by_model, firsts[1:])):
+            group = self._model(model, None)
+            runs[(model, None)] = PlainRun(records, batch, where)
+            if group.started is None:
+                group.started = batch.ts[where[0]]
+        return runs
+
+    def _restarts(self, models: list[str], ts: np.ndarray, firsts: np.ndarray) -> bool:
+        """Whether an event comes more than limits.idle_seconds after the one before it of the
+        same model (or after the model's last event), which makes ``_route`` start the model
+        afresh there; also when that cannot be told here (a NaN time). ``ts``: the times of each
+        model's events in turn, in input order; model ``k``'s start at ``firsts[k]``."""
+        idle = self.config.limits.idle_seconds
+        if not idle:
+            return False
+        if not np.isfinite(ts).all():
+            return True  # (a reader's NaN) a NaN gap would hide the others from nanmax
+        last = [self.models[(m, None)].last_ts if (m, None) in self.models else None for m in models]
+        before = np.array([np.nan if t is None else t for t in last])  # no last event: no gap
+        gaps = np.diff(ts, prepend=np.nan)
+        gaps[firsts] = ts[firsts] - before
+        return bool(np.nanmax(gaps, initial=-np.inf) > idle)
+
+    def _monitor_plain(self, group: ModelMonitors, run: PlainRun, out: Output, order: dict[int, int]) -> None:
+        """``_monitor`` of a plain run: the usual batch (its known numeric features) is one matrix
+        straight from the parsed values; any other run is decoded into events for ``_monitor``."""
+        limits = self.config.limits
+        names = run.batch.features
+        if not group.takes_plain(names, limits):
+            self._monitor(group, run.events(limits), out, [], order)
+            return
+        streams = _feature_streams(names)
+        group.dirty.update(streams)
+        out.processed += len(run)
+        found = self._update_together(group, streams, run.matrix(), run.source(), order)
+        self._finish(group, found, *run.last())
 
     def _emit(self, out: Output) -> None:
         """Alerts in input order (of the events that raised them; then kind, stream and detector),
@@ -377,7 +534,7 @@ class DriftPipeline:
             bad: dict[int, str] = {}
             types = {}
             for (kind, name), (start, column) in columns.items():
-                if kind == "feature" and (len(name) > limits.max_string_length or SEPARATOR in name):
+                if kind == "feature" and _bad_feature_name(name, limits):
                     for i in range(start, len(events)):
                         if name in events[i].features:
                             bad.setdefault(i, f"a feature name is longer than limits.max_string_length = "
@@ -449,22 +606,38 @@ class DriftPipeline:
                 found.extend(self._alerts(group, kind, name, detections, start, self._events_from(events, first),
                                           order))
         if together:
-            monitors = [m for _, _, m, _ in together]
-            starts = [m.seen for m in monitors]
             matrix = np.array([column for *_, column in together], dtype=np.float64)
-            for (kind, name, _, _), start, detections in zip(together, starts, update_together(monitors, matrix)):
-                if detections:
-                    found.extend(self._alerts(group, kind, name, detections, start, self._events_from(events, 0),
-                                              order))
+            found.extend(self._update_together(group, [(kind, name) for kind, name, _, _ in together], matrix,
+                                               self._events_from(events, 0), order))
+        if events:
+            self._finish(group, found, events[-1].record, events[-1].ts)
+        else:
+            self._finish(group, found)
+
+    def _update_together(self, group: ModelMonitors, streams: list[tuple[str, str]], matrix: np.ndarray, source,
+                         order: dict[int, int]) -> list[tuple[int, str, str, dict]]:
+        """One vectorised update of numeric streams whose values all start at the run's first
+        event (row ``k`` of ``matrix`` feeds ``streams[k]``), and their alerts."""
+        monitors = [group.monitors[stream] for stream in streams]
+        starts = [m.seen for m in monitors]
+        found = []
+        for (kind, name), start, detections in zip(streams, starts, update_together(monitors, matrix)):
+            if detections:
+                found.extend(self._alerts(group, kind, name, detections, start, source, order))
+        return found
+
+    def _finish(self, group: ModelMonitors, found: list[tuple[int, str, str, dict]], last: Record | None = None,
+                last_ts: float | None = None) -> None:
+        """Keep a run's alerts for ``_emit`` and move the model's input position to after its
+        ``last`` record (event time ``last_ts``)."""
         for position, kind, name, alert in found:
             self._found.append(((position, kind, name, alert["detector"]), alert, group.tracker))
-        if events:
-            group.partition = events[-1].record.partition
-            group.next_offset = events[-1].record.offset + 1
-            self.dirty.add((group.model, group.segment))
-        last = events[-1].ts if events else None
         if last is not None:
-            group.last_ts = last
+            group.partition = last.partition
+            group.next_offset = last.offset + 1
+            self.dirty.add((group.model, group.segment))
+        if last_ts is not None:
+            group.last_ts = last_ts
 
     def _alerts(self, group: ModelMonitors, kind: str, name: str, detections, start: int, source,
                 order: dict[int, int]) -> list[tuple[int, str, str, dict]]:

@@ -1,0 +1,207 @@
+"""The plain-batch fast path of ``DriftPipeline.process`` (``events.plain_batch``, ``PlainRun``):
+it only decides that a batch is the common case, so its outputs and state must be exactly those of
+the per-event path, on clean streams and on streams salted with every kind of exception."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import orjson
+import pytest
+
+from streamdrift import pipeline as pipeline_module
+from streamdrift.config import Config, Limits
+from streamdrift.detectors import MonitorSettings
+from streamdrift.events import Record, plain_batch
+from streamdrift.pipeline import DriftPipeline
+
+#: Small monitors: several detections within a few thousand events.
+SMALL = MonitorSettings(reference_size=100, rearm_size=100, window=50, categorical_window=100, evaluate_every=10,
+                        false_alarm_budget=1_000_000)
+MODELS = 6
+FEATURES = ("a", "b", "c")
+
+
+def plain_event(i: int, rng: random.Random) -> dict:
+    """Models round-robin; model 0's feature ``a`` shifts half-way through a 6,000-event stream."""
+    model = i % MODELS
+    shift = 3.0 if model == 0 and i > 3_000 else 0.0
+    return {"model": f"m{model}", "id": f"e-{i}", "ts": 1_000.0 + i,
+            "features": {name: round(rng.gauss(shift if name == "a" else 0.0, 1.0), 4) for name in FEATURES}}
+
+
+#: One exception to the plain shape each: every one must leave the fast path (for its batch or
+#: its model) and still give the per-event path's results.
+def _salt(event: dict, kind: str, i: int) -> dict | bytes:
+    features = event["features"]
+    if kind == "bool":
+        features["b"] = True
+    elif kind == "string":
+        features["b"] = "DE"
+    elif kind == "null":
+        features["c"] = None
+    elif kind == "int value":
+        features["a"] = 2
+    elif kind == "list value":
+        features["a"] = [1]
+    elif kind == "int ts":
+        event["ts"] = int(event["ts"])
+    elif kind == "iso ts":
+        event["ts"] = "2024-11-24T17:40:00Z"
+    elif kind == "no ts":
+        del event["ts"]
+    elif kind == "int id":
+        event["id"] = i
+    elif kind == "bool id":
+        event["id"] = True
+    elif kind == "new feature":
+        features["d"] = 1.0
+    elif kind == "missing feature":
+        del features["c"]
+    elif kind == "reordered":
+        event["features"] = dict(reversed(features.items()))
+    elif kind == "keys reordered":
+        event = dict(reversed(event.items()))
+    elif kind == "prediction":
+        event["prediction"], event["label"] = 0.5, 1
+    elif kind == "segment":
+        event["segment"] = "eu"
+    elif kind == "idle gap":
+        event["ts"] += 10_000.0
+    elif kind == "new model":
+        event["model"] = f"new-{i}"
+    elif kind == "bad model":
+        event["model"] = "x\x1fy"
+    elif kind == "not json":
+        return b"{"
+    elif kind == "not an object":
+        return b"[1]"
+    return orjson.dumps(event)
+
+
+SALTS = ("bool", "string", "null", "int value", "list value", "int ts", "iso ts", "no ts", "int id", "bool id",
+         "new feature", "missing feature", "reordered", "keys reordered", "prediction", "segment", "idle gap",
+         "new model", "bad model", "not json", "not an object")
+
+
+def stream(n: int, salts: tuple[str, ...] = (), rate: float = 0.0, seed: int = 0) -> list[Record]:
+    rng = random.Random(seed)
+    records = []
+    for i in range(n):
+        event = plain_event(i, rng)
+        value = _salt(event, rng.choice(salts), i) if salts and rng.random() < rate else orjson.dumps(event)
+        records.append(Record(value, None, "features", i % 2, i, 1_700_000_000_000 + i))
+    return records
+
+
+def config(**limits) -> Config:
+    return Config(detectors=SMALL, limits=Limits(**{"idle_seconds": 5_000.0, **limits}))
+
+
+def outputs(records: list[Record], batch: int, cfg: Config, fast: bool, monkeypatch, restore_at: int | None = None):
+    """Everything a run produces, batch by batch, and the final state."""
+    with monkeypatch.context() as patch:
+        if not fast:
+            patch.setattr(DriftPipeline, "_plain_runs", lambda self, records: None)
+        pipeline = DriftPipeline(cfg)
+        produced = []
+        start = 0
+        while start < len(records):
+            if restore_at is not None and start >= restore_at:
+                # A restart from the checkpoint, which replays events it already covers: from
+                # the middle of the last batch, so that a batch is part covered, part new.
+                state = pipeline.checkpoint()
+                pipeline = DriftPipeline(cfg)
+                pipeline.restore(state)
+                start, restore_at = max(0, start - batch // 2 - 7), None
+            out = pipeline.process(records[start:start + batch])
+            start += batch
+            produced.append((out.alerts, out.alert_keys, out.retrain_requests, out.request_keys,
+                             [(r.record.offset, r.reason) for r in out.rejected], out.processed,
+                             out.labels_joined, out.labels_unmatched, out.predictions_expired, out.notices))
+        return produced, pipeline.checkpoint(), pipeline.model_count, pipeline.monitored_pairs
+
+
+@pytest.mark.parametrize("batch", [6_000, 1_000, 257, 1])
+def test_clean_stream_gives_the_per_event_results(batch, monkeypatch):
+    records = stream(6_000)
+    fast = outputs(records, batch, config(), True, monkeypatch)
+    assert any(alerts for alerts, *_ in fast[0]), "the shift of m0's feature a should raise alerts"
+    assert fast == outputs(records, batch, config(), False, monkeypatch)
+
+
+@pytest.mark.parametrize("batch", [1_000, 257])
+def test_restart_that_replays_covered_events_gives_the_per_event_results(batch, monkeypatch):
+    records = stream(6_000)
+    assert outputs(records, batch, config(), True, monkeypatch, restore_at=3_500) == \
+           outputs(records, batch, config(), False, monkeypatch, restore_at=3_500)
+
+
+def test_new_models_beyond_max_models_give_the_per_event_results(monkeypatch):
+    records = stream(3_000, ("new model",), rate=0.01, seed=2)
+    cfg = config(max_models=MODELS + 2)
+    fast = outputs(records, 500, cfg, True, monkeypatch)
+    assert any(rejected for _, _, _, _, rejected, *_ in fast[0]), "some models should be refused"
+    assert fast == outputs(records, 500, cfg, False, monkeypatch)
+
+
+@pytest.mark.parametrize("salt", SALTS)
+def test_each_exception_gives_the_per_event_results(salt, monkeypatch):
+    records = stream(3_000, (salt,), rate=0.002, seed=1)
+    for batch in (1_000, 97):
+        assert outputs(records, batch, config(), True, monkeypatch) == \
+               outputs(records, batch, config(), False, monkeypatch), (salt, batch)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_mixed_exceptions_and_a_restart_give_the_per_event_results(seed, monkeypatch):
+    records = stream(4_000, SALTS, rate=0.01, seed=seed)
+    cfg = config(max_models=MODELS + 3)  # some new models meet the limit
+    for batch in (1_000, 333):
+        assert outputs(records, batch, cfg, True, monkeypatch, restore_at=2_000) == \
+               outputs(records, batch, cfg, False, monkeypatch, restore_at=2_000), (seed, batch)
+
+
+def test_replayed_records_with_parsed_data_give_the_per_event_results(monkeypatch):
+    records = [Record(r.value, r.key, r.topic, r.partition, r.offset, r.timestamp_ms, orjson.loads(r.value))
+               for r in stream(3_000)]
+    assert outputs(records, 500, config(), True, monkeypatch) == outputs(records, 500, config(), False, monkeypatch)
+
+
+def test_a_clean_batch_of_known_models_decodes_no_event(monkeypatch):
+    """The point of the fast path: after the first batch, no per-event ``decode``."""
+    records = stream(4_000)
+    pipeline = DriftPipeline(config())
+    pipeline.process(records[:2_000])
+    calls = []
+    monkeypatch.setattr(pipeline_module, "decode", lambda *args: calls.append(args))
+    out = pipeline.process(records[2_000:])
+    assert out.processed == 2_000 and not out.rejected and calls == []
+
+
+def test_plain_batch_values_are_the_features_in_event_order():
+    records = stream(600)
+    batch = plain_batch(records, Limits())
+    expected = [list(orjson.loads(r.value)["features"].values()) for r in records]
+    assert batch.features == FEATURES and np.array_equal(batch.values, np.array(expected))
+    assert batch.models == [f"m{i % MODELS}" for i in range(600)] and batch.ts == [1_000.0 + i for i in range(600)]
+
+
+@pytest.mark.parametrize("salt", SALTS)
+def test_plain_batch_refuses_every_exception_but_the_ones_the_pipeline_sorts_out(salt):
+    records = stream(10)
+    records[7] = Record(_salt(orjson.loads(records[7].value), salt, 7))
+    assert (plain_batch(records, Limits()) is not None) == (salt in ("null", "int value", "int ts", "reordered",
+                                                                      "keys reordered", "idle gap", "new model"))
+
+
+def test_one_feature_events_give_the_per_event_results(monkeypatch):
+    """(One feature: ``itemgetter`` then gives the value itself, not a tuple.)"""
+    rng = random.Random(3)
+    records = [Record(orjson.dumps({"model": f"m{i % 2}", "ts": 1_000.0 + i,
+                                    "features": {"x": rng.gauss(2.0 if i > 1_500 else 0.0, 1.0)}}), offset=i)
+               for i in range(3_000)]
+    fast = outputs(records, 400, config(), True, monkeypatch)
+    assert any(alerts for alerts, *_ in fast[0])
+    assert fast == outputs(records, 400, config(), False, monkeypatch)
