@@ -36,6 +36,10 @@ log = logging.getLogger("streamdrift.worker")
 #: when others have: measured on Tansu, aiokafka's default of 500 ms took 600 ms per 20,000 events.
 FETCH_MAX_WAIT_MS = 50
 
+#: What ``/health`` counts: events in (= processed + rejected), alerts, retrain requests, late labels.
+COUNTS = ("in", "processed", "rejected", "alerts", "retrain_requests", "labels_joined", "labels_unmatched",
+          "predictions_expired")
+
 #: Seconds without a successful broker round trip after which the worker reports "degraded".
 DEGRADED_AFTER_S = 10.0
 #: How long one health probe of the broker may take.
@@ -81,8 +85,7 @@ class Worker:
         self.started = False
         self.last_ok = time.monotonic()
         self.error: str | None = None
-        self.counts = {"in": 0, "processed": 0, "rejected": 0, "alerts": 0, "retrain_requests": 0,
-                       "labels_joined": 0, "labels_unmatched": 0, "predictions_expired": 0}
+        self.counts = dict.fromkeys(COUNTS, 0)
         self._stop = asyncio.Event()
         self._partitions: frozenset[TopicPartition] = frozenset()
         self._uncommitted: dict[TopicPartition, int] = {}

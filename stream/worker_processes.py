@@ -30,7 +30,7 @@ from streamdrift.config import Config, available_cpus
 
 from .metrics import Metrics
 from .topics import ensure_topics
-from .worker import Worker
+from .worker import COUNTS, Worker
 
 log = logging.getLogger("streamdrift.worker")
 
@@ -137,10 +137,10 @@ class WorkerProcesses:
             status = "starting"
         else:
             status = "degraded" if any(r["status"] != "ok" for r in reports) else "ok"
-        counts: dict[str, int] = {}
+        counts = dict.fromkeys(COUNTS, 0)
         for r in reports:
             for key, value in r["counts"].items():
-                counts[key] = counts.get(key, 0) + value
+                counts[key] += value
         errors = [r["error"] for r in reports if r["error"]]
         return {"status": status,
                 "seconds_since_broker_ok": max((r["seconds_since_broker_ok"] for r in reports), default=0.0),
