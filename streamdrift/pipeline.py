@@ -485,17 +485,16 @@ class DriftPipeline:
     def _restarts(self, models: list[str], ts: np.ndarray, firsts: np.ndarray) -> bool:
         """Whether an event comes more than limits.idle_seconds after the one before it of the
         same model (or after the model's last event), which makes ``_route`` start the model
-        afresh there; also when that cannot be told here (a NaN time). ``ts``: the times of each
-        model's events in turn, in input order; model ``k``'s start at ``firsts[k]``."""
+        afresh there. ``ts``: the times of each model's events in turn, in input order; model
+        ``k``'s start at ``firsts[k]``."""
         idle = self.config.limits.idle_seconds
         if not idle:
             return False
-        if not np.isfinite(ts).all():
-            return True  # (a reader's NaN) a NaN gap would hide the others from nanmax
         last = [self.models[(m, None)].last_ts if (m, None) in self.models else None for m in models]
         before = np.array([np.nan if t is None else t for t in last])  # no last event: no gap
         gaps = np.diff(ts, prepend=np.nan)
         gaps[firsts] = ts[firsts] - before
+        # A NaN gap (a reader's NaN time) is no restart, as ``ts - last > idle`` is False for it.
         return bool(np.nanmax(gaps, initial=-np.inf) > idle)
 
     def _monitor_plain(self, group: ModelMonitors, run: PlainRun, out: Output, order: dict[int, int]) -> None:

@@ -205,3 +205,17 @@ def test_one_feature_events_give_the_per_event_results(monkeypatch):
     fast = outputs(records, 400, config(), True, monkeypatch)
     assert any(alerts for alerts, *_ in fast[0])
     assert fast == outputs(records, 400, config(), False, monkeypatch)
+
+
+def test_replayed_nan_times_give_the_per_event_results(monkeypatch):
+    """A reader's NaN time (JSON has none) passes every type check: its gaps restart nothing and
+    hide no other gap."""
+    records = []
+    for r in stream(2_000):
+        data = orjson.loads(r.value)
+        if r.offset % 301 == 7:
+            data["ts"] = float("nan")
+        elif r.offset == 1_234:
+            data["ts"] += 10_000.0  # an idle gap that a NaN maximum would hide
+        records.append(Record(r.value, r.key, r.topic, r.partition, r.offset, r.timestamp_ms, data))
+    assert outputs(records, 500, config(), True, monkeypatch) == outputs(records, 500, config(), False, monkeypatch)
