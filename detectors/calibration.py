@@ -17,7 +17,9 @@ add up to ``1 / budget``. Each detector then turns its share into a threshold:
 
 from __future__ import annotations
 
+import hashlib
 import math
+import struct
 
 import numpy as np
 
@@ -88,12 +90,34 @@ def cusum_threshold(increments: np.ndarray, run_length: float,
     ``run_length`` (Siegmund: ``ARL = (exp(theta b) - theta b - 1) / (theta |mu|)`` with
     ``b = h + 1.166 sd(X)``, the correction for the sum overshooting the threshold).
 
+    Remembered by the exact bytes of its inputs: Page-Hinkley's increments depend only on the
+    ranks of a reference, so every continuous reference of one size gives the same ones, and
+    thousands of features fitting at once would otherwise solve the same equation each.
+
     >>> x = np.random.default_rng(2).normal(-0.25, 1.0, 200_000)
     >>> round(cusum_threshold(x, 1e6), 0)
     22.0
     """
-    x = np.asarray(increments, dtype=float)
-    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
+    x = np.ascontiguousarray(increments, dtype=float)
+    w = np.ones_like(x) if weights is None else np.ascontiguousarray(weights, dtype=float)
+    digest = hashlib.blake2b(struct.pack("<qqd", x.size, w.size, float(run_length)), digest_size=16)
+    digest.update(x.tobytes())
+    digest.update(w.tobytes())
+    key = digest.digest()
+    found = _THRESHOLDS.get(key)
+    if found is None:
+        if len(_THRESHOLDS) >= _REMEMBERED:
+            _THRESHOLDS.clear()
+        found = _THRESHOLDS[key] = _cusum_threshold(x, run_length, w)
+    return found
+
+
+#: Thresholds already solved, by a digest of their inputs (a bounded memory).
+_THRESHOLDS: dict[bytes, float] = {}
+_REMEMBERED = 4096
+
+
+def _cusum_threshold(x: np.ndarray, run_length: float, w: np.ndarray) -> float:
     mu = abs(float(np.dot(w / w.sum(), x)))
     theta = adjustment_coefficient(x, w)
     if math.isinf(theta):

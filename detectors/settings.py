@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
 
 from .errors import check_range
 
@@ -93,7 +94,7 @@ class MonitorSettings:
         return chosen
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        return dict(_as_dict(self))
 
     @classmethod
     def from_dict(cls, data: dict) -> "MonitorSettings":
@@ -105,3 +106,10 @@ class MonitorSettings:
         if "detectors" in data:
             data["detectors"] = tuple(data["detectors"])
         return cls(**data)
+
+
+@lru_cache(maxsize=1024)
+def _as_dict(settings: MonitorSettings) -> dict:
+    """Every checkpoint writes each monitor's settings, and ``asdict`` is slow: features share a
+    few settings objects, so their dicts are made once (callers copy before changing one)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}

@@ -41,12 +41,16 @@ PartitionsCallback = Callable[[frozenset[TopicPartition]], Awaitable[None] | Non
 
 
 def next_offsets(records: Iterable[Record]) -> dict[TopicPartition, int]:
-    """The offsets to commit after processing ``records``: last offset + 1 per partition."""
-    positions: dict[TopicPartition, int] = {}
-    for record in records:
-        tp = TopicPartition(record.topic, record.partition)
-        positions[tp] = max(positions.get(tp, 0), record.offset + 1)
-    return positions
+    """The offsets to commit after processing ``records``: last offset + 1 per partition.
+
+    Records of a partition come in offset order (as ``getmany`` hands them out), so the last
+    one seen is the highest.
+
+    >>> next_offsets([Record(b"", None, "t", 0, 5), Record(b"", None, "t", 1, 9), Record(b"", None, "t", 0, 6)])
+    {TopicPartition(topic='t', partition=0): 7, TopicPartition(topic='t', partition=1): 10}
+    """
+    last = {(r.topic, r.partition): r.offset for r in records}
+    return {TopicPartition(topic, partition): offset + 1 for (topic, partition), offset in last.items()}
 
 
 class BatchConsumer:
