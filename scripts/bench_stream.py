@@ -14,7 +14,9 @@ beside the raw consume rate of the same topic measured in the same run.
    the ceiling of (b), whatever the Kafka side does.
 3. (c) Alert latency: 64 new models. Their warm-up (the reference of each new monitor) is sent
    first and waited for, unmeasured; then their events at half the worker's measured rate for
-   ~20 s, each model with a mean drift in two features at a staggered point. Each event's ``ts``
+   ~20 s, each model with a mean drift in two features at a staggered point (produced with
+   librdkafka's default linger of 5 ms: at 1 ms the broker, on the same two cores, spent a third
+   more CPU on the many small produce requests). Each event's ``ts``
    is its production wall time, which every alert carries as ``detected_at.ts``. Latency = wall
    time the alert is consumed (kafka-python, in a thread) - ``detected_at.ts``; p50 / p99 / max,
    the part up to the alert's publication (its Kafka timestamp), the worker's batches and the
@@ -477,7 +479,7 @@ reference_size = 1000
             rate = max(1000.0, worker_rate / 2)
             measured_per_model = int(rate * args.latency_seconds / args.models)
             live = LiveModels(args.models, measured_per_model)
-            p = producer(bootstrap, linger_ms=1)
+            p = producer(bootstrap, linger_ms=5)
             warm_started = time.monotonic()
             warm_sent = live.send_warm_up(p, topics["features"])
             wait_processed(worker, args.events + warm_sent)
