@@ -13,6 +13,7 @@ executing anything.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 
 import numpy as np
@@ -120,26 +121,56 @@ def _read_array(data: memoryview, d) -> np.ndarray:
     return np.frombuffer(data[offset:offset + nbytes], dtype=dtype).copy().reshape(shape)
 
 
-def encode_monitor(monitor) -> bytes:
+def encode_monitor(monitor, reference_tag: str | None = None) -> bytes:
     """A monitor's complete state as bytes (see the module docstring for the layout).
+
+    With ``reference_tag`` a numeric monitor's reference values are left out and the record
+    names them by that tag instead: a reference changes only when the monitor (re-)fits, so a
+    checkpoint writes it once, in a record of its own (``reference_tag`` of it), and not again
+    with every checkpoint of the monitor.
 
     >>> from streamdrift.detectors import NumericMonitor, MonitorSettings
     >>> m = NumericMonitor(MonitorSettings(reference_size=100))
     >>> _ = m.update(np.arange(150.0))
     >>> decode_monitor(encode_monitor(m)).seen
     150
+    >>> tag = reference_tag(m.reference.values)
+    >>> apart = encode_monitor(m, tag)
+    >>> len(apart) < len(encode_monitor(m)), decode_monitor(apart, {tag: m.reference.values}).seen
+    (True, 150)
     """
     kind = "numeric" if monitor.numeric else "categorical"
-    return pack({"type": kind, "settings": monitor.settings.to_dict(), "monitor": monitor.get_state()})
+    state = monitor.get_state()
+    record = {"type": kind, "settings": monitor.settings.to_dict(), "monitor": state}
+    if reference_tag is not None and monitor.numeric and state.get("reference") is not None:
+        state["reference"] = None
+        record["reference_tag"] = reference_tag
+    return pack(record)
 
 
-def decode_monitor(blob: bytes):
-    """Rebuild a monitor from ``encode_monitor`` output; detections continue exactly as before."""
+def reference_tag(values: np.ndarray) -> str:
+    """A short name for a reference that changes whenever its values do (a digest of them).
+
+    >>> reference_tag(np.arange(3.0)) == reference_tag(np.arange(3.0)), len(reference_tag(np.arange(3.0)))
+    (True, 24)
+    """
+    return hashlib.blake2b(np.ascontiguousarray(values, dtype="<f8").tobytes(), digest_size=12).hexdigest()
+
+
+def decode_monitor(blob: bytes, references: dict | None = None):
+    """Rebuild a monitor from ``encode_monitor`` output; detections continue exactly as before.
+    A record whose reference was written apart needs it in ``references`` (tag -> values)."""
     from .categorical import CategoricalMonitor
     from .numeric import NumericMonitor
     from .settings import MonitorSettings
 
     data = unpack(blob)
+    tag = data.get("reference_tag")
+    if tag is not None:
+        values = (references or {}).get(tag)
+        if values is None:
+            raise StateError(f"the reference record {tag!r} of this monitor is missing")
+        data["monitor"]["reference"] = values
     try:
         cls = {"numeric": NumericMonitor, "categorical": CategoricalMonitor}[data["type"]]
         monitor = cls(MonitorSettings.from_dict(data["settings"]))

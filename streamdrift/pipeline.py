@@ -36,6 +36,9 @@ CONCEPT_DETECTORS = ("adwin", "page_hinkley", "histogram")
 CLOCK_QUORUM = 3
 #: State-topic key suffix of a model's predictions waiting for labels.
 PENDING_KEY = "__pending__"
+#: State-topic key part of a numeric monitor's reference record (``model␟segment␟kind␟name␟
+#: reference␟tag``).
+REFERENCE_KEY = "__reference__"
 
 
 @dataclass
@@ -100,6 +103,12 @@ class ModelMonitors:
         #: were already counted in that stream's state and are skipped for it.
         self.covered: dict[tuple[str, str], int] = {}
         self.dirty: set[tuple[str, str]] = set()
+        #: Numeric monitors' references as last written to the state topic: stream -> (the
+        #: reference object, its tag). Written again only when a monitor fits a new one.
+        self.saved_references: dict[tuple[str, str], tuple[object, str]] = {}
+        #: Keys of replaced reference records: deleted (tombstones) with the next checkpoint,
+        #: once the records that replace them are acknowledged.
+        self.stale_references: list[str] = []
 
     def monitor(self, kind: str, name: str):
         key = (kind, name)
@@ -162,7 +171,12 @@ class ModelMonitors:
 
     def state_keys(self) -> list[str]:
         prefix = f"{self.model}\x1f{self.segment or ''}"
-        return [prefix] + [f"{prefix}\x1f{kind}\x1f{name}" for kind, name in self.monitors]
+        return [prefix] + [f"{prefix}\x1f{kind}\x1f{name}" for kind, name in self.monitors] + \
+            [self._reference_key(stream, tag) for stream, (_, tag) in self.saved_references.items()] + \
+            self.stale_references
+
+    def _reference_key(self, stream: tuple[str, str], tag: str) -> str:
+        return f"{self.model}\x1f{self.segment or ''}\x1f{stream[0]}\x1f{stream[1]}\x1f{REFERENCE_KEY}\x1f{tag}"
 
     # -- checkpoints: one record for the model, one per monitor (a model's state can exceed a
     # -- Kafka message, a monitor's cannot: it is bounded by its reference and window sizes) --
@@ -174,11 +188,32 @@ class ModelMonitors:
                                   "types": [[k, n, t] for (k, n), t in self.types.items()],
                                   "tracker": self.tracker.get_state(), "last_ts": self.last_ts,
                                   "started": self.started}))]
+        records.extend((key, None) for key in self.stale_references)
+        self.stale_references = []
         for key in (self.monitors if everything else sorted(self.dirty)):
-            blob = np.frombuffer(detectors.encode_monitor(self.monitors[key]), dtype=np.uint8)
+            monitor = self.monitors[key]
+            tag = self._reference_record(key, monitor, position, records)
+            blob = np.frombuffer(detectors.encode_monitor(monitor, tag), dtype=np.uint8)
             records.append((f"{prefix}\x1f{key[0]}\x1f{key[1]}", pack({**position, "monitor": blob})))
         self.dirty.clear()
         return records
+
+    def _reference_record(self, stream: tuple[str, str], monitor, position: dict, records: list) -> str | None:
+        """The tag of a numeric monitor's reference, adding its record to ``records`` when it
+        is not written yet (a monitor's reference is ~8 bytes per reference value, its other
+        state about as much again; the reference changes only when the monitor fits)."""
+        reference = getattr(monitor, "reference", None) if monitor.numeric else None
+        if reference is None:
+            return None
+        saved = self.saved_references.get(stream)
+        if saved is not None and saved[0] is reference:
+            return saved[1]
+        tag = detectors.reference_tag(reference.values)
+        if saved is not None and saved[1] != tag:
+            self.stale_references.append(self._reference_key(stream, saved[1]))
+        records.append((self._reference_key(stream, tag), pack({**position, "reference": reference.values})))
+        self.saved_references[stream] = (reference, tag)
+        return tag
 
 
 def columns_of(group: "ModelMonitors", events: list[Event]) -> dict[tuple[str, str], tuple[int, list]]:
@@ -757,7 +792,9 @@ class DriftPipeline:
         """Rebuild models from their latest checkpoint records (model records first), of the
         input ``partitions`` only when given. Returns how many monitors were restored."""
         monitors = 0
-        for key, value in sorted(records, key=lambda r: r[0].count("\x1f")):
+        references: dict[tuple, dict[str, np.ndarray]] = {}  # (model, segment, kind, name) -> {tag: values}
+        # References first (their monitors need them), then models, then the rest.
+        for key, value in sorted(records, key=lambda r: (f"\x1f{REFERENCE_KEY}\x1f" not in r[0], r[0].count("\x1f"))):
             if value is None:  # a tombstone: that state was dropped (evicted model)
                 continue
             parts = key.split("\x1f")
@@ -765,6 +802,9 @@ class DriftPipeline:
             if partitions is not None and state.get("partition") not in partitions:
                 continue
             model, segment = parts[0], parts[1] or None
+            if len(parts) == 6 and parts[4] == REFERENCE_KEY:
+                references.setdefault((model, segment, parts[2], parts[3]), {})[parts[5]] = state["reference"]
+                continue
             if len(parts) == 3 and parts[2] == PENDING_KEY:
                 limits = self.config.limits
                 pending = self.pending[model] = PendingPredictions(limits.max_pending_predictions,
@@ -783,7 +823,13 @@ class DriftPipeline:
                 if group is None:
                     continue
                 stream = (parts[2], parts[3])
-                monitor = group.monitors[stream] = detectors.decode_monitor(state["monitor"].tobytes())
+                known = references.get((model, segment, *stream), {})
+                try:
+                    monitor = detectors.decode_monitor(state["monitor"].tobytes(), known)
+                except detectors.StateError:
+                    continue  # its reference record is gone (a crash between the two writes): start afresh
+                group.monitors[stream] = monitor
+                _remember_references(group, stream, monitor, known)
                 group.types[stream] = "numeric" if monitor.numeric else "categorical"
                 if state["offset"] is not None:
                     group.covered[stream] = state["offset"]
@@ -809,3 +855,13 @@ class DriftPipeline:
     @property
     def monitored_pairs(self) -> int:
         return sum(len(g.monitors) for g in self.models.values())
+
+
+def _remember_references(group: ModelMonitors, stream: tuple[str, str], monitor, known: dict[str, np.ndarray]) -> None:
+    """After a restore: which reference record the monitor's is (not to be written again), and
+    which others of the stream are left over (to be deleted)."""
+    reference = getattr(monitor, "reference", None) if monitor.numeric else None
+    tag = detectors.reference_tag(reference.values) if reference is not None else None
+    if tag in known:
+        group.saved_references[stream] = (reference, tag)
+    group.stale_references.extend(group._reference_key(stream, other) for other in known if other != tag)

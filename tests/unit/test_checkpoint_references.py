@@ -1,0 +1,95 @@
+"""A numeric monitor's reference goes to the state topic once per fit, in a record of its own;
+restores put it back, and replaced references are deleted once their successors are written."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+
+from streamdrift.config import from_mapping
+from streamdrift.detectors import encode_monitor
+from streamdrift.events import Record
+from streamdrift.pipeline import REFERENCE_KEY, DriftPipeline
+
+CONFIG = from_mapping({"detectors": {"reference_size": 300, "rearm_size": 200, "window": 200, "evaluate_every": 100}})
+
+
+def records(start: int, n: int, shift_from: int | None = None, seed: int = 1) -> list[Record]:
+    rng = np.random.default_rng(seed + start)
+    out = []
+    for i in range(start, start + n):
+        x = rng.normal(0, 1, 2)
+        if shift_from is not None and i >= shift_from:
+            x[0] += 3.0
+        event = {"model": "m", "ts": 1e9 + i, "features": {"a": float(x[0]), "b": float(x[1])}}
+        out.append(Record(orjson.dumps(event), b"m", "features", 0, i))
+    return out
+
+
+def reference_keys(batch: list[tuple[str, bytes | None]]) -> list[str]:
+    return sorted(key for key, value in batch if value is not None and f"\x1f{REFERENCE_KEY}\x1f" in key)
+
+
+def deleted(batch: list[tuple[str, bytes | None]]) -> list[str]:
+    return sorted(key for key, value in batch if value is None)
+
+
+def compact(topic: dict, batch: list[tuple[str, bytes | None]]) -> None:
+    for key, value in batch:
+        if value is None:
+            topic.pop(key, None)
+        else:
+            topic[key] = value
+
+
+def test_a_reference_is_written_once_per_fit():
+    pipeline = DriftPipeline(CONFIG)
+    pipeline.process(records(0, 400))
+    first = pipeline.checkpoint()
+    assert len(reference_keys(first)) == 2  # features a and b
+    pipeline.process(records(400, 400))
+    second = pipeline.checkpoint()
+    assert reference_keys(second) == [] and deleted(second) == []
+    (record,) = [v for k, v in second if k.endswith("\x1ffeature\x1fa")]
+    whole = encode_monitor(pipeline.models[("m", None)].monitors[("feature", "a")])
+    assert len(record) < len(whole) - 300 * 8 + 200, "the monitor record still carries its reference values"
+
+
+def test_a_new_fit_writes_a_new_reference_and_deletes_the_old_one_a_checkpoint_later():
+    pipeline = DriftPipeline(CONFIG)
+    pipeline.process(records(0, 400))
+    old = reference_keys(pipeline.checkpoint())
+    out = pipeline.process(records(400, 1200, shift_from=500))  # feature a drifts, alerts, re-arms
+    assert any(a["feature"] == "a" for a in out.alerts)
+    refit = pipeline.checkpoint()
+    new = [k for k in reference_keys(refit) if k not in old]
+    assert len(new) == 1 and "\x1ffeature\x1fa\x1f" in new[0]
+    assert deleted(refit) == []  # the old one stays until the new one is surely written
+    pipeline.process(records(1600, 10))
+    assert deleted(pipeline.checkpoint()) == [k for k in old if "\x1ffeature\x1fa\x1f" in k]
+
+
+def test_restored_pipeline_continues_exactly_like_the_one_that_kept_running():
+    running = DriftPipeline(CONFIG)
+    topic: dict[str, bytes] = {}
+    for start in range(0, 1600, 400):
+        running.process(records(start, 400, shift_from=900))
+        compact(topic, running.checkpoint())
+    restored = DriftPipeline(CONFIG)
+    assert restored.restore(list(topic.items())) == 2
+    later = records(1600, 2000, shift_from=900, seed=5)
+    expected = running.process(later)
+    got = restored.process(later)
+    assert [a["alert_id"] for a in got.alerts] == [a["alert_id"] for a in expected.alerts]
+    assert dict(restored.checkpoint()) == dict(running.checkpoint())
+
+
+def test_a_monitor_whose_reference_record_is_lost_starts_afresh_and_the_others_are_restored():
+    pipeline = DriftPipeline(CONFIG)
+    pipeline.process(records(0, 400))
+    topic = dict(pipeline.checkpoint())
+    lost = [k for k in reference_keys(list(topic.items())) if "\x1ffeature\x1fa\x1f" in k]
+    del topic[lost[0]]
+    restored = DriftPipeline(CONFIG)
+    assert restored.restore(list(topic.items())) == 1
+    assert list(restored.models[("m", None)].monitors) == [("feature", "b")]
