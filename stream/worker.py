@@ -57,6 +57,20 @@ def truncated(rejected, limit: int):
                                    f"to {limit} bytes]")
 
 
+def _later(*offsets: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+    """Per partition, the furthest of several sets of offsets to commit.
+
+    >>> tp = TopicPartition("t", 0)
+    >>> _later({tp: 5}, {tp: 9}, {})
+    {TopicPartition(topic='t', partition=0): 9}
+    """
+    out: dict[TopicPartition, int] = {}
+    for each in offsets:
+        for tp, offset in each.items():
+            out[tp] = max(out.get(tp, offset), offset)
+    return out
+
+
 def dead_letter(record: Record, reason: str) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
     """The dead-letter message: the original bytes and key, the reason and the source in headers."""
     headers = [
@@ -93,6 +107,9 @@ class Worker:
         #: rebalance, so that a handover never splits a batch from the state that holds it.
         self._lock = asyncio.Lock()
         self._last_checkpoint = time.monotonic()
+        #: The periodic checkpoint's state records on their way to the broker; its result is
+        #: the input offsets they cover, committed once they are acknowledged.
+        self._state_write: asyncio.Task | None = None
         self._evicted_seen = 0
         self.restored_monitors = 0
 
@@ -141,8 +158,10 @@ class Worker:
                     if batch:
                         self.last_ok = time.monotonic()
                         await self.handle(batch)
-                    if time.monotonic() - self._last_checkpoint >= c.checkpoint_seconds:
-                        await self.checkpoint()
+                    if self._state_write is not None and self._state_write.done():
+                        await self._commit(await self._state_written())
+                    if self._state_write is None and time.monotonic() - self._last_checkpoint >= c.checkpoint_seconds:
+                        await self._checkpoint_in_background()
                     if time.monotonic() - last_lag > lag_every:
                         last_lag = time.monotonic()
                         await self._probe()
@@ -154,8 +173,15 @@ class Worker:
                     await asyncio.sleep(1.0)
                 self.metrics.degraded.set(1 if self.health()["status"] == "degraded" else 0)
         finally:
-            await self.consumer.stop()
-            await self.publisher.stop()
+            try:
+                await self.consumer.stop()  # hands the partitions over: state written, offsets committed
+            finally:
+                if self._state_write is not None:  # nothing assigned: no hand-over waited for it
+                    try:
+                        await self._commit(await self._state_written())
+                    except KafkaError as exc:
+                        log.warning("last state checkpoint not written: %s", exc)
+                await self.publisher.stop()
             log.info("worker stopped: %s", self.counts)
 
     async def _next_batch(self) -> list[Record]:
@@ -274,13 +300,33 @@ class Worker:
     # -- state ----------------------------------------------------------------------------
     async def checkpoint(self, partitions: frozenset[TopicPartition] | None = None) -> int:
         """Write the changed state (of ``partitions``, or all), then commit the offsets it covers."""
+        earlier = await self._state_written()
         async with self._lock:
             count, commit = await self._save_state(partitions)
         # Committing outside the lock: a commit may wait for a rebalance that waits for the lock.
-        await self._commit(commit)
+        await self._commit(_later(earlier, commit))
         return count
 
+    async def _checkpoint_in_background(self) -> None:
+        """The periodic checkpoint: the state is encoded now, between two batches (a consistent
+        cut), and sent while the next batches are processed, so alerts do not wait for the
+        broker to store it. Its offsets are committed once it is acknowledged."""
+        async with self._lock:
+            records, commit = self._state_records(None)
+        self._state_write = asyncio.ensure_future(self._write_state(records, commit))
+
+    async def _state_written(self) -> dict[TopicPartition, int]:
+        """Wait for the background checkpoint, if any; the offsets it made safe to commit."""
+        task, self._state_write = self._state_write, None
+        return {} if task is None else await task
+
     async def _save_state(self, partitions) -> tuple[int, dict[TopicPartition, int]]:
+        records, commit = self._state_records(partitions)
+        await self._write_state(records, commit)
+        return len(records), commit
+
+    def _state_records(self, partitions) -> tuple[list[tuple[str, bytes | None]], dict[TopicPartition, int]]:
+        """The changed state (of ``partitions``, or all) and the input offsets it covers."""
         numbers = None if partitions is None else {tp.partition for tp in partitions}
         if log.isEnabledFor(logging.DEBUG):
             for key in self.pipeline.dirty:
@@ -290,15 +336,25 @@ class Worker:
                               {k[1]: m.seen for k, m in group.monitors.items()})
         records = self.pipeline.checkpoint(numbers)
         trim_memory()
-        if records:
-            await self.publisher.send_batch(self.config.topics.state,
-                                            [(key.encode(), value, None) for key, value in records])
-            self.metrics.checkpoints.inc()
         commit = {tp: o for tp, o in self._uncommitted.items() if partitions is None or tp in partitions}
         for tp in commit:
             self._uncommitted.pop(tp, None)
         self._last_checkpoint = time.monotonic()
-        return len(records), commit
+        return records, commit
+
+    async def _write_state(self, records, commit: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """Send state records; ``commit`` once they are acknowledged. If the broker does not take
+        them, the next checkpoint writes every model again and the offsets wait for it."""
+        if records:
+            try:
+                await self.publisher.send_batch(self.config.topics.state,
+                                                [(key.encode(), value, None) for key, value in records])
+            except KafkaError:
+                self.pipeline.resave_all()
+                self._uncommitted = _later(commit, self._uncommitted)
+                raise
+            self.metrics.checkpoints.inc()
+        return commit
 
     async def _commit(self, commit: dict[TopicPartition, int]) -> None:
         if not commit:
@@ -339,8 +395,9 @@ class Worker:
     async def _hand_over(self, partitions: frozenset[TopicPartition]) -> None:
         # The next owner starts from this state and these offsets.
         try:
+            earlier = await self._state_written()
             _, commit = await self._save_state(partitions)
-            await self._commit(commit)
+            await self._commit(_later(earlier, commit))
         except KafkaError as exc:
             log.warning("could not checkpoint revoked partitions: %s", exc)
         numbers = {tp.partition for tp in partitions}

@@ -836,6 +836,15 @@ class DriftPipeline:
                 monitors += 1
         return monitors
 
+    def resave_all(self) -> None:
+        """After a checkpoint the broker did not take: the next one writes every model, monitor,
+        reference and waiting prediction again (what it held is not known to be stored)."""
+        self.dirty = set(self.models)
+        for group in self.models.values():
+            group.dirty = set(group.monitors)
+            group.saved_references.clear()
+        self.dirty_pending = set(self.pending)
+
     @property
     def model_count(self) -> int:
         return len(self.models)
