@@ -79,12 +79,17 @@ def test_processes_split_the_partitions_and_report_as_one_worker(broker, unique_
         worker.stop()
 
 
-def test_processes_die_with_the_worker(broker, unique_topic, tmp_path):
+def _running_with_children(broker, unique_topic, tmp_path) -> tuple[WorkerProcess, list[int]]:
     worker, _ = _start(broker, unique_topic, tmp_path)
+    worker.wait_until(lambda h: h["status"] == "ok", timeout_s=45, what="start")
+    children = _children(worker.process.pid)
+    assert len(children) == 2
+    return worker, children
+
+
+def test_processes_die_with_the_worker(broker, unique_topic, tmp_path):
+    worker, children = _running_with_children(broker, unique_topic, tmp_path)
     try:
-        worker.wait_until(lambda h: h["status"] == "ok", timeout_s=45, what="start")
-        children = _children(worker.process.pid)
-        assert len(children) == 2
         worker.stop(signal.SIGKILL)
         deadline = time.monotonic() + 10
         while any(map(_alive, children)) and time.monotonic() < deadline:
@@ -95,11 +100,9 @@ def test_processes_die_with_the_worker(broker, unique_topic, tmp_path):
 
 
 def test_a_dead_process_stops_the_worker_with_an_error(broker, unique_topic, tmp_path):
-    worker, _ = _start(broker, unique_topic, tmp_path)
+    worker, children = _running_with_children(broker, unique_topic, tmp_path)
     try:
-        worker.wait_until(lambda h: h["status"] == "ok", timeout_s=45, what="start")
-        victim = _children(worker.process.pid)[0]
-        os.kill(victim, signal.SIGKILL)
+        os.kill(children[0], signal.SIGKILL)
         worker.process.wait(timeout=30)
         assert worker.process.returncode != 0
         assert " died (exit code -9)" in worker.log_text()
