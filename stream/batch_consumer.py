@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from itertools import chain, starmap
+from operator import attrgetter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -150,7 +152,7 @@ class BatchConsumer:
             timeout_ms=self.timeout_ms if timeout_ms is None else timeout_ms,
             max_records=max_records or self.max_records,
         )
-        return [_to_record(message) for messages in fetched.values() for message in messages]
+        return list(starmap(Record, map(_RECORD_FIELDS, chain.from_iterable(fetched.values()))))
 
     async def batches(
         self, timeout_ms: int | None = None, max_records: int | None = None
@@ -221,20 +223,10 @@ async def _call(callback: PartitionsCallback | None, partitions: Iterable[TopicP
         await result
 
 
-def _to_record(message: Any) -> Record:
-    # Positional arguments: this runs once per message, and keywords cost ~40% more here.
-    return Record(
-        # A tombstone (null value) becomes b"": it is not a JSON object either, so the error
-        # policy sends it to the dead-letter topic like any other bad event.
-        message.value if message.value is not None else b"",
-        message.key,
-        message.topic,
-        message.partition,
-        message.offset,
-        message.timestamp,
-        None,
-        tuple(message.headers),
-    )
+#: A consumed message's fields in ``Record``'s order, read in C: this runs once per message.
+#: A tombstone's null value stays ``None``, which the error policy sends to the dead-letter
+#: topic like any other message that is not a JSON object.
+_RECORD_FIELDS = attrgetter("value", "key", "topic", "partition", "offset", "timestamp")
 
 
 class Publisher:

@@ -29,7 +29,8 @@ from .config import Limits
 class Record:
     """One input message and where it came from (offline replay: topic = file, offset = line)."""
 
-    value: bytes
+    #: ``None`` for a Kafka tombstone (rejected: not a JSON object).
+    value: bytes | None
     key: bytes | None = None
     topic: str = ""
     partition: int = 0
@@ -38,8 +39,6 @@ class Record:
     #: The message already parsed as JSON, when the reader had to parse it anyway (replay of a
     #: log): ``decode`` then skips parsing it again.
     data: object = None
-    #: Kafka headers of a consumed message, ``(name, bytes)`` pairs.
-    headers: tuple = ()
 
 
 @dataclass(slots=True)
