@@ -51,8 +51,11 @@ def next_offsets(records: Iterable[Record]) -> dict[TopicPartition, int]:
     >>> next_offsets([Record(b"", None, "t", 0, 5), Record(b"", None, "t", 1, 9), Record(b"", None, "t", 0, 6)])
     {TopicPartition(topic='t', partition=0): 7, TopicPartition(topic='t', partition=1): 10}
     """
-    last = {(r.topic, r.partition): r.offset for r in records}
+    last = dict(zip(map(_PARTITION_OF, records), map(_OFFSET_OF, records)))  # C-level passes
     return {TopicPartition(topic, partition): offset + 1 for (topic, partition), offset in last.items()}
+
+
+_PARTITION_OF, _OFFSET_OF = attrgetter("topic", "partition"), attrgetter("offset")
 
 
 class BatchConsumer:

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from dataclasses import replace
+from operator import attrgetter
 from collections.abc import Callable
 
 import orjson
@@ -55,6 +56,9 @@ def truncated(rejected, limit: int):
     shorter = replace(record, value=record.value[:limit])
     return type(rejected)(shorter, f"{rejected.reason} [dead letter truncated from {len(record.value)} "
                                    f"to {limit} bytes]")
+
+
+_TIMESTAMP_OF = attrgetter("timestamp_ms")
 
 
 def _later(*offsets: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
@@ -276,8 +280,8 @@ class Worker:
         self.counts["labels_unmatched"] += out.labels_unmatched
         self.counts["predictions_expired"] += out.predictions_expired
         m.batch_seconds.observe(time.perf_counter() - started)
-        oldest = min((r.timestamp_ms for r in batch if r.timestamp_ms), default=None)
-        if oldest:
+        oldest = min(map(_TIMESTAMP_OF, batch), default=None)  # Kafka timestamps: never None, -1 if unknown
+        if oldest is not None and oldest > 0:
             m.latency.observe(max(0.0, now - oldest / 1000.0))
         m.models.set(self.pipeline.model_count)
         if self.pipeline.evicted > self._evicted_seen:
