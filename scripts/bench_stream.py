@@ -427,6 +427,7 @@ def main() -> int:
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--batch-size", type=int, help="the worker's batch_size (default: the config default)")
     parser.add_argument("--processes", type=int, help="the worker's processes (default: one per core)")
+    parser.add_argument("--linger-ms", type=int, help="the worker's linger_ms (default: the config default)")
     parser.add_argument("--keep", help="keep the worker's config, log and the alerts of (c) in this directory")
     args = parser.parse_args()
     began = time.monotonic()
@@ -435,8 +436,8 @@ def main() -> int:
     prefix = f"bench-{uuid.uuid4().hex[:6]}"
     topics = {"features": f"{prefix}.features", "alerts": f"{prefix}.alerts"}
     config = folder / "streamdrift.toml"
-    top = "".join(f"{key} = {value}\n" for key, value in (("batch_size", args.batch_size), ("processes", args.processes))
-                  if value is not None)
+    top = "".join(f"{key} = {value}\n" for key, value in (("batch_size", args.batch_size), ("processes", args.processes),
+                                                          ("linger_ms", args.linger_ms)) if value is not None)
     config.write_text(f"""{top}
 group_id = "{prefix}.group"
 [topics]
