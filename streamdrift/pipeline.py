@@ -788,9 +788,9 @@ class DriftPipeline:
             self.dirty_pending.discard(model)
         return records
 
-    def restore(self, records: list[tuple[str, bytes]], partitions=None) -> int:
-        """Rebuild models from their latest checkpoint records (model records first), of the
-        input ``partitions`` only when given. Returns how many monitors were restored."""
+    def restore(self, records: list[tuple[str, bytes]]) -> int:
+        """Rebuild models from their latest checkpoint records (references first, then models,
+        then their monitors). Returns how many monitors were restored."""
         monitors = 0
         references: dict[tuple, dict[str, np.ndarray]] = {}  # (model, segment, kind, name) -> {tag: values}
         # References first (their monitors need them), then models, then the rest.
@@ -799,8 +799,6 @@ class DriftPipeline:
                 continue
             parts = key.split("\x1f")
             state = unpack(value)
-            if partitions is not None and state.get("partition") not in partitions:
-                continue
             model, segment = parts[0], parts[1] or None
             if len(parts) == 6 and parts[4] == REFERENCE_KEY:
                 references.setdefault((model, segment, parts[2], parts[3]), {})[parts[5]] = state["reference"]
