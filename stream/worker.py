@@ -111,9 +111,6 @@ class Worker:
         #: rebalance, so that a handover never splits a batch from the state that holds it.
         self._lock = asyncio.Lock()
         self._last_checkpoint = time.monotonic()
-        #: The periodic checkpoint's state records on their way to the broker; its result is
-        #: the input offsets they cover, committed once they are acknowledged.
-        self._state_write: asyncio.Task | None = None
         self._evicted_seen = 0
         self.restored_monitors = 0
 
@@ -162,10 +159,8 @@ class Worker:
                     if batch:
                         self.last_ok = time.monotonic()
                         await self.handle(batch)
-                    if self._state_write is not None and self._state_write.done():
-                        await self._commit(await self._state_written())
-                    if self._state_write is None and time.monotonic() - self._last_checkpoint >= c.checkpoint_seconds:
-                        await self._checkpoint_in_background()
+                    if time.monotonic() - self._last_checkpoint >= c.checkpoint_seconds:
+                        await self.checkpoint()
                     if time.monotonic() - last_lag > lag_every:
                         last_lag = time.monotonic()
                         await self._probe()
@@ -177,15 +172,8 @@ class Worker:
                     await asyncio.sleep(1.0)
                 self.metrics.degraded.set(1 if self.health()["status"] == "degraded" else 0)
         finally:
-            try:
-                await self.consumer.stop()  # hands the partitions over: state written, offsets committed
-            finally:
-                if self._state_write is not None:  # nothing assigned: no hand-over waited for it
-                    try:
-                        await self._commit(await self._state_written())
-                    except KafkaError as exc:
-                        log.warning("last state checkpoint not written: %s", exc)
-                await self.publisher.stop()
+            await self.consumer.stop()
+            await self.publisher.stop()
             log.info("worker stopped: %s", self.counts)
 
     async def _next_batch(self) -> list[Record]:
@@ -304,25 +292,11 @@ class Worker:
     # -- state ----------------------------------------------------------------------------
     async def checkpoint(self, partitions: frozenset[TopicPartition] | None = None) -> int:
         """Write the changed state (of ``partitions``, or all), then commit the offsets it covers."""
-        earlier = await self._state_written()
         async with self._lock:
             count, commit = await self._save_state(partitions)
         # Committing outside the lock: a commit may wait for a rebalance that waits for the lock.
-        await self._commit(_later(earlier, commit))
+        await self._commit(commit)
         return count
-
-    async def _checkpoint_in_background(self) -> None:
-        """The periodic checkpoint: the state is encoded now, between two batches (a consistent
-        cut), and sent while the next batches are processed, so alerts do not wait for the
-        broker to store it. Its offsets are committed once it is acknowledged."""
-        async with self._lock:
-            records, commit = self._state_records(None)
-        self._state_write = asyncio.ensure_future(self._write_state(records, commit))
-
-    async def _state_written(self) -> dict[TopicPartition, int]:
-        """Wait for the background checkpoint, if any; the offsets it made safe to commit."""
-        task, self._state_write = self._state_write, None
-        return {} if task is None else await task
 
     async def _save_state(self, partitions) -> tuple[int, dict[TopicPartition, int]]:
         records, commit = self._state_records(partitions)
@@ -346,9 +320,9 @@ class Worker:
         self._last_checkpoint = time.monotonic()
         return records, commit
 
-    async def _write_state(self, records, commit: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
-        """Send state records; ``commit`` once they are acknowledged. If the broker does not take
-        them, the next checkpoint writes every model again and the offsets wait for it."""
+    async def _write_state(self, records, commit: dict[TopicPartition, int]) -> None:
+        """Send state records (``commit`` is committed once they are acknowledged). If the broker
+        does not take them, the next checkpoint writes every model again and the offsets wait for it."""
         if records:
             try:
                 await self.publisher.send_batch(self.config.topics.state,
@@ -358,7 +332,6 @@ class Worker:
                 self._uncommitted = _later(commit, self._uncommitted)
                 raise
             self.metrics.checkpoints.inc()
-        return commit
 
     async def _commit(self, commit: dict[TopicPartition, int]) -> None:
         if not commit:
@@ -399,9 +372,8 @@ class Worker:
     async def _hand_over(self, partitions: frozenset[TopicPartition]) -> None:
         # The next owner starts from this state and these offsets.
         try:
-            earlier = await self._state_written()
             _, commit = await self._save_state(partitions)
-            await self._commit(_later(earlier, commit))
+            await self._commit(commit)
         except KafkaError as exc:
             log.warning("could not checkpoint revoked partitions: %s", exc)
         numbers = {tp.partition for tp in partitions}
