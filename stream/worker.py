@@ -23,7 +23,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
 
 from streamdrift.config import Config
-from streamdrift.pipeline import DriftPipeline, Output
+from streamdrift.pipeline import REFERENCE_KEY, DriftPipeline, Output
 from streamdrift.process_tuning import trim_memory, tune_gc
 
 from .batch_consumer import BatchConsumer, Publisher, Record, TopicPartition, next_offsets
@@ -59,6 +59,8 @@ def truncated(rejected, limit: int):
 
 
 _TIMESTAMP_OF = attrgetter("timestamp_ms")
+#: What the state-topic key of a monitor's reference record contains.
+REFERENCE_MARK = f"\x1f{REFERENCE_KEY}\x1f"
 
 
 def _later(*offsets: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
@@ -324,9 +326,16 @@ class Worker:
         """Send state records (``commit`` is committed once they are acknowledged). If the broker
         does not take them, the next checkpoint writes every model again and the offsets wait for it."""
         if records:
+            # References first, acknowledged before any monitor record that names them is sent:
+            # records of different keys land on different partitions, in no guaranteed order, so a
+            # crash mid-write could otherwise leave a monitor whose reference was never stored.
+            references = [r for r in records if REFERENCE_MARK in r[0]]
+            rest = [r for r in records if REFERENCE_MARK not in r[0]] if references else records
             try:
-                await self.publisher.send_batch(self.config.topics.state,
-                                                [(key.encode(), value, None) for key, value in records])
+                for part in (references, rest):
+                    if part:
+                        await self.publisher.send_batch(self.config.topics.state,
+                                                        [(key.encode(), value, None) for key, value in part])
             except KafkaError:
                 self.pipeline.resave_all()
                 self._uncommitted = _later(commit, self._uncommitted)
