@@ -23,7 +23,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
 
 from streamdrift.config import Config
-from streamdrift.pipeline import REFERENCE_KEY, DriftPipeline, Output
+from streamdrift.pipeline import DriftPipeline, Output, is_reference_record
 from streamdrift.process_tuning import trim_memory, tune_gc
 
 from .batch_consumer import BatchConsumer, Publisher, Record, TopicPartition, next_offsets
@@ -59,8 +59,6 @@ def truncated(rejected, limit: int):
 
 
 _TIMESTAMP_OF = attrgetter("timestamp_ms")
-#: What the state-topic key of a monitor's reference record contains.
-REFERENCE_MARK = f"\x1f{REFERENCE_KEY}\x1f"
 
 
 def _later(*offsets: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
@@ -75,6 +73,14 @@ def _later(*offsets: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
         for tp, offset in each.items():
             out[tp] = max(out.get(tp, offset), offset)
     return out
+
+
+async def create_topics(config: Config) -> None:
+    """The topics a worker reads and writes, those that do not exist yet (state: compacted)."""
+    t = config.topics
+    await ensure_topics(config.broker, {name: t.partitions for name in
+                                        (t.features, t.labels, t.alerts, t.retrain_requests, t.dead_letter, t.state)},
+                        compacted={t.state}, security=config.security_options())
 
 
 def dead_letter(record: Record, reason: str) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
@@ -137,9 +143,7 @@ class Worker:
         c = self.config
         security = c.security_options()
         t = c.topics
-        await ensure_topics(c.broker, {name: t.partitions for name in
-                                       (t.features, t.labels, t.alerts, t.retrain_requests, t.dead_letter, t.state)},
-                            compacted={t.state}, security=security)
+        await create_topics(c)
         self.publisher = Publisher(c.broker, security=security)
         # Labels are keyed by model like features: with the range assignor, partition p of both
         # topics goes to the same worker, where the model's predictions wait for their labels.
@@ -329,8 +333,8 @@ class Worker:
             # References first, acknowledged before any monitor record that names them is sent:
             # records of different keys land on different partitions, in no guaranteed order, so a
             # crash mid-write could otherwise leave a monitor whose reference was never stored.
-            references = [r for r in records if REFERENCE_MARK in r[0]]
-            rest = [r for r in records if REFERENCE_MARK not in r[0]] if references else records
+            references = [r for r in records if is_reference_record(r[0])]
+            rest = [r for r in records if not is_reference_record(r[0])] if references else records
             try:
                 for part in (references, rest):
                     if part:

@@ -29,8 +29,7 @@ from dataclasses import replace
 from streamdrift.config import Config, available_cpus
 
 from .metrics import Metrics
-from .topics import ensure_topics
-from .worker import COUNTS, Worker
+from .worker import COUNTS, Worker, create_topics
 
 log = logging.getLogger("streamdrift.worker")
 
@@ -157,11 +156,7 @@ class WorkerProcesses:
 
     # -- lifecycle --------------------------------------------------------------------------
     async def run(self) -> None:
-        c, t = self.config, self.config.topics
-        # Once here, so that the worker processes do not race to create the same topics.
-        await ensure_topics(c.broker, {name: t.partitions for name in
-                                       (t.features, t.labels, t.alerts, t.retrain_requests, t.dead_letter, t.state)},
-                            compacted={t.state}, security=c.security_options())
+        await create_topics(self.config)  # once here: the worker processes do not race to create them
         loop = asyncio.get_running_loop()
         finished = asyncio.Event()
         for index, connection in enumerate(self.connections):

@@ -41,6 +41,15 @@ PENDING_KEY = "__pending__"
 REFERENCE_KEY = "__reference__"
 
 
+def is_reference_record(key: str) -> bool:
+    """Whether a state-topic key is a monitor's reference record.
+
+    >>> is_reference_record("m\x1f\x1ffeature\x1fx\x1f__reference__\x1fab12"), is_reference_record("m\x1f\x1ffeature\x1fx")
+    (True, False)
+    """
+    return f"\x1f{REFERENCE_KEY}\x1f" in key
+
+
 @dataclass
 class Output:
     """What one batch produced."""
@@ -794,7 +803,7 @@ class DriftPipeline:
         monitors = 0
         references: dict[tuple, dict[str, np.ndarray]] = {}  # (model, segment, kind, name) -> {tag: values}
         # References first (their monitors need them), then models, then the rest.
-        for key, value in sorted(records, key=lambda r: (f"\x1f{REFERENCE_KEY}\x1f" not in r[0], r[0].count("\x1f"))):
+        for key, value in sorted(records, key=lambda r: (not is_reference_record(r[0]), r[0].count("\x1f"))):
             if value is None:  # a tombstone: that state was dropped (evicted model)
                 continue
             parts = key.split("\x1f")
