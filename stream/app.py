@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 
 import faust
 from faust.app.base import BootStrategy
@@ -36,9 +37,11 @@ class WorkerApp(faust.App):
     BootStrategy = NoFaustConsumer
 
 
-def build_app(config: Config, worker: Worker | WorkerProcesses, on_done=None) -> faust.App:
+def build_app(config: Config, worker: Worker | WorkerProcesses, on_done=None, datadir: str | None = None) -> faust.App:
     """The faust app: one task (the hot path) and two pages. ``on_done`` runs when the hot path
-    ends by itself (the worker was asked to stop), to shut the process down."""
+    ends by itself (the worker was asked to stop), to shut the process down. faust keeps nothing
+    of ours on disk (state lives in the state topic) but insists on a ``datadir``: by default it
+    would be ``<group>-control-data`` in the current directory, so ``run`` passes a temporary one."""
     app = WorkerApp(
         f"{config.group_id}-control",
         broker=",".join(f"kafka://{b.strip()}" for b in config.broker.split(",")),
@@ -48,6 +51,7 @@ def build_app(config: Config, worker: Worker | WorkerProcesses, on_done=None) ->
         store="memory://",
         topic_allow_declare=False,
         topic_disable_leader=True,
+        **({"datadir": datadir} if datadir else {}),
         **_faust_security(config),
     )
 
@@ -90,7 +94,9 @@ def run(config: Config, references: dict | None = None, loglevel: str = "info") 
     """Run a worker until it is stopped (SIGINT/SIGTERM); return the process exit code."""
     worker = worker_for(config, references)
     faust_worker: list[FaustWorker] = []
-    app = build_app(config, worker, on_done=lambda: asyncio.ensure_future(faust_worker[0].stop()))
+    scratch = tempfile.TemporaryDirectory(prefix="streamdrift-faust-")
+    app = build_app(config, worker, on_done=lambda: asyncio.ensure_future(faust_worker[0].stop()),
+                    datadir=scratch.name)
     options = {}
     if config.log_format == "json":
         # faust and aiokafka log through the root logger: give it the JSON formatter too.
@@ -105,4 +111,6 @@ def run(config: Config, references: dict | None = None, loglevel: str = "info") 
         faust_worker[0].execute_from_commandline()
     except SystemExit as exc:
         return int(exc.code or 0)
+    finally:
+        scratch.cleanup()
     return 0

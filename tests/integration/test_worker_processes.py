@@ -65,12 +65,17 @@ def test_processes_split_the_partitions_and_report_as_one_worker(broker, unique_
         metrics = worker.wait_until(lambda h: True) and worker.metrics()
         assert _metric(metrics, "streamdrift_events_in_total") == produced
         assert _metric(metrics, "streamdrift_models") == len(models)  # summed over the processes
-        deadline = time.monotonic() + 10  # lag is measured every 2 s, by the process of each partition
-        while len([line for line in metrics.splitlines() if line.startswith("streamdrift_consumer_lag{")
-                   and ".features" in line]) < ALL_PARTITIONS and time.monotonic() < deadline:
+        def feature_lags(text: str) -> list[str]:
+            return [line for line in text.splitlines() if line.startswith("streamdrift_consumer_lag{") and ".features" in line]
+
+        # Lag is measured every 2 s by the process of each partition: a measurement taken while the
+        # events were still arriving stands until the next one, so wait for a fresh one.
+        deadline = time.monotonic() + 15
+        lags = feature_lags(metrics)
+        while not (len(lags) == ALL_PARTITIONS and all(line.endswith(" 0.0") for line in lags)) \
+                and time.monotonic() < deadline:
             time.sleep(0.5)
-            metrics = worker.metrics()
-        lags = [line for line in metrics.splitlines() if line.startswith("streamdrift_consumer_lag{") and ".features" in line]
+            lags = feature_lags(worker.metrics())
         assert len(lags) == ALL_PARTITIONS and all(line.endswith(" 0.0") for line in lags), lags
         assert worker.stop(signal.SIGTERM) == 0
         log = worker.log_path.read_text()
