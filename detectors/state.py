@@ -39,7 +39,8 @@ def pack(state: dict) -> bytes:
     """
     arrays: list[np.ndarray] = []
 
-    def strip(value):
+    def as_json(value):
+        # orjson walks the dicts and lists in C and asks only about what it does not know.
         if isinstance(value, np.ndarray):
             if value.dtype == object:
                 return [None if v is None else str(v) for v in value.tolist()]
@@ -47,22 +48,18 @@ def pack(state: dict) -> bytes:
             arr = arr.astype(arr.dtype.newbyteorder("<")) if arr.dtype.byteorder == ">" else arr
             arrays.append(arr)
             return {"__array__": len(arrays) - 1}
-        if isinstance(value, dict):
-            return {str(k): strip(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [strip(v) for v in value]
-        if isinstance(value, (np.integer,)):
+        if isinstance(value, np.integer):
             return int(value)
-        if isinstance(value, (np.floating,)):
+        if isinstance(value, np.floating):
             return float(value)
-        return value
+        raise TypeError(f"a state record cannot hold {type(value).__name__}")
 
-    body = strip(state)
+    body = orjson.dumps(state, default=as_json, option=orjson.OPT_NON_STR_KEYS)
     descr, offset = [], 0
     for arr in arrays:
         descr.append({"dtype": arr.dtype.str, "shape": list(arr.shape), "offset": offset, "nbytes": arr.nbytes})
         offset += arr.nbytes
-    header = orjson.dumps({"state": body, "arrays": descr})
+    header = b'{"state":' + body + b',"arrays":' + orjson.dumps(descr) + b"}"
     return b"".join([_PREFIX.pack(MAGIC, VERSION, len(header)), header] + [a.tobytes() for a in arrays])
 
 

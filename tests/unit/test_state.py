@@ -252,6 +252,57 @@ def test_state_is_json_plus_raw_arrays():
     assert {d["dtype"] for d in header["arrays"]} <= {"<f8", "<i8", "<i4", "<i2", "|i1", "|b1", "|u1"}
 
 
+def layout(state: dict) -> tuple[dict, list[np.ndarray]]:
+    """The documented layout, written out plainly: arrays replaced by ``{"__array__": i}`` in the
+    order they appear (arrays of objects, i.e. categories, by lists of strings), numpy scalars by
+    plain numbers, tuples by lists, keys by strings."""
+    found: list[np.ndarray] = []
+
+    def walk(value):
+        if isinstance(value, np.ndarray) and value.dtype == object:
+            return [None if v is None else str(v) for v in value]
+        if isinstance(value, np.ndarray):
+            found.append(value)
+            return {"__array__": len(found) - 1}
+        if isinstance(value, dict):
+            return {str(k): walk(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [walk(v) for v in value]
+        if isinstance(value, np.generic):
+            return value.item()
+        return value
+
+    return walk(state), found
+
+
+def check_layout(state: dict) -> None:
+    header, body = blob_parts(pack(state))
+    expected, found = layout(state)
+    assert header["state"] == expected
+    assert [d["dtype"] for d in header["arrays"]] == [a.dtype.newbyteorder("<").str if a.dtype.byteorder == ">"
+                                                      else a.dtype.str for a in found]
+    assert b"".join(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).tobytes() for a in found) == body
+
+
+@pytest.mark.parametrize("name", MONITORS)
+def test_pack_writes_the_documented_layout_for_every_monitor(name):
+    monitor = MONITORS[name]()
+    check_layout({"type": "x", "settings": monitor.settings.to_dict(), "monitor": monitor.get_state()})
+
+
+@settings(max_examples=150, deadline=None)
+@given(state=st.dictionaries(keys, values, max_size=6))
+def test_pack_writes_the_documented_layout(state):
+    check_layout(state)
+
+
+def test_pack_takes_numpy_scalars_tuples_and_int_keys_and_refuses_anything_else():
+    assert unpack(pack({"a": np.int64(3), "b": np.float64(0.5), "c": (1, 2), "d": {7: "x"}})) == \
+        {"a": 3, "b": 0.5, "c": [1, 2], "d": {"7": "x"}}
+    with pytest.raises(TypeError, match="set"):
+        pack({"a": {1, 2}})
+
+
 def test_encoded_numeric_state_at_window_1000_is_at_most_64_kb():
     rng = np.random.default_rng(2)
     monitor = NumericMonitor(MonitorSettings(window=1000, reference_size=5000))
