@@ -15,6 +15,7 @@ from collections.abc import Collection
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streamdrift.detectors.state import StateError, unpack
+from streamdrift.pipeline import is_reference_record
 
 log = logging.getLogger("streamdrift.checkpoint")
 
@@ -67,6 +68,32 @@ async def read_state(bootstrap: str, topic: str, input_partitions: Collection[in
         if partition in wanted:
             records.append((key, value))
     return records
+
+
+def write_order(records: list[tuple[str, bytes | None]]) -> list[list[tuple[str, bytes | None]]]:
+    """A checkpoint's records in the parts they must be stored in, each part acknowledged
+    before the next is sent: records of different keys land on different state partitions, in no
+    guaranteed order, and a write can stop half-way (a crash, the broker gone).
+
+    1. new references, so that no stored monitor record ever names a reference that is not stored;
+    2. models and monitors;
+    3. tombstones of references no monitor names any more, so that the monitor records naming
+       them are replaced before they go (a tombstone is final: nothing older wins over it).
+
+    >>> order = write_order([("m\x1f\x1ff\x1fx", b"monitor"), ("m\x1f\x1ff\x1fx\x1f__reference__\x1fold", None),
+    ...                      ("m\x1f\x1ff\x1fx\x1f__reference__\x1fnew", b"values"), ("m\x1f", b"model")])
+    >>> [[key.split("\x1f")[-1] for key, _ in part] for part in order]
+    [['new'], ['x', ''], ['old']]
+    """
+    references, rest, dropped = [], [], []
+    for record in records:
+        if not is_reference_record(record[0]):
+            rest.append(record)
+        elif record[1] is None:
+            dropped.append(record)
+        else:
+            references.append(record)
+    return [part for part in (references, rest, dropped) if part]
 
 
 def _covered_offset(value: bytes | None) -> int:

@@ -23,11 +23,11 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
 
 from streamdrift.config import Config
-from streamdrift.pipeline import DriftPipeline, Output, is_reference_record
+from streamdrift.pipeline import DriftPipeline, Output
 from streamdrift.process_tuning import trim_memory, tune_gc
 
 from .batch_consumer import BatchConsumer, Publisher, Record, TopicPartition, next_offsets
-from .checkpoint import read_state
+from .checkpoint import read_state, write_order
 from .metrics import Metrics, reason_code
 from .topics import ensure_topics
 
@@ -119,6 +119,9 @@ class Worker:
         #: rebalance, so that a handover never splits a batch from the state that holds it.
         self._lock = asyncio.Lock()
         self._last_checkpoint = time.monotonic()
+        #: The periodic checkpoint on its way to the broker while the next batches are processed;
+        #: its result is the input offsets it covers, committed once it is acknowledged.
+        self._state_write: asyncio.Task | None = None
         self._evicted_seen = 0
         self.restored_monitors = 0
 
@@ -165,8 +168,10 @@ class Worker:
                     if batch:
                         self.last_ok = time.monotonic()
                         await self.handle(batch)
-                    if time.monotonic() - self._last_checkpoint >= c.checkpoint_seconds:
-                        await self.checkpoint()
+                    if self._state_write is not None and self._state_write.done():
+                        await self._commit(await self._state_written())
+                    if self._state_write is None and time.monotonic() - self._last_checkpoint >= c.checkpoint_seconds:
+                        await self._checkpoint_in_background()
                     if time.monotonic() - last_lag > lag_every:
                         last_lag = time.monotonic()
                         await self._probe()
@@ -178,8 +183,15 @@ class Worker:
                     await asyncio.sleep(1.0)
                 self.metrics.degraded.set(1 if self.health()["status"] == "degraded" else 0)
         finally:
-            await self.consumer.stop()
-            await self.publisher.stop()
+            try:
+                await self.consumer.stop()  # hands the partitions over: state written, offsets committed
+            finally:
+                if self._state_write is not None:  # nothing was assigned, so no hand-over waited for it
+                    try:
+                        await self._commit(await self._state_written())
+                    except KafkaError as exc:
+                        log.warning("last state checkpoint not written: %s", exc)
+                await self.publisher.stop()
             log.info("worker stopped: %s", self.counts)
 
     async def _next_batch(self) -> list[Record]:
@@ -297,17 +309,34 @@ class Worker:
 
     # -- state ----------------------------------------------------------------------------
     async def checkpoint(self, partitions: frozenset[TopicPartition] | None = None) -> int:
-        """Write the changed state (of ``partitions``, or all), then commit the offsets it covers."""
+        """Write the changed state (of ``partitions``, or all), then commit the offsets it covers
+        (and those of a periodic checkpoint still on its way)."""
+        earlier = await self._state_written()
         async with self._lock:
             count, commit = await self._save_state(partitions)
         # Committing outside the lock: a commit may wait for a rebalance that waits for the lock.
-        await self._commit(commit)
+        await self._commit(_later(earlier, commit))
         return count
+
+    async def _checkpoint_in_background(self) -> None:
+        """The periodic checkpoint: the state is encoded now, between two batches (a consistent
+        cut of state and offsets), and sent while the next batches are processed, so alerts do
+        not wait for the broker to store it. Its offsets are committed once it is acknowledged;
+        the next checkpoint starts only after that."""
+        async with self._lock:
+            records, commit = self._state_records(None)
+        self._state_write = asyncio.ensure_future(self._write_state(records, commit))
+
+    async def _state_written(self) -> dict[TopicPartition, int]:
+        """Wait for the periodic checkpoint on its way, if any: the offsets it made safe to
+        commit. Raises the broker's error if it was not written (its state will be written
+        again by the next checkpoint, see ``_write_state``)."""
+        task, self._state_write = self._state_write, None
+        return {} if task is None else await task
 
     async def _save_state(self, partitions) -> tuple[int, dict[TopicPartition, int]]:
         records, commit = self._state_records(partitions)
-        await self._write_state(records, commit)
-        return len(records), commit
+        return len(records), await self._write_state(records, commit)
 
     def _state_records(self, partitions) -> tuple[list[tuple[str, bytes | None]], dict[TopicPartition, int]]:
         """The changed state (of ``partitions``, or all) and the input offsets it covers."""
@@ -326,25 +355,21 @@ class Worker:
         self._last_checkpoint = time.monotonic()
         return records, commit
 
-    async def _write_state(self, records, commit: dict[TopicPartition, int]) -> None:
-        """Send state records (``commit`` is committed once they are acknowledged). If the broker
-        does not take them, the next checkpoint writes every model again and the offsets wait for it."""
+    async def _write_state(self, records, commit: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """Send state records part by part (see ``write_order``); return ``commit``, the offsets
+        they cover, to be committed now that they are acknowledged. If the broker does not take
+        them, the next checkpoint writes every model again and the offsets wait for it."""
+        try:
+            for part in write_order(records):
+                await self.publisher.send_batch(self.config.topics.state,
+                                                [(key.encode(), value, None) for key, value in part])
+        except KafkaError:
+            self.pipeline.resave_all(records)
+            self._uncommitted = _later(commit, self._uncommitted)
+            raise
         if records:
-            # References first, acknowledged before any monitor record that names them is sent:
-            # records of different keys land on different partitions, in no guaranteed order, so a
-            # crash mid-write could otherwise leave a monitor whose reference was never stored.
-            references = [r for r in records if is_reference_record(r[0])]
-            rest = [r for r in records if not is_reference_record(r[0])] if references else records
-            try:
-                for part in (references, rest):
-                    if part:
-                        await self.publisher.send_batch(self.config.topics.state,
-                                                        [(key.encode(), value, None) for key, value in part])
-            except KafkaError:
-                self.pipeline.resave_all()
-                self._uncommitted = _later(commit, self._uncommitted)
-                raise
             self.metrics.checkpoints.inc()
+        return commit
 
     async def _commit(self, commit: dict[TopicPartition, int]) -> None:
         if not commit:
@@ -385,8 +410,13 @@ class Worker:
     async def _hand_over(self, partitions: frozenset[TopicPartition]) -> None:
         # The next owner starts from this state and these offsets.
         try:
+            earlier = await self._state_written()
+        except KafkaError as exc:  # its state is marked to be written again, just below
+            log.warning("periodic state checkpoint not written: %s", exc)
+            earlier = {}
+        try:
             _, commit = await self._save_state(partitions)
-            await self._commit(commit)
+            await self._commit(_later(earlier, commit))
         except KafkaError as exc:
             log.warning("could not checkpoint revoked partitions: %s", exc)
         numbers = {tp.partition for tp in partitions}

@@ -843,14 +843,21 @@ class DriftPipeline:
                 monitors += 1
         return monitors
 
-    def resave_all(self) -> None:
-        """After a checkpoint the broker did not take: the next one writes every model, monitor,
-        reference and waiting prediction again (what it held is not known to be stored)."""
+    def resave_all(self, unwritten: list[tuple[str, bytes | None]] = ()) -> None:
+        """After a checkpoint the broker did not take (its records: ``unwritten``): the next one
+        writes every model, monitor, reference and waiting prediction again (what it held is not
+        known to be stored), and again drops the references it was to drop."""
         self.dirty = set(self.models)
         for group in self.models.values():
             group.dirty = set(group.monitors)
             group.saved_references.clear()
         self.dirty_pending = set(self.pending)
+        for key, value in unwritten:
+            if value is None and is_reference_record(key):
+                model, segment = key.split("\x1f", 2)[:2]
+                group = self.models.get((model, segment or None))
+                if group is not None and key not in group.stale_references:
+                    group.stale_references.append(key)
 
     @property
     def model_count(self) -> int:

@@ -3,6 +3,8 @@ restores put it back, and replaced references are deleted once their successors 
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import orjson
 
@@ -10,6 +12,7 @@ from streamdrift.config import from_mapping
 from streamdrift.detectors import encode_monitor
 from streamdrift.events import Record
 from streamdrift.pipeline import REFERENCE_KEY, DriftPipeline
+from streamdrift.stream.checkpoint import write_order
 
 CONFIG = from_mapping({"detectors": {"reference_size": 300, "rearm_size": 200, "window": 200, "evaluate_every": 100}})
 
@@ -93,3 +96,52 @@ def test_a_monitor_whose_reference_record_is_lost_starts_afresh_and_the_others_a
     restored = DriftPipeline(CONFIG)
     assert restored.restore(list(topic.items())) == 1
     assert list(restored.models[("m", None)].monitors) == [("feature", "b")]
+
+
+def test_a_state_write_cut_short_after_any_part_loses_no_monitor_and_continues_exactly():
+    """A checkpoint that refits a reference fails after some of its parts (``write_order``), the
+    next one (which drops the old reference) after some of its own: whatever was stored, the
+    state restored from it, replayed from the last committed offset, continues like the pipeline
+    that kept running."""
+    first_run, refit, after = records(0, 400), records(400, 1200, shift_from=500), records(1600, 10)
+    later = records(1610, 2000, seed=5)  # feature a back where it was: drift from its new reference
+
+    def stored(parts, cut: int, topic: dict) -> None:
+        for part in parts[:cut]:
+            compact(topic, part)
+
+    cuts = len(write_order(_refitted(first_run, refit)[0].checkpoint()))
+    assert cuts == 2  # the new reference, then models and monitors
+    for cut1 in range(cuts + 1):
+        running, topic = _refitted(first_run, refit)
+        committed = 400
+        first = write_order(running.checkpoint())
+        stored(first, cut1, topic)
+        if cut1 < len(first):
+            running.resave_all([r for part in first for r in part])
+        else:
+            committed = 1600
+        running.process(after)
+        second = write_order(running.checkpoint())
+        assert any(value is None for key, value in second[-1])  # the old reference goes last
+        for cut2 in range(len(second) + 1):
+            kept = dict(topic)
+            stored(second, cut2, kept)
+            restored = DriftPipeline(CONFIG)
+            assert restored.restore(list(kept.items())) == 2, (cut1, cut2)
+            restored.process([r for r in first_run + refit + after if r.offset >= (1610 if cut2 == len(second)
+                                                                                     else committed)])
+            twin = copy.deepcopy(running)
+            expected = [a["alert_id"] for a in twin.process(later).alerts]
+            assert expected and [a["alert_id"] for a in restored.process(later).alerts] == expected, (cut1, cut2)
+
+
+def _refitted(first_run, refit) -> tuple[DriftPipeline, dict]:
+    """A pipeline checkpointed once (that checkpoint stored), then through a drift that refits
+    feature a's reference."""
+    pipeline, topic = DriftPipeline(CONFIG), {}
+    pipeline.process(first_run)
+    compact(topic, pipeline.checkpoint())
+    out = pipeline.process(refit)
+    assert any(a["feature"] == "a" for a in out.alerts)
+    return pipeline, topic
