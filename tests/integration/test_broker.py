@@ -231,3 +231,53 @@ def test_pausing_the_broker_for_3s_loses_nothing(
     assert not delivered_while_paused  # the pause really froze the broker
     assert delivered == len(during)
     assert sorted(r.value for r in received) == sorted(value for _, value, _ in before + during)
+
+
+def test_records_are_made_straight_from_fetched_batches_a_few_at_a_time(
+    broker: EmbeddedBroker, unique_topic: Callable[..., str]
+) -> None:
+    """The hot path's consumer gets ``Record`` s made from aiokafka's unpacked batches
+    (``_PartitionRecords``): every message once, in offset order, with its key, null value
+    (a tombstone) and timestamp, also when ``max_records`` stops in the middle of a batch; any
+    other aiokafka consumer in the same process still gets aiokafka's own ``ConsumerRecord`` s."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import ConsumerRecord
+
+    topic = unique_topic("records", partitions=1)
+    producer = ConfluentProducer({"bootstrap.servers": broker.bootstrap, "linger.ms": 50})
+    sent = [(None if n % 7 == 0 else f"k{n}".encode(), None if n % 10 == 3 else f"v{n}".encode(), 1_700_000_000_000 + n)
+            for n in range(95)]
+    for key, value, ts in sent:  # one linger: a few large record batches
+        producer.produce(topic, key=key, value=value, timestamp=ts)
+    assert producer.flush(15) == 0
+    del producer  # a producer left behind keeps calling the broker after the session stops it
+
+    async def read() -> tuple[list[Record], list[int], list[object]]:
+        sizes = []
+        async with batch_consumer(broker, topic, f"{topic}.group") as consumer:
+            got: list[Record] = []
+            deadline = time.monotonic() + 20
+            while len(got) < len(sent) and time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=200, max_records=8)  # stops mid-batch
+                sizes.append(len(batch))
+                got.extend(batch)
+                if got:  # the position follows what was handed out, even within a batch
+                    assert sum((await consumer.lag()).values()) == len(sent) - len(got)
+        plain = AIOKafkaConsumer(topic, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest")
+        await plain.start()
+        try:
+            other = []
+            while len(other) < 3:
+                for messages in (await plain.getmany(timeout_ms=500, max_records=3)).values():
+                    other.extend(messages)
+        finally:
+            await plain.stop()
+        return got, sizes, other
+
+    got, sizes, other = asyncio.run(read())
+    assert max(sizes) == 8
+    assert all(type(r) is Record for r in got)
+    assert [r.offset for r in got] == list(range(len(sent)))
+    assert [(r.key, r.value, r.timestamp_ms) for r in got] == sent
+    assert {(r.topic, r.partition) for r in got} == {(topic, 0)}
+    assert all(type(m) is ConsumerRecord for m in other) and [m.value for m in other[:3]] == [b"v0", b"v1", b"v2"]
