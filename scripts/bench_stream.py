@@ -428,6 +428,9 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, help="the worker's batch_size (default: the config default)")
     parser.add_argument("--processes", type=int, help="the worker's processes (default: one per core)")
     parser.add_argument("--linger-ms", type=int, help="the worker's linger_ms (default: the config default)")
+    parser.add_argument("--producer-linger-ms", type=int, default=5,
+                        help="linger.ms of the latency phase's producer (default 5, librdkafka's own; each "
+                             "event's latency includes its wait in the producer)")
     parser.add_argument("--keep", help="keep the worker's config, log and the alerts of (c) in this directory")
     args = parser.parse_args()
     began = time.monotonic()
@@ -496,7 +499,7 @@ reference_size = 1000
             rate = max(1000.0, worker_rate / 2)
             measured_per_model = int(rate * args.latency_seconds / args.models)
             live = LiveModels(args.models, measured_per_model)
-            p = producer(bootstrap, linger_ms=5)
+            p = producer(bootstrap, linger_ms=args.producer_linger_ms)
             warm_started = time.monotonic()
             warm_sent = live.send_warm_up(p, topics["features"])
             wait_processed(worker, args.events + warm_sent)
@@ -560,7 +563,7 @@ reference_size = 1000
                    f"{ratio:.2f}x ({worker_rate:,.0f} vs {raw_rate:,.0f} events/s)"))
     print()
     print(f"(c) alert latency at {rate:,.0f} events/s (half the measured rate) for {args.latency_seconds:.0f} s, "
-          f"{args.models} new models drifting at staggered points")
+          f"{args.models} new models drifting at staggered points, producer linger {args.producer_linger_ms} ms")
     print(f"   (before it, unmeasured: the new models' warm-up, {warm_sent:,} events sent at once, was processed in "
           f"{warm_s:.1f} s, every new monitor fitting its reference)")
     if latencies:
