@@ -145,3 +145,16 @@ def _refitted(first_run, refit) -> tuple[DriftPipeline, dict]:
     out = pipeline.process(refit)
     assert any(a["feature"] == "a" for a in out.alerts)
     return pipeline, topic
+
+
+def test_a_failed_write_drops_its_replaced_references_with_the_next_checkpoint():
+    pipeline, _ = _refitted(records(0, 400), records(400, 1200, shift_from=500))
+    pipeline.checkpoint()  # writes the new reference; the old one is dropped a checkpoint later
+    pipeline.process(records(1600, 10))
+    failed = pipeline.checkpoint()
+    dropped = deleted(failed)
+    assert len(dropped) == 1 and f"\x1f{REFERENCE_KEY}\x1f" in dropped[0]
+    pipeline.resave_all(failed)  # the broker did not take it
+    again = pipeline.checkpoint()
+    assert deleted(again) == dropped
+    assert len(reference_keys(again)) == 2  # and every reference is written again
