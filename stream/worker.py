@@ -119,8 +119,6 @@ class Worker:
         #: rebalance, so that a handover never splits a batch from the state that holds it.
         self._lock = asyncio.Lock()
         self._last_checkpoint = time.monotonic()
-        #: Partition changes so far (revocations and assignments), see ``_next_batch``.
-        self._assignments = 0
         self._evicted_seen = 0
         self.restored_monitors = 0
 
@@ -163,10 +161,10 @@ class Worker:
         try:
             while not self._stop.is_set():
                 try:
-                    batch, assignments = await self._next_batch()
+                    batch = await self._next_batch()
                     if batch:
                         self.last_ok = time.monotonic()
-                        await self.handle(batch, assignments)
+                        await self.handle(batch)
                     if time.monotonic() - self._last_checkpoint >= c.checkpoint_seconds:
                         await self.checkpoint()
                     if time.monotonic() - last_lag > lag_every:
@@ -184,44 +182,25 @@ class Worker:
             await self.publisher.stop()
             log.info("worker stopped: %s", self.counts)
 
-    async def _next_batch(self) -> tuple[list[Record], int]:
+    async def _next_batch(self) -> list[Record]:
         """Up to ``batch_size`` records: what has arrived, topped up for at most ``linger_ms``.
         Monitors cost a fixed amount per update, so a few large batches beat many small ones;
-        the linger bounds what that adds to alert latency.
-
-        Also the count of partition changes the records were all fetched under: a rebalance can
-        run while this waits, and records fetched before it must not be processed after it. The
-        state handed over did not hold them and the offsets committed did not pass them, so the
-        partition's next owner reads them again - this worker too, if the partition comes back,
-        and then with the restored state it would process them twice. So a batch that spans a
-        change is dropped. (Found after a broker outage: a process counted 200 events of one
-        partition twice, with exact stored state; this is the path that explains it.)"""
-        assignments = self._assignments
+        the linger bounds what that adds to alert latency."""
         batch = await self.consumer.getmany()
         deadline = time.monotonic() + self.config.linger_ms / 1000.0
-        while batch and len(batch) < self.config.batch_size and time.monotonic() < deadline \
-                and assignments == self._assignments:
+        while batch and len(batch) < self.config.batch_size and time.monotonic() < deadline:
             more = await self.consumer.getmany(timeout_ms=max(1, int((deadline - time.monotonic()) * 1000)),
                                                max_records=self.config.batch_size - len(batch))
             if not more:
                 break
             batch.extend(more)
-        if assignments != self._assignments:
-            log.info("dropped %d events fetched before a rebalance: they are read again from the committed offsets",
-                     len(batch))
-            return [], self._assignments
-        return batch, assignments
+        return batch
 
-    async def handle(self, batch: list[Record], assignments: int | None = None) -> Output:
+    async def handle(self, batch: list[Record]) -> Output:
         """Process one batch: pipeline, publish outputs (awaiting acks). Its offsets are committed
-        with the next checkpoint. ``assignments``: the count of partition changes the batch was
-        fetched under (``_next_batch``); if a rebalance came since, the batch is dropped."""
+        with the next checkpoint."""
         started = time.perf_counter()
         async with self._lock:
-            if assignments is not None and assignments != self._assignments:
-                log.info("dropped %d events fetched before a rebalance: they are read again from the committed "
-                         "offsets", len(batch))
-                return Output()
             out = self.pipeline.process(batch)
             for notice in out.notices:
                 log.warning(notice)
@@ -380,7 +359,6 @@ class Worker:
     # -- partitions -------------------------------------------------------------------------
     async def _assigned(self, partitions: frozenset[TopicPartition]) -> None:
         async with self._lock:
-            self._assignments += 1
             await self._restore(partitions)
 
     async def _restore(self, partitions: frozenset[TopicPartition]) -> None:
@@ -401,7 +379,6 @@ class Worker:
 
     async def _revoked(self, partitions: frozenset[TopicPartition]) -> None:
         async with self._lock:
-            self._assignments += 1
             await self._hand_over(partitions)
 
     async def _hand_over(self, partitions: frozenset[TopicPartition]) -> None:
