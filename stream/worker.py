@@ -300,7 +300,7 @@ class Worker:
         """Write the changed state (of ``partitions``, or all), then commit the offsets it covers.
         The hot path waits for it: sending it in the background while the next batches ran cut
         alert latency, but made ``test_broker_paused_for_30_s_worker_degrades_then_recovers_without_loss``
-        fail 4 runs in 23 (Page-Hinkley alerts at other positions after the restore; see the
+        fail 5 runs in 33 (Page-Hinkley alerts at other positions after the restore; see the
         README), and was taken out again."""
         async with self._lock:
             count, commit = await self._save_state(partitions)
