@@ -119,6 +119,8 @@ class Worker:
         #: rebalance, so that a handover never splits a batch from the state that holds it.
         self._lock = asyncio.Lock()
         self._last_checkpoint = time.monotonic()
+        #: Revocations so far: records handed out before one are stale after it (``_next_batch``).
+        self._revocations = 0
         self._evicted_seen = 0
         self.restored_monitors = 0
 
@@ -161,10 +163,10 @@ class Worker:
         try:
             while not self._stop.is_set():
                 try:
-                    batch = await self._next_batch()
+                    batch, revocations = await self._next_batch()
                     if batch:
                         self.last_ok = time.monotonic()
-                        await self.handle(batch)
+                        await self.handle(batch, revocations)
                     if time.monotonic() - self._last_checkpoint >= c.checkpoint_seconds:
                         await self.checkpoint()
                     if time.monotonic() - last_lag > lag_every:
@@ -182,25 +184,46 @@ class Worker:
             await self.publisher.stop()
             log.info("worker stopped: %s", self.counts)
 
-    async def _next_batch(self) -> list[Record]:
+    async def _next_batch(self) -> tuple[list[Record], int]:
         """Up to ``batch_size`` records: what has arrived, topped up for at most ``linger_ms``.
         Monitors cost a fixed amount per update, so a few large batches beat many small ones;
-        the linger bounds what that adds to alert latency."""
+        the linger bounds what that adds to alert latency.
+
+        With the count of revocations the records are valid under. A rebalance can run while a
+        top-up waits: records handed out before its revocation were not in the state handed over,
+        and the commits did not pass them, so they are read again from the committed offset -
+        processed as well, they would be counted twice by a worker that gets the partition back
+        (seen after a broker outage). aiokafka marks a reassignment before it calls the revoke
+        callback and hands out nothing while one is in progress, so what a ``getmany`` returns is
+        valid unless a revocation comes after it returned: then what came before is dropped."""
         batch = await self.consumer.getmany()
+        revocations = self._revocations
         deadline = time.monotonic() + self.config.linger_ms / 1000.0
         while batch and len(batch) < self.config.batch_size and time.monotonic() < deadline:
             more = await self.consumer.getmany(timeout_ms=max(1, int((deadline - time.monotonic()) * 1000)),
                                                max_records=self.config.batch_size - len(batch))
+            if revocations != self._revocations:
+                self._drop_stale(batch)
+                batch, revocations = more, self._revocations
+                continue
             if not more:
                 break
             batch.extend(more)
-        return batch
+        return batch, revocations
 
-    async def handle(self, batch: list[Record]) -> Output:
+    def _drop_stale(self, batch: list[Record]) -> None:
+        log.info("dropped %d events handed out before a rebalance: they are read again from the committed offsets",
+                 len(batch))
+
+    async def handle(self, batch: list[Record], revocations: int | None = None) -> Output:
         """Process one batch: pipeline, publish outputs (awaiting acks). Its offsets are committed
-        with the next checkpoint."""
+        with the next checkpoint. ``revocations``: the count the batch is valid under (see
+        ``_next_batch``); a batch handed out before a later revocation is dropped."""
         started = time.perf_counter()
         async with self._lock:
+            if revocations is not None and revocations != self._revocations:
+                self._drop_stale(batch)
+                return Output()
             out = self.pipeline.process(batch)
             for notice in out.notices:
                 log.warning(notice)
@@ -378,6 +401,7 @@ class Worker:
                  sorted(f"{tp.topic}/{tp.partition}" for tp in partitions), restored, len(records))
 
     async def _revoked(self, partitions: frozenset[TopicPartition]) -> None:
+        self._revocations += 1  # first, before any wait: see _next_batch
         async with self._lock:
             await self._hand_over(partitions)
 

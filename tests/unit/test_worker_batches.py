@@ -1,0 +1,62 @@
+"""A batch never spans a revocation: records handed out before one are not processed after it
+(``Worker._next_batch`` and ``Worker.handle``); they are read again from the committed offsets.
+The consumer here is a list of prepared ``getmany`` results: what is tested is the worker's
+bookkeeping, not Kafka (rebalances run against the real broker in tests/integration)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+from streamdrift.config import from_mapping
+from streamdrift.events import Record
+from streamdrift.stream.worker import Worker
+
+
+def records(start: int, n: int) -> list[Record]:
+    return [Record(orjson.dumps({"model": "m", "ts": 1e9 + i, "features": {"x": float(i % 7)}}), b"m", "features", 0, i, 1_700_000_000_000 + i)
+            for i in range(start, start + n)]
+
+
+class PreparedFetches:
+    """``getmany`` hands out ``chunks`` in turn; during call number ``rebalance_at`` the worker's
+    partitions are revoked (aiokafka runs the callback while ``getmany`` waits, and that call then
+    hands out what the new assignment fetched)."""
+
+    def __init__(self, worker: Worker, chunks: list[list[Record]], rebalance_at: int | None = None):
+        self.worker, self.chunks, self.rebalance_at, self.calls = worker, chunks, rebalance_at, 0
+
+    async def getmany(self, timeout_ms: int | None = None, max_records: int | None = None) -> list[Record]:
+        self.calls += 1
+        if self.calls == self.rebalance_at:
+            self.worker._revocations += 1
+        return self.chunks.pop(0) if self.chunks else []
+
+
+def worker() -> Worker:
+    return Worker(from_mapping({"linger_ms": 1000, "batch_size": 1000}))
+
+
+def test_a_batch_is_topped_up_while_no_partition_is_revoked():
+    w = worker()
+    w.consumer = PreparedFetches(w, [records(0, 10), records(10, 10), records(20, 5)])
+    batch, revocations = asyncio.run(w._next_batch())
+    assert [r.offset for r in batch] == list(range(25)) and revocations == w._revocations == 0
+
+
+def test_records_handed_out_before_a_revocation_are_dropped_and_what_follows_is_kept():
+    for rebalance_at, kept in ((2, range(10, 25)), (3, range(20, 25))):  # during the first top-up, or the second
+        w = worker()
+        w.consumer = PreparedFetches(w, [records(0, 10), records(10, 10), records(20, 5)], rebalance_at)
+        batch, revocations = asyncio.run(w._next_batch())
+        assert [r.offset for r in batch] == list(kept) and revocations == w._revocations == 1
+
+
+def test_a_batch_handled_after_a_rebalance_is_dropped():
+    w = worker()
+    batch = records(0, 50)
+    w._revocations = 3  # the batch was handed out at 1: revocations came since
+    out = asyncio.run(w.handle(batch, 1))
+    assert out.processed == 0 and w.counts["in"] == 0 and w.pipeline.model_count == 0 and not w._uncommitted
+    assert asyncio.run(w.handle(batch, 3)).processed == 50 and w.counts["in"] == 50  # fetched under the current one
