@@ -230,7 +230,6 @@ async def _call(callback: PartitionsCallback | None, partitions: Iterable[TopicP
         await result
 
 
-#: A consumed message's fields in ``Record``'s order, read in C: this runs once per message.
 class _AsRecords:
     """The ``value_deserializer`` that marks a consumer whose fetched messages become
     :class:`Record` s as they are unpacked (see ``_PartitionRecords``); values stay bytes."""
@@ -244,6 +243,7 @@ class _AsRecords:
 
 AS_RECORDS = _AsRecords()
 _VALUE, _KEY, _OFFSET, _TIMESTAMP = attrgetter("value"), attrgetter("key"), attrgetter("offset"), attrgetter("timestamp")
+#: A consumed message's fields in ``Record``'s order (the ``read_committed`` path).
 _RECORD_FIELDS = attrgetter("value", "key", "topic", "partition", "offset", "timestamp")
 
 

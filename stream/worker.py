@@ -203,7 +203,7 @@ class Worker:
             more = await self.consumer.getmany(timeout_ms=max(1, int((deadline - time.monotonic()) * 1000)),
                                                max_records=self.config.batch_size - len(batch))
             if revocations != self._revocations:
-                self._drop_stale(batch)
+                self._log_dropped(batch)
                 batch, revocations = more, self._revocations
                 continue
             if not more:
@@ -211,7 +211,7 @@ class Worker:
             batch.extend(more)
         return batch, revocations
 
-    def _drop_stale(self, batch: list[Record]) -> None:
+    def _log_dropped(self, batch: list[Record]) -> None:
         log.info("dropped %d events handed out before a rebalance: they are read again from the committed offsets",
                  len(batch))
 
@@ -222,7 +222,7 @@ class Worker:
         started = time.perf_counter()
         async with self._lock:
             if revocations is not None and revocations != self._revocations:
-                self._drop_stale(batch)
+                self._log_dropped(batch)
                 return Output()
             out = self.pipeline.process(batch)
             for notice in out.notices:
