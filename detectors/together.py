@@ -37,6 +37,7 @@ from __future__ import annotations
 import functools
 import math
 from itertools import chain
+from operator import attrgetter, is_
 
 import numpy as np
 from scipy.special import ndtri
@@ -136,16 +137,99 @@ def _advance(key: tuple, monitors: list[NumericMonitor], x: np.ndarray) -> np.nd
         _windowed(monitors, tables, settings, active, points, positions, quiet)
     for apply in commit:
         apply()
+    everyone = bool(quiet.all())
+    rings = _rings(tables, monitors) if everyone else None
+    if rings is not None:
+        rings.extend(x, positions)
     for i in np.flatnonzero(quiet).tolist():
         m = monitors[i]
-        m.recent_values.extend(x[i])
-        m.recent_positions.extend(positions[i])
-        m.recent_missing.fill(False, n)
+        if rings is None:
+            m.recent_values.extend(x[i])
+            m.recent_positions.extend(positions[i])
+            m.recent_missing.fill(False, n)
         m.watched += n
         m.seen += n
     recent = tables.recent
-    tables.recent = recent.extended(positions) if recent is not None and quiet.all() else None
+    tables.recent = recent.extended(positions) if recent is not None and everyone else None
     return quiet
+
+
+def _extend_rows(buffer: np.ndarray, count: int, items, n: int) -> None:
+    """``Ring.extend`` of every row of ``buffer`` (rings of ``size`` columns holding ``count``
+    items each, so one layout) by ``n`` items: the rows of ``items``, or ``items`` itself if it is
+    a scalar (``Ring.fill``). In place; the counts are the caller's to advance."""
+    size = buffer.shape[1]
+    scalar = np.ndim(items) == 0
+    if n >= size:
+        if scalar:
+            buffer[:] = items
+            return
+        start = (count + n) % size
+        tail = items[:, -size:]
+        buffer[:, start:] = tail[:, :size - start]
+        buffer[:, :start] = tail[:, size - start:]
+        return
+    start = count % size
+    end = start + n
+    if end <= size:
+        buffer[:, start:end] = items
+    else:
+        split = size - start
+        buffer[:, start:] = items if scalar else items[:, :split]
+        buffer[:, :end - size] = items if scalar else items[:, split:]
+
+
+_RING_BUFFER, _RING_COUNT = attrgetter("buffer"), attrgetter("count")
+_RECENT = attrgetter("recent_values", "recent_positions", "recent_missing")
+
+
+class _Rings:
+    """The group's rings of recent values, positions and missing flags, kind by kind, as the rows
+    of one array: each member's ``Ring.buffer`` *is* its row (a view), so that extending every
+    member is one slice assignment per kind instead of three ``Ring.extend`` calls per member
+    (at a hundred values per batch those calls cost more than the copying). Valid while the
+    members keep those rings, the rings those rows (``Ring`` never replaces its buffer; another
+    ``_Rings`` over the same rings takes them over) and each kind one count (one layout)."""
+
+    def __init__(self, monitors: list[NumericMonitor]):
+        self.owned = list(map(_RECENT, monitors))
+        self.kinds = []  # per kind: (its rings, the array of their buffers, the row views)
+        for rings in zip(*self.owned):
+            array = np.stack(list(map(_RING_BUFFER, rings)))
+            views = list(array)
+            for ring, view in zip(rings, views):
+                ring.buffer = view
+            self.kinds.append((rings, array, views))
+
+    def valid_for(self, monitors: list[NumericMonitor]) -> bool:
+        if list(map(_RECENT, monitors)) != self.owned:  # tuples of rings: compared by identity first
+            return False
+        for rings, _, views in self.kinds:
+            if not all(map(is_, map(_RING_BUFFER, rings), views)) or len(set(map(_RING_COUNT, rings))) != 1:
+                return False
+        return True
+
+    def extend(self, values: np.ndarray, positions: np.ndarray) -> None:
+        """What ``_advance`` does to each member's rings when no value is missing: values and
+        positions extended, as many ``False`` in the missing flags."""
+        n = values.shape[1]
+        for (rings, array, _), items in zip(self.kinds, (values, positions, False)):
+            _extend_rows(array, rings[0].count, items, n)
+            for ring in rings:
+                ring.count += n
+
+
+def _rings(tables: "_Tables", monitors: list[NumericMonitor]) -> "_Rings | None":
+    """The group's ``_Rings``, kept on its tables; ``None`` while the members' rings of a kind
+    hold different counts (e.g. one feature had missing values): they are extended one by one."""
+    rings = tables.rings
+    if rings is not None and rings.valid_for(monitors):
+        return rings
+    for kind in zip(*map(_RECENT, monitors)):
+        if len(set(map(_RING_COUNT, kind))) != 1:
+            return None
+    rings = tables.rings = _Rings(monitors)
+    return rings
 
 
 class _RecentPositions:
@@ -257,6 +341,7 @@ class _Tables:
         self.down = np.rint((-z - allowance) * QUANTUM).astype(np.int64).astype(np.int32)
         self.adwin: _AdwinVectors | None = None
         self.recent: _RecentPositions | None = None
+        self.rings: _Rings | None = None
         self.critical = np.array([m.ks.critical for m in monitors])  # both fixed by the fit
         self.hist_critical = np.array([m.histogram.critical for m in monitors])
 
