@@ -18,10 +18,10 @@ from .numeric import NumericMonitor
 from .page_hinkley import PageHinkley
 from .reference import Reference
 from .settings import CATEGORICAL_DETECTORS, NUMERIC_DETECTORS, MonitorSettings
-from .state import StateError, decode_monitor, encode_monitor, reference_tag
+from .state import StateError, decode_monitor, encode_monitor, monitor_record, reference_tag
 
 __all__ = [
     "ADWIN", "CategoricalMonitor", "Detection", "FrequencyTest", "WindowedKS", "MissingRate",
     "NumericMonitor", "PageHinkley", "Reference", "MonitorSettings", "NUMERIC_DETECTORS",
-    "CATEGORICAL_DETECTORS", "StateError", "encode_monitor", "decode_monitor", "reference_tag",
+    "CATEGORICAL_DETECTORS", "StateError", "encode_monitor", "monitor_record", "decode_monitor", "reference_tag",
 ]

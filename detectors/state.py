@@ -118,6 +118,51 @@ def _read_array(data: memoryview, d) -> np.ndarray:
     return np.frombuffer(data[offset:offset + nbytes], dtype=dtype).copy().reshape(shape)
 
 
+def frozen(state):
+    """A copy of a state that later updates of what it came from cannot change (dicts, lists and
+    arrays copied down to their leaves; numbers and strings are immutable anyway): ``pack`` of it,
+    whenever it runs, gives what ``pack`` of the state gave at the moment of the copy. This is
+    what lets a checkpoint be taken between two batches and encoded while the next ones run.
+
+    >>> live = {"values": np.zeros(2), "recent": [[1, 2.0]]}
+    >>> copy = frozen(live)
+    >>> live["values"][0] = 5.0; live["recent"][0][0] = 7; live["recent"].append([3, 4.0])
+    >>> copy["values"].tolist(), copy["recent"]
+    ([0.0, 0.0], [[1, 2.0]])
+    """
+    kind = type(state)
+    if kind is dict:
+        return {key: frozen(value) for key, value in state.items()}
+    if kind is list or kind is tuple:
+        return kind(map(frozen, state))
+    if kind is np.ndarray:
+        return state.copy()
+    return state
+
+
+def monitor_record(monitor, reference_tag: str | None = None) -> dict:
+    """What ``encode_monitor`` encodes, as a frozen dict (see ``frozen``): ``pack`` of it later
+    gives the bytes ``encode_monitor`` gives now.
+
+    >>> from streamdrift.detectors import NumericMonitor, MonitorSettings
+    >>> m = NumericMonitor(MonitorSettings(reference_size=100))
+    >>> _ = m.update(np.arange(150.0))
+    >>> record, now = monitor_record(m), encode_monitor(m)
+    >>> _ = m.update(np.arange(50.0))
+    >>> pack(record) == now, pack(record) == encode_monitor(m)
+    (True, False)
+    """
+    kind = "numeric" if monitor.numeric else "categorical"
+    state = monitor.get_state()
+    tagged = reference_tag is not None and monitor.numeric and state.get("reference") is not None
+    if tagged:
+        state["reference"] = None  # stored in a record of its own, named by the tag
+    record = {"type": kind, "settings": monitor.settings.to_dict(), "monitor": frozen(state)}
+    if tagged:
+        record["reference_tag"] = reference_tag
+    return record
+
+
 def encode_monitor(monitor, reference_tag: str | None = None) -> bytes:
     """A monitor's complete state as bytes (see the module docstring for the layout).
 
@@ -136,13 +181,7 @@ def encode_monitor(monitor, reference_tag: str | None = None) -> bytes:
     >>> len(apart) < len(encode_monitor(m)), decode_monitor(apart, {tag: m.reference.values}).seen
     (True, 150)
     """
-    kind = "numeric" if monitor.numeric else "categorical"
-    state = monitor.get_state()
-    record = {"type": kind, "settings": monitor.settings.to_dict(), "monitor": state}
-    if reference_tag is not None and monitor.numeric and state.get("reference") is not None:
-        state["reference"] = None
-        record["reference_tag"] = reference_tag
-    return pack(record)
+    return pack(monitor_record(monitor, reference_tag))
 
 
 def reference_tag(values: np.ndarray) -> str:

@@ -7,7 +7,7 @@ identical alerts for the same input order.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import count, repeat
 from operator import attrgetter
 
@@ -18,7 +18,7 @@ from .alerts import build_alert
 from .config import Config
 from .detectors import CategoricalMonitor, NumericMonitor
 from .detectors.settings import BINARY_DETECTORS
-from .detectors.state import pack, unpack
+from .detectors.state import frozen, pack, unpack
 from .detectors.together import update_together
 from .concept import ERROR, PendingPredictions, prediction_error
 from .events import NUMBERS, SEPARATOR, Event, LabelEvent, PlainBatch, Record, Rejected, decode, plain_batch, value_problem
@@ -189,11 +189,13 @@ class ModelMonitors:
 
     # -- checkpoints: one record for the model, one per monitor (a model's state can exceed a
     # -- Kafka message, a monitor's cannot: it is bounded by its reference and window sizes) --
-    def checkpoint_records(self, everything: bool = False) -> list[tuple[str, bytes]]:
-        """``(key, value)`` records of what changed since the last checkpoint."""
+    def checkpoint_records(self, everything: bool = False, deferred: bool = False) -> list[tuple[str, object]]:
+        """``(key, value)`` records of what changed since the last checkpoint; ``deferred``: see
+        ``DriftPipeline.checkpoint``."""
+        seal = _sealed if deferred else pack
         prefix = f"{self.model}\x1f{self.segment or ''}"
         position = {"partition": self.partition, "offset": self.next_offset}
-        records = [(prefix, pack({**position, "model": self.model, "segment": self.segment,
+        records = [(prefix, seal({**position, "model": self.model, "segment": self.segment,
                                   "types": [[k, n, t] for (k, n), t in self.types.items()],
                                   "tracker": self.tracker.get_state(), "last_ts": self.last_ts,
                                   "started": self.started}))]
@@ -201,13 +203,17 @@ class ModelMonitors:
         self.stale_references = []
         for key in (self.monitors if everything else sorted(self.dirty)):
             monitor = self.monitors[key]
-            tag = self._reference_record(key, monitor, position, records)
-            blob = np.frombuffer(detectors.encode_monitor(monitor, tag), dtype=np.uint8)
-            records.append((f"{prefix}\x1f{key[0]}\x1f{key[1]}", pack({**position, "monitor": blob})))
+            tag = self._reference_record(key, monitor, position, records, seal)
+            if deferred:
+                value = partial(_pack_monitor, position, detectors.monitor_record(monitor, tag))
+            else:
+                value = _pack_monitor(position, detectors.encode_monitor(monitor, tag))
+            records.append((f"{prefix}\x1f{key[0]}\x1f{key[1]}", value))
         self.dirty.clear()
         return records
 
-    def _reference_record(self, stream: tuple[str, str], monitor, position: dict, records: list) -> str | None:
+    def _reference_record(self, stream: tuple[str, str], monitor, position: dict, records: list,
+                          seal=pack) -> str | None:
         """The tag of a numeric monitor's reference, adding its record to ``records`` when it
         is not written yet (a monitor's reference is ~8 bytes per reference value, its other
         state about as much again; the reference changes only when the monitor fits)."""
@@ -220,9 +226,30 @@ class ModelMonitors:
         tag = detectors.reference_tag(reference.values)
         if saved is not None and saved[1] != tag:
             self.stale_references.append(self._reference_key(stream, saved[1]))
-        records.append((self._reference_key(stream, tag), pack({**position, "reference": reference.values})))
+        records.append((self._reference_key(stream, tag), seal({**position, "reference": reference.values})))
         self.saved_references[stream] = (reference, tag)
         return tag
+
+
+def _sealed(state: dict) -> partial:
+    """``pack`` of ``state`` as it is now, to be called later (see ``detectors.state.frozen``)."""
+    return partial(pack, frozen(state))
+
+
+def _pack_monitor(position: dict, monitor: bytes | dict) -> bytes:
+    """A monitor's state record: its input position and its encoded state (``monitor``: bytes of
+    ``encode_monitor``, or the frozen dict of ``monitor_record`` that they encode)."""
+    blob = monitor if type(monitor) is bytes else pack(monitor)
+    return pack({**position, "monitor": np.frombuffer(blob, dtype=np.uint8)})
+
+
+def packed(value):
+    """The bytes of a checkpoint record's value (``None``: a tombstone), packing a deferred one.
+
+    >>> packed(None), packed(b"x"), packed(lambda: b"later")
+    (None, b'x', b'later')
+    """
+    return value() if callable(value) else value
 
 
 def columns_of(group: "ModelMonitors", events: list[Event]) -> dict[tuple[str, str], tuple[int, list]]:
@@ -767,10 +794,26 @@ class DriftPipeline:
                 del self.pending[model]
 
     # -- state ------------------------------------------------------------------------------
-    def checkpoint(self, partitions=None) -> list[tuple[str, bytes]]:
+    def checkpoint(self, partitions=None, deferred: bool = False) -> list[tuple[str, object]]:
         """State records of the models changed since the last checkpoint (of ``partitions`` only,
-        when given), to be written to the compacted state topic."""
-        records: list[tuple[str, bytes | None]] = []
+        when given), to be written to the compacted state topic.
+
+        ``deferred``: each value is a function that packs it (see ``packed``), on a frozen copy
+        of the state taken now: the state is captured between two batches (a consistent cut)
+        for a fraction of what encoding it costs, and encoded while the next batches are
+        processed, with the bytes it would have had now.
+
+        >>> import orjson
+        >>> running, twin = DriftPipeline(Config()), DriftPipeline(Config())
+        >>> batch = lambda lo, hi: [Record(orjson.dumps({"model": "m", "features": {"x": i % 7}}), offset=i)
+        ...                         for i in range(lo, hi)]
+        >>> _ = running.process(batch(0, 6000)), twin.process(batch(0, 6000))
+        >>> later, now = running.checkpoint(deferred=True), twin.checkpoint()
+        >>> _ = running.process(batch(6000, 6500))             # the state moves on before packing
+        >>> [(key, packed(value)) for key, value in later] == now
+        True
+        """
+        records: list[tuple[str, object]] = []
         if partitions is None:
             records.extend((key, None) for key in self.evicted_keys)
             self.evicted_keys = []
@@ -781,7 +824,7 @@ class DriftPipeline:
                 continue
             if partitions is not None and group.partition not in partitions:
                 continue
-            records.extend(group.checkpoint_records())
+            records.extend(group.checkpoint_records(deferred=deferred))
             self.dirty.discard(key)
         for model in sorted(self.dirty_pending):
             partition = next((g.partition for (m, _), g in self.models.items() if m == model), None)
@@ -792,8 +835,8 @@ class DriftPipeline:
                 continue
             pending = self.pending.get(model)
             if pending is not None:
-                records.append((f"{model}\x1f\x1f{PENDING_KEY}", pack({"partition": partition, "offset": None,
-                                                                       "pending": pending.get_state()})))
+                records.append((f"{model}\x1f\x1f{PENDING_KEY}", (_sealed if deferred else pack)(
+                    {"partition": partition, "offset": None, "pending": pending.get_state()})))
             self.dirty_pending.discard(model)
         return records
 
