@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""What a batch costs the pipeline: ``DriftPipeline.process`` on batches of several sizes, over
+models whose monitors are all fitted (the processor's steady state), no Kafka, one process.
+
+Each model has 20 numeric standard-normal features; events go to the models round-robin, so a
+batch of B events gives each of M models about B / M values. The figures split into a fixed cost
+per (model, batch) and a cost per event: the processor pays the first once per batch, so small
+batches (a lightly loaded worker) cost more per event.
+
+    python scripts/bench_batches.py [--models 32] [--sizes 250 500 1000 2000 4000 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import orjson
+
+from streamdrift.config import Config
+from streamdrift.detectors import MonitorSettings
+from streamdrift.events import Record
+from streamdrift.pipeline import DriftPipeline
+from streamdrift.process_tuning import tune_gc
+
+FEATURES = 20
+
+
+def events(rng: np.random.Generator, models: int, n: int, start: int) -> list[Record]:
+    names = [f"f{j:02d}" for j in range(FEATURES)]
+    rows = np.round(rng.normal(0.0, 1.0, (n, FEATURES)), 6).tolist()
+    out = []
+    for i, row in enumerate(rows, start):
+        model = f"m-{i % models:03d}"
+        value = orjson.dumps({"model": model, "ts": 1.7e9 + i * 0.001, "features": dict(zip(names, row))})
+        out.append(Record(value, model.encode(), "features", 0, i, None))
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=int, default=32)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[250, 500, 1000, 2000, 4000, 20000])
+    args = parser.parse_args()
+    tune_gc()
+    config = Config(detectors=MonitorSettings(reference_size=1000))
+    pipeline = DriftPipeline(config)
+    rng = np.random.default_rng(0)
+    position = 0
+    warm = events(rng, args.models, args.models * 1300, position)  # past the reference and a margin
+    position += len(warm)
+    for i in range(0, len(warm), 20_000):
+        pipeline.process(warm[i:i + 20_000])
+    print(f"DriftPipeline.process, {args.models} fitted models x {FEATURES} numeric features, one process")
+    print(f"   {'batch':>8}{'per model':>11}{'us/event':>10}{'ms/batch':>10}")
+    timings = []
+    for size in args.sizes:
+        total = max(size * 20, 40_000)
+        records = events(rng, args.models, total, position)
+        position += total
+        started = time.perf_counter()
+        for i in range(0, total, size):
+            pipeline.process(records[i:i + size])
+        seconds = time.perf_counter() - started
+        per_batch = seconds / (total / size)
+        timings.append((size, per_batch))
+        print(f"   {size:>8,}{size / args.models:>11.1f}{seconds / total * 1e6:>10.1f}{per_batch * 1e3:>10.2f}")
+    sizes, costs = np.array([t[0] for t in timings], float), np.array([t[1] for t in timings])
+    per_event, fixed = np.polyfit(sizes, costs, 1)
+    print(f"   least squares: {fixed * 1e3:.1f} ms per batch ({fixed / args.models * 1e3:.2f} ms per model) "
+          f"+ {per_event * 1e6:.1f} us per event")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
