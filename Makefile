@@ -24,6 +24,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_stream.py
+	$(BIN)/python scripts/bench_batches.py
 	$(BIN)/python scripts/bench_replay.py
 	$(BIN)/python scripts/bench_core.py
 	$(BIN)/python scripts/bench_quality.py
