@@ -158,3 +158,29 @@ def test_a_failed_write_drops_its_replaced_references_with_the_next_checkpoint()
     again = pipeline.checkpoint()
     assert deleted(again) == dropped
     assert len(reference_keys(again)) == 2  # and every reference is written again
+
+
+def test_a_deferred_checkpoint_packs_the_state_of_its_cut_whatever_happens_after():
+    """The worker captures a periodic checkpoint between two batches and packs it while the next
+    ones run (``checkpoint(deferred=True)``): its bytes must be those of the cut, even when the
+    batches in between detect drift, re-arm and refit the monitors (fits write into some of the
+    detectors' arrays in place), and a restore from them must continue like the uncut pipeline."""
+    running, twin = DriftPipeline(CONFIG), DriftPipeline(CONFIG)
+    topic: dict = {}
+    for p in (running, twin):
+        p.process(records(0, 300))
+        compact(topic, p.checkpoint())  # the references: written with the first checkpoint
+        p.process(records(300, 200))
+    later, now = running.checkpoint(deferred=True), twin.checkpoint()
+    assert any(callable(value) for _, value in later)
+    monitor = running.models[("m", None)].monitors[("feature", "a")]
+    reference, sums = monitor.reference, list(monitor.missing_rate.sums)
+    after = records(500, 800, shift_from=520)
+    found = running.process(after)  # detections, re-arming, a new fit of feature a
+    assert found.alerts and monitor.reference is not reference, "the monitors must change before packing"
+    packed = [(key, value() if callable(value) else value) for key, value in later]
+    assert packed == now
+    restored = DriftPipeline(CONFIG)
+    compact(topic, packed)
+    restored.restore(list(topic.items()))
+    assert [a["alert_id"] for a in restored.process(after).alerts] == [a["alert_id"] for a in found.alerts]
