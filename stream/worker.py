@@ -379,7 +379,6 @@ class Worker:
                     log.debug("checkpointing %s offset %s seen %s", key, group.next_offset,
                               {k[1]: m.seen for k, m in group.monitors.items()})
         records = self.pipeline.checkpoint(numbers, deferred=deferred)
-        trim_memory()
         commit = {tp: o for tp, o in self._uncommitted.items() if partitions is None or tp in partitions}
         for tp in commit:
             self._uncommitted.pop(tp, None)
@@ -405,6 +404,7 @@ class Worker:
             self.pipeline.resave_all(records)
             self._uncommitted = _later(commit, self._uncommitted)
             raise
+        trim_memory()  # now that the packed records are sent and acknowledged, and freed
         if records:
             self.metrics.checkpoints.inc()
         return commit

@@ -813,6 +813,7 @@ class DriftPipeline:
         >>> [(key, packed(value)) for key, value in later] == now
         True
         """
+        seal = _sealed if deferred else pack
         records: list[tuple[str, object]] = []
         if partitions is None:
             records.extend((key, None) for key in self.evicted_keys)
@@ -835,8 +836,8 @@ class DriftPipeline:
                 continue
             pending = self.pending.get(model)
             if pending is not None:
-                records.append((f"{model}\x1f\x1f{PENDING_KEY}", (_sealed if deferred else pack)(
-                    {"partition": partition, "offset": None, "pending": pending.get_state()})))
+                records.append((f"{model}\x1f\x1f{PENDING_KEY}", seal({"partition": partition, "offset": None,
+                                                                       "pending": pending.get_state()})))
             self.dirty_pending.discard(model)
         return records
 

@@ -11,7 +11,7 @@ import orjson
 from streamdrift.config import from_mapping
 from streamdrift.detectors import encode_monitor
 from streamdrift.events import Record
-from streamdrift.pipeline import REFERENCE_KEY, DriftPipeline
+from streamdrift.pipeline import REFERENCE_KEY, DriftPipeline, packed
 from streamdrift.stream.checkpoint import write_order
 
 CONFIG = from_mapping({"detectors": {"reference_size": 300, "rearm_size": 200, "window": 200, "evaluate_every": 100}})
@@ -174,13 +174,13 @@ def test_a_deferred_checkpoint_packs_the_state_of_its_cut_whatever_happens_after
     later, now = running.checkpoint(deferred=True), twin.checkpoint()
     assert any(callable(value) for _, value in later)
     monitor = running.models[("m", None)].monitors[("feature", "a")]
-    reference, sums = monitor.reference, list(monitor.missing_rate.sums)
+    reference = monitor.reference
     after = records(500, 800, shift_from=520)
     found = running.process(after)  # detections, re-arming, a new fit of feature a
     assert found.alerts and monitor.reference is not reference, "the monitors must change before packing"
-    packed = [(key, value() if callable(value) else value) for key, value in later]
-    assert packed == now
+    written = [(key, packed(value)) for key, value in later]
+    assert written == now
     restored = DriftPipeline(CONFIG)
-    compact(topic, packed)
+    compact(topic, written)
     restored.restore(list(topic.items()))
     assert [a["alert_id"] for a in restored.process(after).alerts] == [a["alert_id"] for a in found.alerts]
