@@ -65,6 +65,14 @@ def update_together(monitors: list[NumericMonitor], values: np.ndarray) -> list[
     if n == 0:
         return [[] for _ in monitors]
     clean = np.isfinite(values).all(axis=1)
+    trusted = _trusted(monitors)
+    if trusted is not None and clean.all():
+        # The whole group advanced here last time, all quiet, and nothing has touched it since:
+        # its members are still candidates with one schedule, and its caches are valid.
+        quiet = _advance(_schedule(monitors[0], n), monitors, values, trusted)
+        if quiet.all():
+            return [[] for _ in monitors]
+        return [[] if ok else monitor.update(values[k]) for k, (monitor, ok) in enumerate(zip(monitors, quiet.tolist()))]
     groups: dict[tuple, list[int]] = {}
     for k, monitor in enumerate(monitors):
         if clean[k] and _quiet_candidate(monitor):
@@ -79,6 +87,25 @@ def update_together(monitors: list[NumericMonitor], values: np.ndarray) -> list[
         if results[k] is None:
             results[k] = monitor.update(values[k])
     return results
+
+
+#: What changes whenever a monitor's state changes other than by this path's own advance: every
+#: update gives it values (``seen``), every fit counts (``calibrations``); a restore makes a new
+#: monitor.
+_STAMP = attrgetter("seen", "calibrations")
+
+
+def _trusted(monitors: list[NumericMonitor]) -> "_Tables | None":
+    """The tables of a group that ``_advance`` moved on last time as a whole, every member
+    quiet, if no member has changed since: then its caches (ADWIN vectors, rings, recent
+    positions) hold the members' state and need no check, and the members share one schedule."""
+    tables = monitors[0].__dict__.get("_together_tables")
+    if tables is None or tables.stamps is None:
+        return None
+    members = tables.members
+    if len(members) != len(monitors) or not all(map(is_, members, monitors)):
+        return None
+    return tables if list(map(_STAMP, monitors)) == tables.stamps else None
 
 
 def _quiet_candidate(monitor: NumericMonitor) -> bool:
@@ -113,13 +140,14 @@ def _settings_key(monitor: NumericMonitor) -> int:
 
 
 
-def _advance(key: tuple, monitors: list[NumericMonitor], x: np.ndarray) -> np.ndarray:
+def _advance(key: tuple, monitors: list[NumericMonitor], x: np.ndarray, trusted: "_Tables | None" = None) -> np.ndarray:
     """Advance a group that shares one schedule; returns which monitors were quiet (and so were
-    updated here). The others are left exactly as they were."""
+    updated here). The others are left exactly as they were. ``trusted``: the group's tables,
+    when ``_trusted`` vouches for them and their caches."""
     settings, active, points = monitors[0].settings, key[1], key[2]
     k, n = x.shape
     quiet = np.ones(k, dtype=bool)
-    tables = _tables(monitors)
+    tables = trusted or _tables(monitors)
     positions, rank, ascending = _positions(tables, x)
     commit = []
     if "missing_rate" in active:
@@ -132,13 +160,14 @@ def _advance(key: tuple, monitors: list[NumericMonitor], x: np.ndarray) -> np.nd
     if "adwin" in active:
         # Reference.uniform_scores, from the count tables (int32 sums are exact, then the same division).
         u = ((tables.below.take(ascending) + tables.at_or_below.take(ascending) + 1) / tables.denominator).take(rank)
-        commit.append(_adwin(monitors, tables, u, quiet))
+        commit.append(_adwin(monitors, tables, u, quiet, trusted is not None))
     if points and ("ks" in active or "histogram" in active):
-        _windowed(monitors, tables, settings, active, points, positions, quiet)
+        _windowed(monitors, tables, settings, active, points, positions, quiet, trusted is not None)
     for apply in commit:
         apply()
     everyone = bool(quiet.all())
-    rings = _rings(tables, monitors) if everyone else None
+    rings = (tables.rings if trusted is not None and tables.rings is not None else _rings(tables, monitors)) \
+        if everyone else None
     if rings is not None:
         rings.extend(x, positions)
     for i in np.flatnonzero(quiet).tolist():
@@ -151,6 +180,10 @@ def _advance(key: tuple, monitors: list[NumericMonitor], x: np.ndarray) -> np.nd
         m.seen += n
     recent = tables.recent
     tables.recent = recent.extended(positions) if recent is not None and everyone else None
+    if everyone:
+        tables.members, tables.stamps = monitors, list(map(_STAMP, monitors))
+    else:
+        tables.stamps = None
     return quiet
 
 
@@ -330,6 +363,7 @@ class _Tables:
             cell[i, :size] = m.histogram.cell_of[m.position_bins()] + i * cells
             self.hist_reference[i, :m.histogram.reference_counts.size] = m.histogram.reference_counts
         self.guard = guard.ravel()
+        self.first, self.first_offset, self.shift, self.passes = _coarse_index(refs, self.low, self.scale, room)
         self.below, self.at_or_below, self.cell = below.ravel(), at_or_below.ravel(), cell.ravel()
         self.denominator = (2.0 * (self.size + 1))[:, None]
         self.cells = cells
@@ -342,6 +376,9 @@ class _Tables:
         self.adwin: _AdwinVectors | None = None
         self.recent: _RecentPositions | None = None
         self.rings: _Rings | None = None
+        #: The members as ``_advance`` left them when all were quiet (``_trusted``), else ``None``.
+        self.members: list[NumericMonitor] = []
+        self.stamps: list[tuple] | None = None
         self.critical = np.array([m.ks.critical for m in monitors])  # both fixed by the fit
         self.hist_critical = np.array([m.histogram.critical for m in monitors])
 
@@ -360,6 +397,41 @@ class _Tables:
         time)."""
         rank = np.arange(w + 1, dtype=np.int64)
         return rank[1:] * self.size[:, None], rank[:-1] * self.size[:, None]
+
+
+#: A coarse index whose fullest bucket holds more distinct values than this is not worth its
+#: passes: ``_positions`` then searches each row (large references, where values cost more anyway).
+MAX_PASSES = 6
+
+
+def _coarse_index(refs, low: np.ndarray, scale: np.ndarray, room: int):
+    """``_positions``' index of each row's distinct values by their sort bucket shifted right
+    by ``shift`` (as few buckets as keep ``passes`` at most ``MAX_PASSES``): entry ``c + 1`` of
+    row ``i`` (at ``first_offset[i] + c``, flat) is ``i * room`` plus the number of the row's
+    distinct values in buckets below ``c``. The buckets are computed exactly as ``_positions``
+    computes them for values, and the bucket is monotone in the value, so a value's count of
+    smaller distinct values is its entry plus those of its own bucket that are smaller: at most
+    ``passes`` steps along the row. ``(None, None, 0, 0)`` when no shift keeps that few."""
+    k = len(refs)
+    codes = []
+    with np.errstate(all="ignore"):
+        for i, r in enumerate(refs):
+            b = r.distinct - low[i]
+            b *= scale[i]
+            np.clip(b, -1.0, 32767.0, out=b)
+            codes.append(b.astype(np.int16))
+    for shift in (6, 5, 4, 3):
+        cells = (32767 >> shift) + 2  # coarse buckets -1 .. 32767 >> shift
+        counts = np.zeros((k, cells), dtype=np.int64)
+        for i, code in enumerate(codes):
+            counts[i] = np.bincount((code >> shift) + 1, minlength=cells)
+        passes = int(counts.max(initial=0))
+        if passes <= MAX_PASSES:
+            below = np.cumsum(counts, axis=1) - counts  # distinct values in lower buckets
+            first = (below + np.arange(k, dtype=np.int64)[:, None] * room).ravel()
+            offset = np.arange(k, dtype=np.int64)[:, None] * cells + 1
+            return first, offset, shift, max(passes, 1)
+    return None, None, 0, 0
 
 
 def _tables(monitors: list[NumericMonitor]) -> _Tables:
@@ -388,14 +460,28 @@ def _positions(tables: _Tables, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
         bucket = x - tables.low
         bucket *= tables.scale
         np.clip(bucket, -1.0, 32767.0, out=bucket)
-        order = np.argsort(bucket.astype(np.int16), axis=1, kind="stable")
+        buckets = bucket.astype(np.int16)
+    order = np.argsort(buckets, axis=1, kind="stable")
     order += tables.rows * n  # flat indices into x
     ascending = x.take(order)
-    j = np.empty((k, n), dtype=np.int64)
-    for i, distinct in enumerate(tables.distinct):
-        j[i] = distinct.searchsorted(ascending[i])  # the method: no np.searchsorted dispatch, same result
+    if tables.first is not None:
+        # The values' buckets in the coarse index say how many distinct values lie in lower
+        # buckets (all smaller than the value); a few passes count those of its own bucket.
+        coarse = buckets.take(order)
+        coarse >>= tables.shift
+        g = tables.first.take(np.clip(coarse, -1, None, out=coarse) + tables.first_offset)
+        guard = tables.guard
+        for _ in range(tables.passes):
+            g += guard.take(g) < ascending
+        hit = guard.take(g) == ascending
+        j = g - tables.guard_offset
+    else:
+        j = np.empty((k, n), dtype=np.int64)
+        for i, distinct in enumerate(tables.distinct):
+            j[i] = distinct.searchsorted(ascending[i])  # the method: no np.searchsorted dispatch, same result
+        hit = tables.guard.take(j + tables.guard_offset) == ascending
     p = j + j
-    p += tables.guard.take(j + tables.guard_offset) == ascending
+    p += hit
     rank = np.empty(k * n, dtype=np.intp)
     rank[order.ravel()] = np.arange(k * n)
     rank = rank.reshape(k, n)
@@ -525,13 +611,13 @@ def _adwin_vectors(tables: _Tables, adwins) -> _AdwinVectors:
     return _AdwinVectors(adwins, levels, total, variance, pending)
 
 
-def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray):
+def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted: bool = False):
     """ADWINs of one bucket structure, as ``ADWIN.update`` with buckets as vectors over monitors."""
     adwins = [m.adwin for m in monitors]
     a0 = adwins[0]
     block, clock, mwl, max_buckets = a0.block, a0.clock, a0.min_window_length, a0.max_buckets
     k, n = u.shape
-    vectors = _adwin_vectors(tables, adwins)
+    vectors = tables.adwin if trusted and tables.adwin is not None else _adwin_vectors(tables, adwins)
     tables.adwin = None  # until this batch is applied to every member
     if len(a0.pending) + n < block:  # no block completes: the values only wait in ``pending``
         rows = u.tolist()
@@ -677,7 +763,7 @@ def _adwin_splits(counts: tuple, block: int, width: int, delta: float, mwl: int)
     return n0, n1, ok, 2.0 * m, 2.0 / 3.0 * dd * m, dd
 
 
-def _windowed(monitors, tables: _Tables, settings, active, points, positions, quiet) -> None:
+def _windowed(monitors, tables: _Tables, settings, active, points, positions, quiet, trusted: bool = False) -> None:
     """Mark monitors whose KS or histogram test might fire at one of this batch's evaluation points."""
     w = settings.window
     k, n = positions.shape
@@ -686,7 +772,7 @@ def _windowed(monitors, tables: _Tables, settings, active, points, positions, qu
     # Positions below 2**15 sort as int16, by a radix sort, several times faster than int64.
     ext = np.empty((k, old + n), dtype=np.int16 if tables.width < 1 << 15 else np.int64)
     recent = tables.recent
-    if recent is None or not recent.valid_for(monitors):
+    if recent is None or not (trusted or recent.valid_for(monitors)):
         recent = tables.recent = _RecentPositions.of(monitors, ext.dtype)
     if recent is not None:
         recent.last(old, ext)

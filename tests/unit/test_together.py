@@ -108,3 +108,62 @@ def test_features_configured_alike_advance_together():
     finally:
         together._advance = original
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("reference", ["normal", "ties", "one value", "large", "heavy tails"])
+def test_positions_match_the_reference_for_any_value(reference):
+    """``_positions`` (the coarse index, or a search per row for large references) gives
+    ``Reference.positions`` exactly: values equal to reference values, between them, beyond
+    both ends, huge, tiny and signed zeros."""
+    from streamdrift.detectors.together import _positions, _Tables
+
+    rng = np.random.default_rng(zlib.crc32(reference.encode()))
+    make = {"normal": lambda: rng.normal(0, 1, 1000), "ties": lambda: rng.poisson(3, 800).astype(float),
+            "one value": lambda: np.full(300, 2.5), "large": lambda: rng.normal(0, 1, 200_000),
+            "heavy tails": lambda: rng.standard_cauchy(2000)}[reference]
+    monitors = [NumericMonitor(MonitorSettings(reference_size=50), reference=make()) for _ in range(3)]
+    tables = _Tables(monitors)
+    if reference in ("normal", "ties", "one value"):
+        assert tables.first is not None  # the coarse index (heavy tails crowd one bucket: searched)
+    elif reference == "large":
+        assert tables.first is None
+    rows = []
+    for m in monitors:
+        distinct = m.reference.distinct
+        picks = rng.choice(distinct, 300)
+        between = (picks + np.roll(picks, 1)) / 2
+        edges = [distinct[0], distinct[-1], np.nextafter(distinct[0], -np.inf), np.nextafter(distinct[-1], np.inf),
+                 1e308, -1e308, 1e-300, -0.0, 0.0, 5e-324]
+        above = np.nextafter(distinct, np.inf)  # each the last of its bucket's smaller ones at some point
+        rows.append(np.concatenate([picks, between, rng.normal(0, 3, 300), edges, above[rng.permutation(above.size)]]))
+    width = max(map(len, rows))
+    x = np.array([np.resize(row, width) for row in rows])
+    positions, _, _ = _positions(tables, x)
+    for i, m in enumerate(monitors):
+        assert positions[i].tolist() == m.reference.positions(x[i]).tolist()
+
+
+@pytest.mark.parametrize("touch", ["update alone", "refit"])
+def test_a_member_changed_outside_the_group_is_not_trusted(touch):
+    """The group's caches are trusted only while no member changed since the group last moved on
+    together: an update of one member on its own, or a new reference, and the next batch checks
+    everything again, giving what one by one gives."""
+    rng = np.random.default_rng(17)
+    settings = MonitorSettings(reference_size=300, window=100, evaluate_every=50, adwin_block=8, adwin_clock=1)
+    together = [NumericMonitor(settings) for _ in range(4)]
+    alone = [NumericMonitor(settings) for _ in range(4)]
+    x = rng.normal(0, 1, (4, 2_000))
+    for pos in range(0, 1_200, 100):
+        update_together(together, x[:, pos:pos + 100])
+        for m, row in zip(alone, x[:, pos:pos + 100]):
+            m.update(row)
+    for group in (together, alone):
+        if touch == "update alone":
+            group[0].update(x[0, 1_200:1_237])
+        else:
+            group[0].set_reference(x[0, :500])
+    for pos in range(1_237, 2_000, 100):
+        got = update_together(together, x[:, pos:pos + 100])
+        for j, (m, row) in enumerate(zip(alone, x[:, pos:pos + 100])):
+            assert detections(got[j]) == detections(m.update(row))
+            assert encode_monitor(together[j]) == encode_monitor(alone[j]), f"feature {j} after {pos}"
