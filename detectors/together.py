@@ -151,12 +151,12 @@ def _advance(key: tuple, monitors: list[NumericMonitor], x: np.ndarray, trusted:
     positions, rank, ascending = _positions(tables, x)
     commit = []
     if "missing_rate" in active:
-        commit.append(_missing_rate(monitors, n, quiet))
+        commit.append(_missing_rate(monitors, tables, n, quiet, trusted is not None))
     if "page_hinkley" in active:
         steps = np.empty((2, k, n), dtype=tables.up.dtype)
         tables.up.take(ascending).take(rank, out=steps[0])  # read in sorted order, then unsorted
         tables.down.take(ascending).take(rank, out=steps[1])
-        commit.append(_page_hinkley(monitors, steps.reshape(2 * k, n), quiet))
+        commit.append(_page_hinkley(monitors, tables, steps.reshape(2 * k, n), quiet, trusted is not None))
     if "adwin" in active:
         # Reference.uniform_scores, from the count tables (int32 sums are exact, then the same division).
         u = ((tables.below.take(ascending) + tables.at_or_below.take(ascending) + 1) / tables.denominator).take(rank)
@@ -363,7 +363,6 @@ class _Tables:
             cell[i, :size] = m.histogram.cell_of[m.position_bins()] + i * cells
             self.hist_reference[i, :m.histogram.reference_counts.size] = m.histogram.reference_counts
         self.guard = guard.ravel()
-        self.first, self.first_offset, self.shift, self.passes = _coarse_index(refs, self.low, self.scale, room)
         self.below, self.at_or_below, self.cell = below.ravel(), at_or_below.ravel(), cell.ravel()
         self.denominator = (2.0 * (self.size + 1))[:, None]
         self.cells = cells
@@ -379,6 +378,18 @@ class _Tables:
         #: The members as ``_advance`` left them when all were quiet (``_trusted``), else ``None``.
         self.members: list[NumericMonitor] = []
         self.stamps: list[tuple] | None = None
+        # Each missing-rate side's "present" step, threshold and whether it is on (fixed by the
+        # fit), and the sums as this path left them when the whole group was quiet.
+        rates = [m.missing_rate for m in monitors]
+        self.missing_sides = (np.array([mr.steps[:, 0] for mr in rates], dtype=np.int64),
+                              np.array([mr.threshold for mr in rates], dtype=np.int64),
+                              np.array([mr.enabled for mr in rates], dtype=bool))
+        self.missing_sums: np.ndarray | None = None
+        phs = [m.page_hinkley for m in monitors]
+        self.ph_threshold = np.array([ph.threshold for ph in phs] * 2, dtype=np.int64)
+        #: Page-Hinkley's sums (up sides, then down sides) and counts as this path left them.
+        self.ph_sums: np.ndarray | None = None
+        self.ph_counts: np.ndarray | None = None
         self.critical = np.array([m.ks.critical for m in monitors])  # both fixed by the fit
         self.hist_critical = np.array([m.histogram.critical for m in monitors])
 
@@ -397,41 +408,6 @@ class _Tables:
         time)."""
         rank = np.arange(w + 1, dtype=np.int64)
         return rank[1:] * self.size[:, None], rank[:-1] * self.size[:, None]
-
-
-#: A coarse index whose fullest bucket holds more distinct values than this is not worth its
-#: passes: ``_positions`` then searches each row (large references, where values cost more anyway).
-MAX_PASSES = 6
-
-
-def _coarse_index(refs, low: np.ndarray, scale: np.ndarray, room: int):
-    """``_positions``' index of each row's distinct values by their sort bucket shifted right
-    by ``shift`` (as few buckets as keep ``passes`` at most ``MAX_PASSES``): entry ``c + 1`` of
-    row ``i`` (at ``first_offset[i] + c``, flat) is ``i * room`` plus the number of the row's
-    distinct values in buckets below ``c``. The buckets are computed exactly as ``_positions``
-    computes them for values, and the bucket is monotone in the value, so a value's count of
-    smaller distinct values is its entry plus those of its own bucket that are smaller: at most
-    ``passes`` steps along the row. ``(None, None, 0, 0)`` when no shift keeps that few."""
-    k = len(refs)
-    codes = []
-    with np.errstate(all="ignore"):
-        for i, r in enumerate(refs):
-            b = r.distinct - low[i]
-            b *= scale[i]
-            np.clip(b, -1.0, 32767.0, out=b)
-            codes.append(b.astype(np.int16))
-    for shift in (6, 5, 4, 3):
-        cells = (32767 >> shift) + 2  # coarse buckets -1 .. 32767 >> shift
-        counts = np.zeros((k, cells), dtype=np.int64)
-        for i, code in enumerate(codes):
-            counts[i] = np.bincount((code >> shift) + 1, minlength=cells)
-        passes = int(counts.max(initial=0))
-        if passes <= MAX_PASSES:
-            below = np.cumsum(counts, axis=1) - counts  # distinct values in lower buckets
-            first = (below + np.arange(k, dtype=np.int64)[:, None] * room).ravel()
-            offset = np.arange(k, dtype=np.int64)[:, None] * cells + 1
-            return first, offset, shift, max(passes, 1)
-    return None, None, 0, 0
 
 
 def _tables(monitors: list[NumericMonitor]) -> _Tables:
@@ -464,22 +440,10 @@ def _positions(tables: _Tables, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     order = np.argsort(buckets, axis=1, kind="stable")
     order += tables.rows * n  # flat indices into x
     ascending = x.take(order)
-    if tables.first is not None:
-        # The values' buckets in the coarse index say how many distinct values lie in lower
-        # buckets (all smaller than the value); a few passes count those of its own bucket.
-        coarse = buckets.take(order)
-        coarse >>= tables.shift
-        g = tables.first.take(np.clip(coarse, -1, None, out=coarse) + tables.first_offset)
-        guard = tables.guard
-        for _ in range(tables.passes):
-            g += guard.take(g) < ascending
-        hit = guard.take(g) == ascending
-        j = g - tables.guard_offset
-    else:
-        j = np.empty((k, n), dtype=np.int64)
-        for i, distinct in enumerate(tables.distinct):
-            j[i] = distinct.searchsorted(ascending[i])  # the method: no np.searchsorted dispatch, same result
-        hit = tables.guard.take(j + tables.guard_offset) == ascending
+    j = np.empty((k, n), dtype=np.int64)
+    for i, distinct in enumerate(tables.distinct):
+        j[i] = distinct.searchsorted(ascending[i])  # the method: no np.searchsorted dispatch, same result
+    hit = tables.guard.take(j + tables.guard_offset) == ascending
     p = j + j
     p += hit
     rank = np.empty(k * n, dtype=np.intp)
@@ -490,44 +454,27 @@ def _positions(tables: _Tables, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return positions, rank, p
 
 
-def _missing_rate(monitors, n: int, quiet: np.ndarray):
-    """No value is missing here: each side adds its "present" step ``n`` times."""
-    sums = []
-    for i, m in enumerate(monitors):
-        mr = m.missing_rate
-        new = list(mr.sums)
-        for side, (step, threshold) in enumerate(_missing_sides(mr, m.reference)):
-            if step is None:
-                continue
-            start = mr.sums[side]
-            if step >= 0:
-                new[side] = start + n * step
-                if new[side] > threshold:
-                    quiet[i] = False
-            else:  # falling towards 0: only its first step can be the highest
-                new[side] = max(0, start + n * step)
-                if max(0, start + step) > threshold:
-                    quiet[i] = False
-        sums.append(new)
+def _missing_rate(monitors, tables: "_Tables", n: int, quiet: np.ndarray, trusted: bool):
+    """No value is missing here: each side adds its "present" step ``n`` times (the closed form
+    of ``MissingRate.update``: rising, the last sum is the highest; falling towards 0, the first)."""
+    step, threshold, enabled = tables.missing_sides
+    start = tables.missing_sums if trusted and tables.missing_sums is not None else \
+        np.array([m.missing_rate.sums for m in monitors], dtype=np.int64)
+    total = start + n * step
+    rising = step >= 0
+    new = np.where(rising, total, np.maximum(total, 0))
+    peak = np.where(rising, new, np.maximum(start + step, 0))
+    new = np.where(enabled, new, start)
+    quiet &= ~((peak > threshold) & enabled).any(axis=1)
+    changed = (new != start).any(axis=1)
 
     def apply():
-        for i in np.flatnonzero(quiet).tolist():
-            monitors[i].missing_rate.sums = sums[i]
+        if changed.any():
+            rows = new.tolist()
+            for i in np.flatnonzero(changed & quiet).tolist():
+                monitors[i].missing_rate.sums = rows[i]
+        tables.missing_sums = new if quiet.all() else None
     return apply
-
-
-def _missing_sides(mr, reference) -> tuple:
-    """``(present step, threshold)`` of each side as Python ints (``None`` if the side is off),
-    cached on the detector: reading numpy scalars cost more than the arithmetic. Valid while the
-    monitor keeps its reference and the detector its arrays (``fit`` writes into them, and comes
-    with a new reference; ``set_state`` replaces them)."""
-    cached = mr.__dict__.get("_together_sides")
-    if (cached is None or cached[0] is not reference or cached[1] is not mr.steps or cached[2] is not mr.threshold
-            or cached[3] is not mr.enabled):
-        sides = tuple((int(mr.steps[side][0]), int(mr.threshold[side])) if mr.enabled[side] else (None, None)
-                      for side in (0, 1))
-        cached = mr._together_sides = (reference, mr.steps, mr.threshold, mr.enabled, sides)
-    return cached[4]
 
 
 def _cusum(increments: np.ndarray, start: np.ndarray, threshold: np.ndarray):
@@ -545,28 +492,34 @@ def _cusum(increments: np.ndarray, start: np.ndarray, threshold: np.ndarray):
     return crossed, s[:, -1], last_zero
 
 
-def _page_hinkley(monitors, steps: np.ndarray, quiet: np.ndarray):
+def _page_hinkley(monitors, tables: "_Tables", steps: np.ndarray, quiet: np.ndarray, trusted: bool):
     """Every Page-Hinkley from its quantised increments (``quantise(+-z - shift / 2)``): rows
     ``0..k-1`` of ``steps`` are the upward sides, rows ``k..2k-1`` the downward ones."""
     phs = [m.page_hinkley for m in monitors]
     k = len(phs)
-    threshold = np.array([ph.threshold for ph in phs] * 2, dtype=np.int64)
-    start = np.array([ph.up for ph in phs] + [ph.down for ph in phs], dtype=np.int64)
-    crossed, sums, zeros = _cusum(steps, start, threshold)
+    if trusted and tables.ph_sums is not None:
+        start, counts = tables.ph_sums, tables.ph_counts
+    else:
+        start = np.array([ph.up for ph in phs] + [ph.down for ph in phs], dtype=np.int64)
+        counts = np.array([ph.count for ph in phs], dtype=np.int64)
+    crossed, sums, zeros = _cusum(steps, start, tables.ph_threshold)
     quiet &= ~(crossed[:k] | crossed[k:])
-    up_sum, down_sum, up_zero, down_zero = sums[:k], sums[k:], zeros[:k], zeros[k:]
     n = steps.shape[1]
 
     def apply():
-        ups, downs, up_zeros, down_zeros = up_sum.tolist(), down_sum.tolist(), up_zero.tolist(), down_zero.tolist()
+        since = (zeros + np.concatenate((counts, counts)) + 1).tolist()
+        ups, downs, zero, after = sums[:k].tolist(), sums[k:].tolist(), (zeros >= 0).tolist(), (counts + n).tolist()
         for i in np.flatnonzero(quiet).tolist():
             ph = phs[i]
-            ph.up, ph.down = ups[i], downs[i]
-            if up_zeros[i] >= 0:
-                ph.up_since = ph.count + up_zeros[i] + 1
-            if down_zeros[i] >= 0:
-                ph.down_since = ph.count + down_zeros[i] + 1
-            ph.count += n
+            ph.up, ph.down, ph.count = ups[i], downs[i], after[i]
+            if zero[i]:
+                ph.up_since = since[i]
+            if zero[k + i]:
+                ph.down_since = since[k + i]
+        if quiet.all():
+            tables.ph_sums, tables.ph_counts = sums.copy(), counts + n  # not a view of the whole cusum
+        else:
+            tables.ph_sums = None
     return apply
 
 
