@@ -59,7 +59,8 @@ class ADWIN:
         self.total = 0.0
         self.variance = 0.0
         self.blocks_seen = 0
-        self.pending: list[float] = []
+        #: Values of the block being filled (an array, replaced, never changed in place).
+        self.pending: np.ndarray = np.zeros(0)
         self.detections = 0
 
     @property
@@ -74,14 +75,14 @@ class ADWIN:
         first: tuple[int, str, float, float, int] | None = None
         i = 0
         n = values.size
-        if self.pending:
+        if len(self.pending):
             need = self.block - len(self.pending)
             take = values[:need]
-            self.pending.extend(take.tolist())
+            self.pending = np.concatenate((self.pending, take))
             i = take.size
             if len(self.pending) == self.block:
-                found = self._add_block(np.asarray(self.pending))
-                self.pending = []
+                found = self._add_block(self.pending)
+                self.pending = np.zeros(0)
                 if found is not None:
                     first = (i - 1, *found)
         full = (n - i) // self.block
@@ -95,7 +96,7 @@ class ADWIN:
                     first = (i + (b + 1) * self.block - 1, *found)
             i += full * self.block
         if i < n:
-            self.pending.extend(values[i:].tolist())
+            self.pending = np.concatenate((self.pending, values[i:]))
         return first
 
     def _add_block(self, block: np.ndarray) -> tuple[str, float, float, int] | None:
@@ -214,5 +215,5 @@ class ADWIN:
         self.total = float(state["total"])
         self.variance = float(state["variance"])
         self.blocks_seen = int(state["blocks_seen"])
-        self.pending = state["pending"].tolist()
+        self.pending = np.array(state["pending"], dtype=np.float64).reshape(-1)
         self.detections = int(state["detections"])

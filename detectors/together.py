@@ -526,8 +526,8 @@ def _page_hinkley(monitors, tables: "_Tables", steps: np.ndarray, quiet: np.ndar
 class _AdwinVectors:
     """A group's ADWINs as vectors, as this path left them: reading them back from the monitors'
     lists every batch cost more than the arithmetic. Valid while every ADWIN still holds the very
-    lists this path wrote and has seen no block since (``ADWIN`` replaces its pending list when a
-    block completes, extends it otherwise, and replaces everything on ``set_state``)."""
+    lists and pending arrays this path wrote and has seen no block since (``ADWIN`` replaces its
+    pending array whenever it changes, and everything on ``set_state``)."""
 
     def __init__(self, adwins, levels, total, variance, pending):
         self.adwins = adwins
@@ -573,14 +573,15 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
     vectors = tables.adwin if trusted and tables.adwin is not None else _adwin_vectors(tables, adwins)
     tables.adwin = None  # until this batch is applied to every member
     if len(a0.pending) + n < block:  # no block completes: the values only wait in ``pending``
-        rows = u.tolist()
-
         def wait():
+            pending = np.concatenate((vectors.pending, u), axis=1)
+            rows = list(pending)  # each ADWIN's pending values: a row of the group's (views)
             for j in np.flatnonzero(quiet).tolist():
-                adwins[j].pending.extend(rows[j])
+                adwins[j].pending = rows[j]
             if quiet.all():
-                vectors.pending = np.concatenate((vectors.pending, u), axis=1)
+                vectors.pending = pending
                 vectors.pending_size += n
+                vectors.owned = [(a.levels, a.pending) for a in adwins]
                 tables.adwin = vectors
         return wait
     # levels[l] = list of (total, variance) vectors, oldest first - as ADWIN.levels, transposed.
@@ -660,7 +661,7 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
             if merged or count or lv >= len(old_counts):
                 edits.append((lv, merged, start, start + count))
             start += count
-        pend = pending.tolist()
+        pend = list(pending)  # row views
         tot, var = total.tolist(), variance.tolist()
         for j in np.flatnonzero(quiet).tolist():
             a = adwins[j]
