@@ -172,11 +172,21 @@ class ModelMonitors:
         fills exactly this model's streams, all known numeric, with their monitors, none restored
         part-way: then ``check_column`` would find nothing to reject, every stream starts at the
         first event, and no monitor is made (so the order of ``features`` changes nothing)."""
+        if self.covered:
+            return False
+        # Streams and their types are only ever added (a monitor may be replaced, not removed):
+        # while their counts stay, the answer for the same features does too.
+        known = (features, limits, len(self.types), len(self.monitors))
+        if self.__dict__.get("_takes_plain") == known:
+            return True
         streams = _feature_streams(features)
-        return bool(streams) and not self.covered \
+        ok = bool(streams) \
             and list(map(self.types.get, streams)).count("numeric") == len(streams) == _filled_streams(self.types) \
             and all(map(self.monitors.__contains__, streams)) \
             and not any(map(_bad_feature_name, features, repeat(limits)))
+        if ok:
+            self._takes_plain = known
+        return ok
 
     def state_keys(self) -> list[str]:
         prefix = f"{self.model}\x1f{self.segment or ''}"
@@ -688,12 +698,12 @@ class DriftPipeline:
                          order: dict[int, int]) -> list[tuple[int, str, str, dict]]:
         """One vectorised update of numeric streams whose values all start at the run's first
         event (row ``k`` of ``matrix`` feeds ``streams[k]``), and their alerts."""
-        monitors = [group.monitors[stream] for stream in streams]
-        starts = [m.seen for m in monitors]
+        monitors = list(map(group.monitors.__getitem__, streams))
         found = []
-        for (kind, name), start, detections in zip(streams, starts, update_together(monitors, matrix)):
-            if detections:
-                found.extend(self._alerts(group, kind, name, detections, start, source, order))
+        n = matrix.shape[1]
+        for (kind, name), monitor, detections in zip(streams, monitors, update_together(monitors, matrix)):
+            if detections:  # an update adds each of its values to ``seen``: this one started n before
+                found.extend(self._alerts(group, kind, name, detections, monitor.seen - n, source, order))
         return found
 
     def _finish(self, group: ModelMonitors, found: list[tuple[int, str, str, dict]], last: Record | None = None,
