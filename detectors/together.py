@@ -51,6 +51,9 @@ from .settings import NUMERIC_DETECTORS
 #: A vectorised statistic this close (relative) to its threshold is decided by the one-by-one path.
 MARGIN = 1e-9
 
+#: ``ndarray.all`` without its Python wrapper (it costs more than the reduction on a few rows).
+_ALL = np.logical_and.reduce
+
 _KNOWN = frozenset(NUMERIC_DETECTORS)
 
 
@@ -70,7 +73,7 @@ def update_together(monitors: list[NumericMonitor], values: np.ndarray) -> list[
         # The whole group advanced here last time, all quiet, and nothing has touched it since:
         # its members are still candidates with one schedule, and its caches are valid.
         quiet = _advance(_schedule(monitors[0], n), monitors, values, trusted)
-        if quiet.all():
+        if _ALL(quiet):
             return [[] for _ in monitors]
         return [[] if ok else monitor.update(values[k]) for k, (monitor, ok) in enumerate(zip(monitors, quiet.tolist()))]
     groups: dict[tuple, list[int]] = {}
@@ -163,14 +166,15 @@ def _advance(key: tuple, monitors: list[NumericMonitor], x: np.ndarray, trusted:
         commit.append(_adwin(monitors, tables, u, quiet, trusted is not None))
     if points and ("ks" in active or "histogram" in active):
         _windowed(monitors, tables, settings, active, points, positions, quiet, trusted is not None)
+    everyone = bool(_ALL(quiet))
+    quiet_rows = list(range(k)) if everyone else np.flatnonzero(quiet).tolist()
     for apply in commit:
-        apply()
-    everyone = bool(quiet.all())
+        apply(quiet_rows, everyone)
     rings = (tables.rings if trusted is not None and tables.rings is not None else _rings(tables, monitors)) \
         if everyone else None
     if rings is not None:
         rings.extend(x, positions)
-    for i in np.flatnonzero(quiet).tolist():
+    for i in quiet_rows:
         m = monitors[i]
         if rings is None:
             m.recent_values.extend(x[i])
@@ -192,7 +196,7 @@ def _extend_rows(buffer: np.ndarray, count: int, items, n: int) -> None:
     items each, so one layout) by ``n`` items: the rows of ``items``, or ``items`` itself if it is
     a scalar (``Ring.fill``). In place; the counts are the caller's to advance."""
     size = buffer.shape[1]
-    scalar = np.ndim(items) == 0
+    scalar = not isinstance(items, np.ndarray)  # False (the missing flags) or rows
     if n >= size:
         if scalar:
             buffer[:] = items
@@ -435,9 +439,10 @@ def _positions(tables: _Tables, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     with np.errstate(all="ignore"):  # huge values overflow to inf and clip: any bucket is exact
         bucket = x - tables.low
         bucket *= tables.scale
-        np.clip(bucket, -1.0, 32767.0, out=bucket)
+        np.maximum(bucket, -1.0, out=bucket)  # np.clip, without its Python wrapper
+        np.minimum(bucket, 32767.0, out=bucket)
         buckets = bucket.astype(np.int16)
-    order = np.argsort(buckets, axis=1, kind="stable")
+    order = buckets.argsort(axis=1, kind="stable")
     order += tables.rows * n  # flat indices into x
     ascending = x.take(order)
     j = np.empty((k, n), dtype=np.int64)
@@ -447,11 +452,24 @@ def _positions(tables: _Tables, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     p = j + j
     p += hit
     rank = np.empty(k * n, dtype=np.intp)
-    rank[order.ravel()] = np.arange(k * n)
+    rank[order.ravel()] = _count_up(k * n)
     rank = rank.reshape(k, n)
     positions = p.take(rank)
     p += tables.offset
     return positions, rank, p
+
+
+def _count_up(size: int) -> np.ndarray:
+    """``np.arange(size)``: small ones made once per size (read-only: shared), where making it
+    costs more than filling it; at most 64 of at most 64 KB are kept."""
+    return _small_count_up(size) if size <= 8192 else np.arange(size, dtype=np.intp)
+
+
+@functools.lru_cache(maxsize=64)
+def _small_count_up(size: int) -> np.ndarray:
+    out = np.arange(size, dtype=np.intp)
+    out.flags.writeable = False
+    return out
 
 
 def _missing_rate(monitors, tables: "_Tables", n: int, quiet: np.ndarray, trusted: bool):
@@ -468,12 +486,12 @@ def _missing_rate(monitors, tables: "_Tables", n: int, quiet: np.ndarray, truste
     quiet &= ~((peak > threshold) & enabled).any(axis=1)
     changed = (new != start).any(axis=1)
 
-    def apply():
+    def apply(quiet_rows, everyone):
         if changed.any():
             rows = new.tolist()
             for i in np.flatnonzero(changed & quiet).tolist():
                 monitors[i].missing_rate.sums = rows[i]
-        tables.missing_sums = new if quiet.all() else None
+        tables.missing_sums = new if everyone else None
     return apply
 
 
@@ -506,17 +524,17 @@ def _page_hinkley(monitors, tables: "_Tables", steps: np.ndarray, quiet: np.ndar
     quiet &= ~(crossed[:k] | crossed[k:])
     n = steps.shape[1]
 
-    def apply():
+    def apply(quiet_rows, everyone):
         since = (zeros + np.concatenate((counts, counts)) + 1).tolist()
         ups, downs, zero, after = sums[:k].tolist(), sums[k:].tolist(), (zeros >= 0).tolist(), (counts + n).tolist()
-        for i in np.flatnonzero(quiet).tolist():
+        for i in quiet_rows:
             ph = phs[i]
             ph.up, ph.down, ph.count = ups[i], downs[i], after[i]
             if zero[i]:
                 ph.up_since = since[i]
             if zero[k + i]:
                 ph.down_since = since[k + i]
-        if quiet.all():
+        if everyone:
             tables.ph_sums, tables.ph_counts = sums.copy(), counts + n  # not a view of the whole cusum
         else:
             tables.ph_sums = None
@@ -573,12 +591,12 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
     vectors = tables.adwin if trusted and tables.adwin is not None else _adwin_vectors(tables, adwins)
     tables.adwin = None  # until this batch is applied to every member
     if len(a0.pending) + n < block:  # no block completes: the values only wait in ``pending``
-        def wait():
+        def wait(quiet_rows, everyone):
             pending = np.concatenate((vectors.pending, u), axis=1)
             rows = list(pending)  # each ADWIN's pending values: a row of the group's (views)
-            for j in np.flatnonzero(quiet).tolist():
+            for j in quiet_rows:
                 adwins[j].pending = rows[j]
-            if quiet.all():
+            if everyone:
                 vectors.pending = pending
                 vectors.pending_size += n
                 vectors.owned = [(a.levels, a.pending) for a in adwins]
@@ -645,7 +663,7 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
         pending = np.concatenate((pending, u[:, i:]), axis=1)
     quiet &= ~cut
 
-    def apply():
+    def apply(quiet_rows, everyone):
         # Each level loses its oldest old buckets to merges and gains the new ones at its end:
         # edit the monitors' own lists in place rather than rebuild them.
         new = [[bucket for bucket in level if not bucket[2]] for level in levels]
@@ -663,7 +681,7 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
             start += count
         pend = list(pending)  # row views
         tot, var = total.tolist(), variance.tolist()
-        for j in np.flatnonzero(quiet).tolist():
+        for j in quiet_rows:
             a = adwins[j]
             row, own = rows[j], a.levels
             for lv, merged, begin, end in edits:
@@ -675,7 +693,7 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
                     own.append(row[begin:end])
             a.width, a.total, a.variance, a.blocks_seen = width, tot[j], var[j], blocks_seen
             a.pending = pend[j]
-        if quiet.all():
+        if everyone:
             tables.adwin = _AdwinVectors(adwins, [[(t, v) for t, v, _ in level] for level in levels], total,
                                          variance, pending)
     return apply
