@@ -23,7 +23,7 @@ beside the raw consume rate of the same topic measured in the same run.
    is its production wall time, which every alert carries as ``detected_at.ts``. Latency = wall
    time the alert is consumed (kafka-python, in a thread) - ``detected_at.ts``; p50 / p99 / max,
    the part up to the alert's publication (its Kafka timestamp), the worker's batches and the
-   CPU time of worker, broker and this script during the phase.
+   CPU time of worker, broker and this script during the phase, and the steal time the hypervisor took.
 4. (d) Memory: the Pss (/proc/PID/smaps_rollup) of the worker and its worker processes before any event, after (b) and after (c),
    per 1,000 monitored (model, feature) pairs (``streamdrift_monitored_features`` on /metrics).
 
@@ -232,6 +232,13 @@ def cpu_seconds(pid: int | None = None) -> float:
     """User + system CPU seconds of a process (this one when ``pid`` is None)."""
     fields = Path(f"/proc/{pid or os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def steal_seconds() -> float:
+    """CPU seconds the hypervisor has taken from this machine since boot (all cpus; 0 where
+    /proc/stat does not say): figures measured while it grows are of a slower machine."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
 
 
 def done_count(report: dict | None) -> int:
@@ -492,9 +499,10 @@ reference_size = 1000
         # (b) the worker on the same backlog
         worker = Worker(bootstrap, config, folder / "worker.log")
         try:
-            cpu_b = [sum(map(cpu_seconds, worker.pids())), cpu_seconds(broker.pid)]
+            cpu_b = [sum(map(cpu_seconds, worker.pids())), cpu_seconds(broker.pid), steal_seconds()]
             run = run_backlog(worker, args.events)
-            cpu_b = [sum(map(cpu_seconds, worker.pids())) - cpu_b[0], cpu_seconds(broker.pid) - cpu_b[1]]
+            cpu_b = [sum(map(cpu_seconds, worker.pids())) - cpu_b[0], cpu_seconds(broker.pid) - cpu_b[1],
+                     steal_seconds() - cpu_b[2]]
             e2e_s = run["done_wall"] - run["first_wall"]
             first_rate = (args.events - run["first_count"]) / e2e_s
             settled_s = run["done_wall"] - run["began_wall"]
@@ -520,7 +528,7 @@ reference_size = 1000
             warm_s = time.monotonic() - warm_started
             batches_before = worker.metric("streamdrift_batch_seconds_count") or 0
             busy_before = worker.metric("streamdrift_batch_seconds_sum") or 0.0
-            cpu_before = [sum(map(cpu_seconds, worker.pids())), cpu_seconds(broker.pid), cpu_seconds()]
+            cpu_before = [sum(map(cpu_seconds, worker.pids())), cpu_seconds(broker.pid), cpu_seconds(), steal_seconds()]
             wall_c = time.monotonic()
             listener = AlertListener(bootstrap, topics["alerts"], LIVE_PREFIX)
             listener.start()
@@ -529,7 +537,8 @@ reference_size = 1000
             report_c = wait_processed(worker, args.events + warm_sent + produced_c)
             wall_c = time.monotonic() - wall_c
             cpu_c = [after - before for after, before in zip(
-                [sum(map(cpu_seconds, worker.pids())), cpu_seconds(broker.pid), cpu_seconds()], cpu_before)]
+                [sum(map(cpu_seconds, worker.pids())), cpu_seconds(broker.pid), cpu_seconds(), steal_seconds()],
+                cpu_before)]
             time.sleep(2.0)  # alerts published last are still on their way
             listener.stopping.set()
             listener.join(10)
@@ -572,7 +581,7 @@ reference_size = 1000
     print(f"   worker time in batches (pipeline + publish, streamdrift_batch_seconds): {batch_s:.2f} s of "
           f"{e2e_s:.2f} s; {int(checkpoints)} state checkpoints")
     print(f"   CPU during (b): worker and its worker processes {cpu_b[0]:.1f} s, broker {cpu_b[1]:.1f} s, "
-          f"in {e2e_s:.1f} s wall on {os.cpu_count()} cpus")
+          f"in {e2e_s:.1f} s wall on {os.cpu_count()} cpus; taken by the hypervisor (steal) {cpu_b[2]:.1f} s")
     checks.append((f"end-to-end >= {RATIO_REQUIRED} x raw consume rate", ratio >= RATIO_REQUIRED,
                    f"{ratio:.2f}x ({worker_rate:,.0f} vs {raw_rate:,.0f} events/s)"))
     print()
@@ -597,7 +606,8 @@ reference_size = 1000
         print(f"   worker during (c): {int(batches_c)} batches of {produced_c / batches_c:,.0f} events on average, "
               f"{batch_c_s / batches_c * 1000:.0f} ms each on average, {batch_c_s:.1f} s busy in batches")
     print(f"   CPU during (c), {wall_c:.1f} s wall: worker {cpu_c[0]:.1f} s, broker {cpu_c[1]:.1f} s, "
-          f"this script (producer, alert consumer) {cpu_c[2]:.1f} s; {os.cpu_count()} cpus")
+          f"this script (producer, alert consumer) {cpu_c[2]:.1f} s; {os.cpu_count()} cpus; "
+          f"taken by the hypervisor (steal) {cpu_c[3]:.1f} s")
     print()
     print("(d) worker memory (Pss of the worker and its worker processes)")
     idle = run["idle_rss"]
