@@ -75,17 +75,18 @@ def update_together(monitors: list[NumericMonitor], values: np.ndarray) -> list[
         quiet = _advance(_schedule(monitors[0], n), monitors, values, trusted)
         if _ALL(quiet):
             return [[] for _ in monitors]
-        return [[] if ok else monitor.update(values[k]) for k, (monitor, ok) in enumerate(zip(monitors, quiet.tolist()))]
-    groups: dict[tuple, list[int]] = {}
-    for k, monitor in enumerate(monitors):
-        if clean[k] and _quiet_candidate(monitor):
-            groups.setdefault(_schedule(monitor, n), []).append(k)
-    for key, members in groups.items():
-        rows = values if len(members) == len(monitors) else values[members]  # all: no copy
-        quiet = _advance(key, [monitors[k] for k in members], rows)
-        for k, ok in zip(members, quiet.tolist()):
-            if ok:
-                results[k] = []
+        results = [[] if ok else None for ok in quiet.tolist()]
+    else:
+        groups: dict[tuple, list[int]] = {}
+        for k, monitor in enumerate(monitors):
+            if clean[k] and _quiet_candidate(monitor):
+                groups.setdefault(_schedule(monitor, n), []).append(k)
+        for key, members in groups.items():
+            rows = values if len(members) == len(monitors) else values[members]  # all: no copy
+            quiet = _advance(key, [monitors[k] for k in members], rows)
+            for k, ok in zip(members, quiet.tolist()):
+                if ok:
+                    results[k] = []
     for k, monitor in enumerate(monitors):
         if results[k] is None:
             results[k] = monitor.update(values[k])
@@ -150,28 +151,28 @@ def _advance(key: tuple, monitors: list[NumericMonitor], x: np.ndarray, trusted:
     settings, active, points = monitors[0].settings, key[1], key[2]
     k, n = x.shape
     quiet = np.ones(k, dtype=bool)
-    tables = trusted or _tables(monitors)
+    vouched = trusted is not None
+    tables = trusted if vouched else _tables(monitors)
     positions, rank, ascending = _positions(tables, x)
     commit = []
     if "missing_rate" in active:
-        commit.append(_missing_rate(monitors, tables, n, quiet, trusted is not None))
+        commit.append(_missing_rate(monitors, tables, n, quiet, vouched))
     if "page_hinkley" in active:
         steps = np.empty((2, k, n), dtype=tables.up.dtype)
         tables.up.take(ascending).take(rank, out=steps[0])  # read in sorted order, then unsorted
         tables.down.take(ascending).take(rank, out=steps[1])
-        commit.append(_page_hinkley(monitors, tables, steps.reshape(2 * k, n), quiet, trusted is not None))
+        commit.append(_page_hinkley(monitors, tables, steps.reshape(2 * k, n), quiet, vouched))
     if "adwin" in active:
         # Reference.uniform_scores, from the count tables (int32 sums are exact, then the same division).
         u = ((tables.below.take(ascending) + tables.at_or_below.take(ascending) + 1) / tables.denominator).take(rank)
-        commit.append(_adwin(monitors, tables, u, quiet, trusted is not None))
+        commit.append(_adwin(monitors, tables, u, quiet, vouched))
     if points and ("ks" in active or "histogram" in active):
-        _windowed(monitors, tables, settings, active, points, positions, quiet, trusted is not None)
+        _windowed(monitors, tables, settings, active, points, positions, quiet, vouched)
     everyone = bool(_ALL(quiet))
     quiet_rows = list(range(k)) if everyone else np.flatnonzero(quiet).tolist()
     for apply in commit:
         apply(quiet_rows, everyone)
-    rings = (tables.rings if trusted is not None and tables.rings is not None else _rings(tables, monitors)) \
-        if everyone else None
+    rings = _rings(tables, monitors, vouched) if everyone else None
     if rings is not None:
         rings.extend(x, positions)
     for i in quiet_rows:
@@ -256,11 +257,12 @@ class _Rings:
                 ring.count += n
 
 
-def _rings(tables: "_Tables", monitors: list[NumericMonitor]) -> "_Rings | None":
-    """The group's ``_Rings``, kept on its tables; ``None`` while the members' rings of a kind
-    hold different counts (e.g. one feature had missing values): they are extended one by one."""
+def _rings(tables: "_Tables", monitors: list[NumericMonitor], trusted: bool) -> "_Rings | None":
+    """The group's ``_Rings``, kept on its tables (``trusted``: valid without a check); ``None``
+    while the members' rings of a kind hold different counts (e.g. one feature had missing
+    values): they are extended one by one."""
     rings = tables.rings
-    if rings is not None and rings.valid_for(monitors):
+    if rings is not None and (trusted or rings.valid_for(monitors)):
         return rings
     for kind in zip(*map(_RECENT, monitors)):
         if len(set(map(_RING_COUNT, kind))) != 1:
@@ -448,9 +450,8 @@ def _positions(tables: _Tables, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     j = np.empty((k, n), dtype=np.int64)
     for i, distinct in enumerate(tables.distinct):
         j[i] = distinct.searchsorted(ascending[i])  # the method: no np.searchsorted dispatch, same result
-    hit = tables.guard.take(j + tables.guard_offset) == ascending
     p = j + j
-    p += hit
+    p += tables.guard.take(j + tables.guard_offset) == ascending
     rank = np.empty(k * n, dtype=np.intp)
     rank[order.ravel()] = _count_up(k * n)
     rank = rank.reshape(k, n)
@@ -549,10 +550,14 @@ class _AdwinVectors:
 
     def __init__(self, adwins, levels, total, variance, pending):
         self.adwins = adwins
-        self.owned = [(a.levels, a.pending) for a in adwins]
+        self.own()
         self.blocks_seen, self.pending_size = adwins[0].blocks_seen, len(adwins[0].pending)
         self.levels = levels  # levels[l] = list of (total, variance) vectors, oldest first
         self.total, self.variance, self.pending = total, variance, pending
+
+    def own(self) -> None:
+        """Note the lists and arrays the ADWINs hold now, as this path left them."""
+        self.owned = [(a.levels, a.pending) for a in self.adwins]
 
     def valid_for(self, adwins) -> bool:
         if len(adwins) != len(self.adwins):
@@ -582,7 +587,7 @@ def _adwin_vectors(tables: _Tables, adwins) -> _AdwinVectors:
     return _AdwinVectors(adwins, levels, total, variance, pending)
 
 
-def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted: bool = False):
+def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted: bool):
     """ADWINs of one bucket structure, as ``ADWIN.update`` with buckets as vectors over monitors."""
     adwins = [m.adwin for m in monitors]
     a0 = adwins[0]
@@ -599,7 +604,7 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
             if everyone:
                 vectors.pending = pending
                 vectors.pending_size += n
-                vectors.owned = [(a.levels, a.pending) for a in adwins]
+                vectors.own()
                 tables.adwin = vectors
         return wait
     # levels[l] = list of (total, variance) vectors, oldest first - as ADWIN.levels, transposed.
@@ -735,7 +740,7 @@ def _adwin_splits(counts: tuple, block: int, width: int, delta: float, mwl: int)
     return n0, n1, ok, 2.0 * m, 2.0 / 3.0 * dd * m, dd
 
 
-def _windowed(monitors, tables: _Tables, settings, active, points, positions, quiet, trusted: bool = False) -> None:
+def _windowed(monitors, tables: _Tables, settings, active, points, positions, quiet, trusted: bool) -> None:
     """Mark monitors whose KS or histogram test might fire at one of this batch's evaluation points."""
     w = settings.window
     k, n = positions.shape

@@ -118,6 +118,8 @@ class ModelMonitors:
         #: Keys of replaced reference records: deleted (tombstones) with the next checkpoint,
         #: once the records that replace them are acknowledged.
         self.stale_references: list[str] = []
+        #: (features, limits, stream count, monitor count) of the last run ``takes_plain`` accepted.
+        self._takes_plain: tuple | None = None
 
     def monitor(self, kind: str, name: str):
         key = (kind, name)
@@ -177,7 +179,7 @@ class ModelMonitors:
         # Streams and their types are only ever added (a monitor may be replaced, not removed):
         # while their counts stay, the answer for the same features does too.
         known = (features, limits, len(self.types), len(self.monitors))
-        if self.__dict__.get("_takes_plain") == known:
+        if self._takes_plain == known:
             return True
         streams = _feature_streams(features)
         ok = bool(streams) \
