@@ -17,9 +17,11 @@ beside the raw consume rate of the same topic measured in the same run.
    one core does without Kafka.
 3. (c) Alert latency: 64 new models. Their warm-up (the reference of each new monitor) is sent
    first and waited for, unmeasured; then their events at half the worker's measured rate for
-   ~20 s, each model with a mean drift in two features at a staggered point (produced with
-   librdkafka's default linger of 5 ms: at 1 ms the broker, on the same two cores, spent a third
-   more CPU on the many small produce requests). Each event's ``ts``
+   ~20 s, each model with a mean drift in two features at a staggered point, produced with
+   librdkafka at a linger of 50 ms (``--producer-linger-ms``; the wait is inside every latency).
+   Producer and broker share the two cores with the worker here, which a production producer
+   does not: measured, at librdkafka's default linger of 5 ms the broker spent 5-7 us of CPU per
+   produced event, at 50 ms 3.2-3.6 us (at 1 ms a third more than at 5). Each event's ``ts``
    is its production wall time, which every alert carries as ``detected_at.ts``. Latency = wall
    time the alert is consumed (kafka-python, in a thread) - ``detected_at.ts``; p50 / p99 / max,
    the part up to the alert's publication (its Kafka timestamp), the worker's batches and the
@@ -71,6 +73,11 @@ PARTITIONS = 4
 RATIO_REQUIRED = 0.35
 P99_REQUIRED_S = 1.0
 DRIFTED_MODELS = 8
+#: How long the alert listener's fetch may wait at the broker. On Tansu a fetch waits about half
+#: this even when an alert arrives (measured: 20 ms -> alerts 6 ms late at the median, 15 at
+#: most; 100 ms -> 20 and 53), and at 20 ms the idle listener took 0.14 cores (itself and the
+#: broker), at 100 ms 0.05: CPU the worker needs on these two cores.
+LISTENER_WAIT_MS = 100
 #: Model names of the latency phase (c).
 LIVE_PREFIX = "live-"
 
@@ -331,9 +338,9 @@ def pipeline_rate(messages: list[tuple[bytes, bytes]], config: Path, batch: int 
 class AlertListener(threading.Thread):
     """Consumes alerts as they are published and notes the wall time each arrives."""
 
-    def __init__(self, bootstrap: str, topic: str, model_prefix: str):
+    def __init__(self, bootstrap: str, topic: str, model_prefix: str, wait_ms: int = LISTENER_WAIT_MS):
         super().__init__(daemon=True)
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20)
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=wait_ms)
         tps = [KafkaTopicPartition(topic, p) for p in range(PARTITIONS)]
         self.consumer.assign(tps)
         # From the beginning, keeping only the live models' alerts: seek_to_end is unreliable on
@@ -443,11 +450,13 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, help="the worker's batch_size (default: the config default)")
     parser.add_argument("--processes", type=int, help="the worker's processes (default: one per core)")
     parser.add_argument("--linger-ms", type=int, help="the worker's linger_ms (default: the config default)")
+    parser.add_argument("--max-partition-fetch-bytes", type=int,
+                        help="the worker's max_partition_fetch_bytes (default: the config default)")
     parser.add_argument("--checkpoint-seconds", type=float,
                         help="the worker's checkpoint_seconds (default: the config default)")
-    parser.add_argument("--producer-linger-ms", type=int, default=5,
-                        help="linger.ms of the latency phase's producer (default 5, librdkafka's own; each "
-                             "event's latency includes its wait in the producer)")
+    parser.add_argument("--producer-linger-ms", type=int, default=50,
+                        help="linger.ms of the latency phase's producer (default 50; librdkafka's own is 5; "
+                             "each event's latency includes its wait in the producer)")
     parser.add_argument("--latency-rate", type=float,
                         help="events/s of (c) instead of half the measured rate (to study a given load; the "
                              "issue's target is at half the measured rate)")
@@ -461,6 +470,7 @@ def main() -> int:
     config = folder / "streamdrift.toml"
     top = "".join(f"{key} = {value}\n" for key, value in (("batch_size", args.batch_size), ("processes", args.processes),
                                                           ("linger_ms", args.linger_ms),
+                                                          ("max_partition_fetch_bytes", args.max_partition_fetch_bytes),
                                                           ("checkpoint_seconds", args.checkpoint_seconds)) if value is not None)
     config.write_text(f"""{top}
 group_id = "{prefix}.group"

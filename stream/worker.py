@@ -160,7 +160,8 @@ class Worker:
                                       max_records=c.batch_size, on_assigned=self._assigned,
                                       on_revoked=self._revoked, security=security,
                                       partition_assignment_strategy=(RangePartitionAssignor,),
-                                      fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
+                                      fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+                                      max_partition_fetch_bytes=c.max_partition_fetch_bytes)
         await self.publisher.start()
         await self.consumer.start()
         self.started = True

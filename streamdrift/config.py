@@ -119,6 +119,11 @@ class Config:
     #: How long a batch may wait to fill up, in milliseconds (bounds the latency it adds). A busy
     #: worker's batches fill from its backlog anyway; near full load a longer wait only adds latency.
     linger_ms: int = 10
+    #: Most bytes one fetch takes from one partition (Kafka's ``max.partition.fetch.bytes``). The
+    #: consumer fetches a partition again only once it has handed out what it holds, so this caps
+    #: a batch however long the backlog: Kafka's default of 1 MiB is ~2,000 events of 500 bytes a
+    #: partition, and small batches cost more per event. Each partition may hold this much in memory.
+    max_partition_fetch_bytes: int = 8 << 20
     #: Seconds between state checkpoints (and offset commits). Env ``STREAMDRIFT_CHECKPOINT_SECONDS``.
     checkpoint_seconds: float = 5.0
     #: Worker processes of one ``streamdrift run``, each a consumer-group member with its share of
@@ -244,8 +249,8 @@ def _monitor_settings(data: dict, where: str, base: MonitorSettings | None = Non
 
 
 #: The scalar ``Config`` keys a TOML file sets outside any table.
-TOP_LEVEL_KEYS = ("broker", "group_id", "web_port", "log_format", "batch_size", "linger_ms", "checkpoint_seconds",
-                  "processes")
+TOP_LEVEL_KEYS = ("broker", "group_id", "web_port", "log_format", "batch_size", "linger_ms",
+                  "max_partition_fetch_bytes", "checkpoint_seconds", "processes")
 
 
 def from_mapping(data: dict) -> Config:
@@ -324,6 +329,9 @@ def _check(config: Config) -> None:
         raise ConfigError(f"processes must be 0 (one per CPU core) to 64, got {config.processes}")
     if not 0 < config.web_port < 65536:
         raise ConfigError(f"web_port must be a TCP port 1-65535, got {config.web_port}")
+    if not config.limits.max_message_bytes <= config.max_partition_fetch_bytes <= 1 << 30:
+        raise ConfigError(f"max_partition_fetch_bytes must be at least limits.max_message_bytes "
+                          f"({config.limits.max_message_bytes}) and at most 1 GiB, got {config.max_partition_fetch_bytes}")
     for part in config.broker.split(","):
         host, _, port = part.strip().rpartition(":")
         if not host or not port.isdigit():

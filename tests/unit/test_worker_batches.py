@@ -1,15 +1,17 @@
 """A batch never spans a revocation: records handed out before one are not processed after it
 (``Worker._next_batch`` and ``Worker.handle``); they are read again from the committed offsets.
 The consumer here is a list of prepared ``getmany`` results: what is tested is the worker's
-bookkeeping, not Kafka (rebalances run against the real broker in tests/integration)."""
+bookkeeping, not Kafka (rebalances run against the real broker in tests/integration). Last, the
+setting that caps a batch from the consumer's side: how much one fetch takes from a partition."""
 
 from __future__ import annotations
 
 import asyncio
 
 import orjson
+import pytest
 
-from streamdrift.config import from_mapping
+from streamdrift.config import ConfigError, from_mapping
 from streamdrift.events import Record
 from streamdrift.stream.worker import Worker
 
@@ -60,3 +62,17 @@ def test_a_batch_handled_after_a_rebalance_is_dropped():
     out = asyncio.run(w.handle(batch, 1))
     assert out.processed == 0 and w.counts["in"] == 0 and w.pipeline.model_count == 0 and not w._uncommitted
     assert asyncio.run(w.handle(batch, 3)).processed == 50 and w.counts["in"] == 50  # fetched under the current one
+
+
+def test_the_batch_consumer_fetches_as_much_per_partition_as_configured(monkeypatch):
+    from tests.unit.test_security import worker_clients
+
+    config = from_mapping({"broker": "kafka.invalid:9093", "max_partition_fetch_bytes": 3 << 20})
+    consumer = worker_clients(monkeypatch, config)["batch consumer (Worker.run)"]
+    assert consumer._max_partition_fetch_bytes == 3 << 20
+
+
+@pytest.mark.parametrize("value", [0, 1000, 2 << 30, "8MiB"])
+def test_a_wrong_max_partition_fetch_bytes_stops_start_up_naming_it(value):
+    with pytest.raises(ConfigError, match="max_partition_fetch_bytes"):
+        from_mapping({"max_partition_fetch_bytes": value})
