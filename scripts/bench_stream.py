@@ -20,8 +20,9 @@ beside the raw consume rate of the same topic measured in the same run.
    ~20 s, each model with a mean drift in two features at a staggered point, produced with
    librdkafka at a linger of 50 ms (``--producer-linger-ms``; the wait is inside every latency).
    Producer and broker share the two cores with the worker here, which a production producer
-   does not: measured, at librdkafka's default linger of 5 ms the broker spent 5-7 us of CPU per
-   produced event, at 50 ms 3.2-3.6 us (at 1 ms a third more than at 5). Each event's ``ts``
+   does not: measured (``bench_load_generator.py``), at librdkafka's default linger of 5 ms the
+   broker spent 4.8-6.7 us of CPU per produced event, at 50 ms 2.5-3.6 us (at 1 ms a third more
+   than at 5). Each event's ``ts``
    is its production wall time, which every alert carries as ``detected_at.ts``. Latency = wall
    time the alert is consumed (kafka-python, in a thread) - ``detected_at.ts``; p50 / p99 / max,
    the part up to the alert's publication (its Kafka timestamp), the worker's batches and the
