@@ -122,7 +122,8 @@ class Config:
     #: Most bytes one fetch takes from one partition (Kafka's ``max.partition.fetch.bytes``). The
     #: consumer fetches a partition again only once it has handed out what it holds, so this caps
     #: a batch however long the backlog: Kafka's default of 1 MiB is ~2,000 events of 500 bytes a
-    #: partition, and small batches cost more per event. Each partition may hold this much in memory.
+    #: partition, and small batches cost more per event. Each partition may hold this much in memory
+    #: (a worker process with P partitions of ``features`` and ``labels``: up to P times this).
     max_partition_fetch_bytes: int = 8 << 20
     #: Seconds between state checkpoints (and offset commits). Env ``STREAMDRIFT_CHECKPOINT_SECONDS``.
     checkpoint_seconds: float = 5.0
