@@ -81,10 +81,12 @@ def listener_cost(bootstrap: str, broker_pid: int, wait_ms: int, idle_s: float =
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rate", type=float, default=50_000)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--lingers", type=int, nargs="+", default=[5, 20, 50])
-    parser.add_argument("--waits", type=int, nargs="+", default=[20, 50, 100])
+    parser.add_argument("--rate", type=float, default=50_000, help="events/s the producer sends (default 50,000)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="how long each producer run lasts (default 10)")
+    parser.add_argument("--lingers", type=int, nargs="+", default=[5, 20, 50],
+                        help="the producer's linger.ms values to measure, in milliseconds")
+    parser.add_argument("--waits", type=int, nargs="+", default=[20, 50, 100],
+                        help="the listener's fetch_max_wait_ms values to measure, in milliseconds")
     args = parser.parse_args()
     with EmbeddedBroker() as broker:
         print(f"producer of bench_stream (c): {args.rate:,.0f} events/s for {args.seconds:.0f} s, "

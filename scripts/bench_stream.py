@@ -24,7 +24,8 @@ beside the raw consume rate of the same topic measured in the same run.
    broker spent 4.8-6.7 us of CPU per produced event, at 50 ms 2.5-3.6 us (at 1 ms a third more
    than at 5). Each event's ``ts``
    is its production wall time, which every alert carries as ``detected_at.ts``. Latency = wall
-   time the alert is consumed (kafka-python, in a thread) - ``detected_at.ts``; p50 / p99 / max,
+   time the alert is consumed (kafka-python, in a thread, its fetches waiting up to 100 ms at the
+   broker: ``LISTENER_WAIT_MS``) - ``detected_at.ts``; p50 / p99 / max,
    the part up to the alert's publication (its Kafka timestamp), the worker's batches and the
    CPU time of worker, broker and this script during the phase, and the steal time the hypervisor took.
 4. (d) Memory: the Pss (/proc/PID/smaps_rollup) of the worker and its worker processes before any event, after (b) and after (c),
@@ -74,10 +75,10 @@ PARTITIONS = 4
 RATIO_REQUIRED = 0.35
 P99_REQUIRED_S = 1.0
 DRIFTED_MODELS = 8
-#: How long the alert listener's fetch may wait at the broker. On Tansu a fetch waits about half
-#: this even when an alert arrives (measured: 20 ms -> alerts 6 ms late at the median, 15 at
-#: most; 100 ms -> 20 and 53), and at 20 ms the idle listener took 0.14 cores (itself and the
-#: broker), at 100 ms 0.05: CPU the worker needs on these two cores.
+#: How long the alert listener's fetch may wait at the broker. On Tansu an alert can wait for
+#: the fetch in flight (``bench_load_generator.py``: at 20 ms alerts were seen 6 ms late at the
+#: median, 14-15 at most; at 100 ms 19-20 and 53-54), and at 20 ms the idle listener took 0.14
+#: cores (itself and the broker), at 100 ms 0.05: CPU the worker needs on these two cores.
 LISTENER_WAIT_MS = 100
 #: Model names of the latency phase (c).
 LIVE_PREFIX = "live-"

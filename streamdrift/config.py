@@ -75,7 +75,8 @@ class RetrainPolicy:
 class Limits:
     """Hard limits that protect the worker from hostile or broken producers (TOML ``[limits]``)."""
 
-    #: Larger messages go to the dead-letter topic.
+    #: Larger messages go to the dead-letter topic. At most ``max_partition_fetch_bytes``, so
+    #: that a message of this size always fits in one fetch.
     max_message_bytes: int = 1_000_000
     #: Most features one event may carry, and most distinct features one model may have.
     max_features: int = 1000
@@ -332,7 +333,8 @@ def _check(config: Config) -> None:
         raise ConfigError(f"web_port must be a TCP port 1-65535, got {config.web_port}")
     if not config.limits.max_message_bytes <= config.max_partition_fetch_bytes <= 1 << 30:
         raise ConfigError(f"max_partition_fetch_bytes must be at least limits.max_message_bytes "
-                          f"({config.limits.max_message_bytes}) and at most 1 GiB, got {config.max_partition_fetch_bytes}")
+                          f"({config.limits.max_message_bytes}: raise the two together) and at most 1 GiB "
+                          f"({1 << 30}), got {config.max_partition_fetch_bytes}")
     for part in config.broker.split(","):
         host, _, port = part.strip().rpartition(":")
         if not host or not port.isdigit():

@@ -76,3 +76,10 @@ def test_the_batch_consumer_fetches_as_much_per_partition_as_configured(monkeypa
 def test_a_wrong_max_partition_fetch_bytes_stops_start_up_naming_it(value):
     with pytest.raises(ConfigError, match="max_partition_fetch_bytes"):
         from_mapping({"max_partition_fetch_bytes": value})
+
+
+def test_raising_max_message_bytes_alone_past_the_fetch_size_names_both_settings():
+    with pytest.raises(ConfigError, match=r"max_partition_fetch_bytes must be at least limits.max_message_bytes"):
+        from_mapping({"limits": {"max_message_bytes": 16 << 20}})
+    config = from_mapping({"limits": {"max_message_bytes": 16 << 20}, "max_partition_fetch_bytes": 16 << 20})
+    assert config.max_partition_fetch_bytes == config.limits.max_message_bytes
