@@ -27,13 +27,13 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_stream import AlertListener, LiveModels, cpu_seconds, producer  # noqa: E402
+from bench_stream import (  # noqa: E402
+    LIVE_PREFIX, PARTITIONS, AlertListener, LiveModels, cpu_seconds, percentile, producer)
 
 from streamdrift.stream.broker import EmbeddedBroker  # noqa: E402
 from streamdrift.stream.topics import ensure_topics_sync  # noqa: E402
 
-MODELS = 64
-PARTITIONS = 4
+MODELS = 64  # as bench_stream's default
 
 
 def producer_cost(bootstrap: str, broker_pid: int, linger_ms: int, rate: float, seconds: float) -> str:
@@ -55,7 +55,7 @@ def producer_cost(bootstrap: str, broker_pid: int, linger_ms: int, rate: float, 
 def listener_cost(bootstrap: str, broker_pid: int, wait_ms: int, idle_s: float = 10.0) -> str:
     topic = f"load-wait{wait_ms}-{time.time_ns()}"
     ensure_topics_sync(bootstrap, {topic: PARTITIONS})
-    listener = AlertListener(bootstrap, topic, "live-", wait_ms=wait_ms)
+    listener = AlertListener(bootstrap, topic, LIVE_PREFIX, wait_ms=wait_ms)
     listener.start()
     time.sleep(2.0)  # connected and fetching
     before = cpu_seconds(), cpu_seconds(broker_pid)
@@ -65,18 +65,18 @@ def listener_cost(bootstrap: str, broker_pid: int, wait_ms: int, idle_s: float =
     rng = random.Random(1)
     for i in range(60):
         time.sleep(rng.random() * 0.2)
-        p.produce(topic, orjson.dumps({"model": "live-00", "sent": time.time()}), key=b"k%d" % i)
+        p.produce(topic, orjson.dumps({"model": f"{LIVE_PREFIX}00", "sent": time.time()}), key=b"k%d" % i)
         p.flush()
     time.sleep(1.0)
     listener.stopping.set()
     listener.join(10)
-    late = sorted(arrived - message["sent"] for arrived, _, message in listener.arrivals)
+    late = [arrived - message["sent"] for arrived, _, message in listener.arrivals]
     del p
     if not late:
         return f"   wait {wait_ms:>4} ms: no message arrived"
     return (f"   wait {wait_ms:>4} ms: idle CPU listener {mine:.3f} cores, broker {broker:.3f} cores; "
-            f"{len(late)} messages seen late by p50 {late[len(late) // 2] * 1000:.0f} ms, "
-            f"p90 {late[int(len(late) * 0.9)] * 1000:.0f} ms, max {late[-1] * 1000:.0f} ms")
+            f"{len(late)} messages seen late by p50 {percentile(late, 50) * 1000:.0f} ms, "
+            f"p90 {percentile(late, 90) * 1000:.0f} ms, max {max(late) * 1000:.0f} ms")
 
 
 def main() -> int:
