@@ -12,6 +12,7 @@ cost of the hot path to one ``orjson.loads`` and a few type checks.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import chain, repeat
@@ -75,24 +76,38 @@ class Rejected:
 
 
 def parse_ts(value) -> float | None:
-    """Epoch seconds from epoch seconds or an ISO-8601 string (naive = UTC); ``None`` if invalid.
+    """An event's ``ts`` as epoch seconds, or ``None`` if it is not a time (DESIGN.md: epoch
+    seconds or ISO-8601). The one parser of event times: decoding and log readers share it.
 
-    >>> parse_ts(1732470000.25), parse_ts("2024-11-24T17:40:00Z")
-    (1732470000.25, 1732470000.0)
+    A number is epoch seconds (finite; not a boolean). A string is ISO-8601 (``Z`` or an offset;
+    naive = UTC), never a number in text: ``"1732470000"`` is no time and ``"20241124"`` is the
+    basic-format date. A ``datetime`` (a log's timestamp column) is read the same way.
+
+    >>> parse_ts(1732470000.25), parse_ts("2024-11-24T17:40:00Z"), parse_ts("2024-11-24 18:40:00+01:00")
+    (1732470000.25, 1732470000.0, 1732470000.0)
+    >>> parse_ts("1732470000"), parse_ts("yesterday"), parse_ts(True), parse_ts(float("nan")), parse_ts(10**400)
+    (None, None, None, None, None)
     """
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, str):
+    if isinstance(value, numbers.Real):  # int, float and numpy's numbers alike
         try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+            seconds = float(value)
+        except OverflowError:
+            return None
+        return seconds if math.isfinite(seconds) else None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
         except ValueError:
             return None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
-        return parsed.timestamp()
-    return None
+    else:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
 
 
 def value_problem(name: str, value, limits: Limits) -> str | None:

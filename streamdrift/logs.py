@@ -9,11 +9,8 @@ rejected events.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import glob
 import io
-import math
-import numbers
 import operator
 import os
 import re
@@ -26,6 +23,9 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 import orjson
+
+# Re-exported: a log's event times follow the same contract as a Kafka event's (one parser).
+from .events import parse_ts
 
 # Suffixes (after an optional ".gz") that a directory listing picks up, and the format they mean.
 SUPPORTED_SUFFIXES: dict[str, str] = {
@@ -169,47 +169,6 @@ def _cells_getter(positions: list[int]) -> Callable[[Sequence[Any]], tuple[Any, 
     if not positions:
         return lambda cells: ()
     return operator.itemgetter(*positions)
-
-
-def parse_ts(value: Any) -> float | None:
-    """Event time as epoch seconds: from epoch seconds (number or numeric string) or ISO-8601.
-
-    ISO strings may end in ``Z`` or carry an offset; naive times are UTC. Anything else (None,
-    booleans, NaN, unparseable text) gives ``None``.
-
-    >>> parse_ts(1732470000.25), parse_ts("1732470000")
-    (1732470000.25, 1732470000.0)
-    >>> parse_ts("2024-11-24T17:40:00Z"), parse_ts("2024-11-24T18:40:00+01:00")
-    (1732470000.0, 1732470000.0)
-    >>> parse_ts("2024-11-24 17:40:00"), parse_ts("yesterday"), parse_ts(None)
-    (1732470000.0, None, None)
-    """
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, numbers.Real):
-        seconds = float(value)
-        return seconds if math.isfinite(seconds) else None
-    if isinstance(value, dt.datetime):
-        moment = value
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            seconds = float(text)
-        except ValueError:
-            pass
-        else:
-            return seconds if math.isfinite(seconds) else None
-        if text[-1:] in ("z", "Z"):
-            text = text[:-1] + "+00:00"
-        try:
-            moment = dt.datetime.fromisoformat(text)
-        except ValueError:
-            return None
-    else:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.timestamp()
 
 
 def resolve_paths(spec: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:

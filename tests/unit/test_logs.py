@@ -9,6 +9,7 @@ import io
 import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -293,18 +294,36 @@ def test_bad_examples_are_capped(tmp_path):
 @pytest.mark.parametrize("value, expected", [
     (1732470000, 1732470000.0),
     (1732470000.25, 1732470000.25),
-    ("1732470000.5", 1732470000.5),
+    (np.int64(1732470000), 1732470000.0),
     ("2024-11-24T17:40:00Z", 1732470000.0),
-    ("2024-11-24T17:40:00.250z", 1732470000.25),
     ("2024-11-24T19:40:00+02:00", 1732470000.0),
     ("2024-11-24 17:40:00", 1732470000.0),  # naive = UTC
     ("2024-11-24", 1732406400.0),
+    ("20241124", 1732406400.0),  # ISO-8601's basic format, not 20,241,124 epoch seconds
     (dt.datetime(2024, 11, 24, 17, 40), 1732470000.0),
+    # DESIGN.md: epoch seconds are a number; a string must be ISO-8601 (the processor's rule).
+    ("1732470000.5", None), (" 2024-11-24T17:40:00Z", None),
     ("tomorrow", None), ("", None), (None, None), (True, None), (float("nan"), None), ("inf", None),
-    ([1], None),
+    (10**400, None), ([1], None),
 ])
 def test_parse_ts(value, expected):
     assert parse_ts(value) == expected
+
+
+def test_logs_and_kafka_events_share_one_time_parser():
+    """A second copy would drift from the processor's rule (it did: two accepted different inputs)."""
+    import streamdrift.events
+
+    assert parse_ts is streamdrift.events.parse_ts
+
+
+def test_a_csv_epoch_seconds_column_still_gives_times(tmp_path):
+    """CSV cells are text; the reader makes numbers of numeric cells, so ``ts`` reaches
+    ``parse_ts`` as epoch seconds, not as the numeric string it rejects."""
+    path = tmp_path / "log.csv"
+    path.write_text("model,ts,x\nm,1732470000.5,1\nm,2024-11-24T17:40:00Z,2\n")
+    times = [parse_ts(row.event["ts"]) for row in LogReader(path)]
+    assert times == [1732470000.5, 1732470000.0]
 
 
 def test_a_million_lines_stream_in_constant_memory(tmp_path):
