@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 from bisect import bisect_left
 from itertools import chain, repeat
 from operator import attrgetter
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from types import TracebackType
 from typing import Any
 
+import aiokafka
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.consumer import fetcher as _aiokafka_fetcher
 from aiokafka.errors import CorruptRecordException
@@ -29,6 +31,8 @@ __all__ = [
     "Publisher",
     "Record",
     "TopicPartition",
+    "UnsupportedAiokafkaError",
+    "check_aiokafka",
     "next_offsets",
 ]
 
@@ -246,6 +250,76 @@ _VALUE, _KEY, _OFFSET, _TIMESTAMP = attrgetter("value"), attrgetter("key"), attr
 #: A consumed message's fields in ``Record``'s order (the ``read_committed`` path).
 _RECORD_FIELDS = attrgetter("value", "key", "topic", "partition", "offset", "timestamp")
 
+#: The aiokafka releases whose private ``PartitionRecords`` ``_PartitionRecords`` is written
+#: against: 0.10.0 to 0.14.0 unpack records alike (compared release by release). pyproject.toml
+#: pins the same range; widen both only after comparing the new release's ``fetcher.py``.
+SUPPORTED_AIOKAFKA = ">=0.10,<0.15"
+_SUPPORTED_MINORS = ((0, 10), (0, 15))  # [first, end) as (major, minor)
+# What _PartitionRecords reads of aiokafka's class: attributes its __init__ sets, and the calls
+# aiokafka's own _unpack_records makes on record batches, which ours repeats.
+_SET_IN_INIT = ("_tp", "_records", "_check_crcs", "_isolation_level", "_value_deserializer",
+                "_records_iterator", "next_fetch_offset")
+_USED_IN_UNPACK = ("has_next", "next_batch", "validate_crc", "is_control_batch", "next_offset",
+                   "offset", "next_fetch_offset", "READ_COMMITTED")
+_INIT_PARAMETERS = ("self", "tp", "records", "aborted_transactions", "fetch_offset",
+                    "key_deserializer", "value_deserializer", "check_crcs", "isolation_level")
+
+
+class UnsupportedAiokafkaError(RuntimeError):
+    """The installed aiokafka is not a release the batch consumer's record unpacking was written for."""
+
+
+def check_aiokafka(version: str, partition_records: type, fetcher: Any) -> None:
+    """Raise :class:`UnsupportedAiokafkaError` unless aiokafka ``version``, its
+    ``PartitionRecords`` class and its ``fetcher`` module are what ``_PartitionRecords`` was
+    written for. Runs at import: on another release, stopping with a clear message is better than
+    a consumer that skips or repeats messages because a private detail changed.
+
+    >>> from aiokafka.consumer import fetcher
+    >>> try:
+    ...     check_aiokafka("0.15.0", fetcher.PartitionRecords, fetcher)
+    ... except UnsupportedAiokafkaError as error:
+    ...     print(error)
+    streamdrift's batch consumer supports aiokafka >=0.10,<0.15, but aiokafka 0.15.0 is installed. ...
+    """
+    def unsupported(problem: str) -> UnsupportedAiokafkaError:
+        return UnsupportedAiokafkaError(
+            f"streamdrift's batch consumer supports aiokafka {SUPPORTED_AIOKAFKA}, but {problem}. "
+            "It replaces aiokafka's private PartitionRecords (records without a ConsumerRecord "
+            "each, for speed), which other releases may change. Install a supported release: "
+            f"pip install 'aiokafka{SUPPORTED_AIOKAFKA}' (or keep that pin in your constraints); "
+            "a newer aiokafka needs stream/batch_consumer.py checked against its fetcher.py first."
+        )
+
+    found = re.match(r"(\d+)\.(\d+)", version)
+    first, end = _SUPPORTED_MINORS
+    if not found or not first <= (int(found[1]), int(found[2])) < end:
+        raise unsupported(f"aiokafka {version} is installed")
+    where = f"the installed aiokafka {version} ({getattr(fetcher, '__file__', fetcher)})"
+    if not isinstance(partition_records, type):
+        raise unsupported(f"{where} has no fetcher.PartitionRecords class")
+    if getattr(fetcher, "READ_COMMITTED", None) != 1:
+        raise unsupported(f"{where} has no fetcher.READ_COMMITTED = 1")
+    fetcher_class = getattr(fetcher, "Fetcher", None)
+    if not any("PartitionRecords" in getattr(getattr(method, "__code__", None), "co_names", ())
+               for method in vars(fetcher_class or object).values()):
+        raise unsupported(f"{where}: its Fetcher does not make PartitionRecords by the module's name")
+    # The Fetcher passes these positionally.
+    parameters, expected = str(inspect.signature(partition_records.__init__)), f"({', '.join(_INIT_PARAMETERS)})"
+    if parameters != expected:
+        raise unsupported(f"{where}: PartitionRecords takes {parameters}, not {expected}")
+    for method, wanted in (("__init__", _SET_IN_INIT), ("__next__", ("_records_iterator",)),
+                           ("_unpack_records", _USED_IN_UNPACK)):
+        code = getattr(getattr(partition_records, method, None), "__code__", None)
+        missing = [name for name in wanted if code is None or name not in code.co_names]
+        if missing:
+            raise unsupported(f"{where}: PartitionRecords.{method} does not use {', '.join(missing)}")
+    if not inspect.isgeneratorfunction(partition_records._unpack_records):
+        raise unsupported(f"{where}: PartitionRecords._unpack_records is not a generator")
+
+
+check_aiokafka(aiokafka.__version__, getattr(_aiokafka_fetcher, "PartitionRecords", None), _aiokafka_fetcher)
+
 
 class _PartitionRecords(_aiokafka_fetcher.PartitionRecords):
     """aiokafka's iterator over one partition's fetched record batches, which for a consumer
@@ -257,6 +331,7 @@ class _PartitionRecords(_aiokafka_fetcher.PartitionRecords):
     filters) gets aiokafka's own behaviour. Offsets, positions and control batches are handled as
     in ``PartitionRecords._unpack_records``; a tombstone's null value stays ``None``, which the
     error policy sends to the dead-letter topic like any other message that is not a JSON object.
+    It relies on aiokafka's private details, which :func:`check_aiokafka` verifies at import.
     """
 
     def __iter__(self):
