@@ -174,32 +174,96 @@ def offline(args, config) -> int:
 
 
 def write_report(path, alerts, requests, traces: Traces, pipeline: DriftPipeline, totals: dict, logs) -> None:
-    from .report import FeatureTrace, render_report
+    from .report import ReplayCounts, render_report
 
-    drifted = {(a["model"], a["segment"], a["feature"]) for a in alerts}
-    feature_traces = []
-    for key in sorted(drifted, key=lambda k: tuple(str(x) for x in k)):
+    counts = ReplayCounts(events_read=totals["rows"], processed=totals["processed"], rejected=totals["rejected"],
+                          unreadable=totals["bad_rows"])
+    render_report(path, alerts, requests, feature_traces(alerts, traces, pipeline),
+                  title=f"streamdrift replay of {', '.join(map(str, logs))}", counts=counts,
+                  models={model for model, _ in pipeline.models})
+
+
+def feature_traces(alerts, traces: Traces, pipeline: DriftPipeline) -> list:
+    """The traces of every drifted feature, of the kind its monitor watched (numeric or
+    categorical), plus its missing rate when that drifted."""
+    by_feature = defaultdict(list)
+    for alert in alerts:
+        by_feature[(alert["model"], alert["segment"], alert["feature"])].append(alert)
+    out = []
+    for key in sorted(by_feature, key=lambda k: tuple(str(x) for x in k)):
         model, segment, feature = key
-        points = traces.points.get(key)
-        if not points:
-            continue
-        positions = np.array([p for p, _ in points])
-        values = [v for _, v in points]
-        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) or v is None for v in values)
-        band = None
         group = pipeline.models.get((model, segment))
-        monitor = group.monitors.get(("feature", feature)) if group else None
-        reference = getattr(monitor, "reference", None)
-        if numeric and reference is not None:
-            band = tuple(float(q) for q in np.quantile(reference.values, [0.05, 0.5, 0.95]))
-        arr = np.array([np.nan if v is None else v for v in values], dtype=float) if numeric else \
-            np.array(["(missing)" if v is None else str(v) for v in values], dtype=object)
-        hits = [a for a in alerts if (a["model"], a["segment"], a["feature"]) == key]
-        feature_traces.append(FeatureTrace(model, segment, feature, "numeric" if numeric else "categorical",
-                                           positions, arr, band, hits))
-    render_report(path, alerts, requests, feature_traces, title=f"streamdrift replay of {', '.join(map(str, logs))}",
-                  summary={"events read": totals["rows"], "processed": totals["processed"],
-                           "rejected": totals["rejected"] + totals["bad_rows"]})
+        kind = group.types.get(("feature", feature)) if group else None
+        points = traces.points.get(key)
+        if kind is None or not points:
+            continue  # not a feature stream (prediction, label...) or never watched
+        out.extend(_traces_of(group, feature, kind, _watched_points(points, kind), traces.stride[key],
+                              by_feature[key]))
+    return out
+
+
+def _watched_points(points: list, kind: str) -> list:
+    """The points whose value the monitor could take: a value of the other type was rejected
+    (dead-letter), so it must neither be plotted nor decide the kind of plot."""
+    if kind == "numeric":
+        return [(n, v) for n, v in points if v is None or type(v) in (int, float)]
+    return [(n, v) for n, v in points if v is None or type(v) in (str, bool)]
+
+
+def _traces_of(group, feature: str, kind: str, points: list, stride: int, alerts: list) -> list:
+    from .report import FeatureTrace
+
+    positions = np.array([n for n, _ in points], dtype=float)
+    missing = np.array([v is None for _, v in points])
+    if kind == "numeric":
+        values = np.array([np.nan if v is None else v for _, v in points], dtype=float)
+    else:
+        values = np.array(["(missing)" if v is None else str(v) for _, v in points], dtype=object)
+    monitor = group.monitors.get(("feature", feature))
+    span = None if feature in group.reference else _warm_up_span(monitor, positions, missing, stride)
+    value_alerts = [a for a in alerts if a["kind"] != "missing_rate"]
+    found = [FeatureTrace(group.model, group.segment, feature, kind, positions, values,
+                          _band(value_alerts, kind, monitor), value_alerts, span)]
+    rate_alerts = [a for a in alerts if a["kind"] == "missing_rate"]
+    if rate_alerts:
+        found.append(FeatureTrace(group.model, group.segment, feature, "missing_rate", positions,
+                                  missing.astype(float), _band(rate_alerts, "missing_rate", monitor),
+                                  rate_alerts, span))
+    return found
+
+
+def _band(alerts: list, kind: str, monitor) -> tuple[float, float, float] | None:
+    """The reference the first alert was measured against, else the monitor's own while it is
+    still its first: a monitor re-arms after a detection and takes a new reference from the
+    drifted data, which would hide the drift."""
+    if alerts:
+        reference = min(alerts, key=lambda a: a["index"]).get("reference") or {}
+        rate, quantiles = reference.get("missing_rate"), reference.get("quantiles") or {}
+    elif monitor is not None and monitor.calibrations == 1:
+        rate = monitor.reference_missing / max(1, monitor.reference_total)
+        ref = getattr(monitor, "reference", None)  # categorical monitors hold counts, not values
+        quantiles = {} if ref is None else dict(zip(("p05", "p50", "p95"),
+                                                    np.quantile(ref.values, (0.05, 0.5, 0.95))))
+    else:
+        return None
+    if kind == "missing_rate" and rate is not None:
+        return float(rate), float(rate), float(rate)
+    if kind == "numeric" and all(q in quantiles for q in ("p05", "p50", "p95")):
+        return float(quantiles["p05"]), float(quantiles["p50"]), float(quantiles["p95"])
+    return None
+
+
+def _warm_up_span(monitor, positions: np.ndarray, missing: np.ndarray, stride: int):
+    """Value indexes of the warm-up the first reference was taken from (its first
+    ``reference_size`` present values), or None when the reference slides."""
+    if monitor is None or monitor.settings.sliding_reference:
+        return None
+    present = positions[~missing]
+    # Each point stands for ``stride`` values of the stream: the trace is thinned.
+    needed = -(-monitor.settings.reference_size // stride)
+    if present.size < needed:
+        return None
+    return float(positions[0]), float(present[needed - 1] + 1)
 
 
 # -- into Kafka ----------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The HTML report of an offline replay: one self-contained file a person reads instead of JSON.
 
-It ranks each model's drifted features by evidence, plots each one's value stream against its
-reference band with the detection points marked, and lists every alert and retrain request.
+It opens on the replay's counts, ranks each model's drifted features by evidence, plots each
+one's value stream against its reference band with the detection points marked, and lists every
+alert and retrain request.
 Plots are PNGs embedded as base64, so the file can be mailed or attached to a ticket as is.
 """
 
@@ -15,7 +16,7 @@ import math
 import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -25,26 +26,52 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 SEVERITY_RANK = {"warning": 1, "critical": 2}
-# Up to this many values a plot shows every point; longer streams show quantiles per block.
+# A positive feature spread over more than this factor (0.5% to 99.5% quantile) is plotted on a
+# log axis, where a change of scale (amounts, durations, counts) is as visible as one of level.
+LOG_AXIS_SPREAD = 50
+# Up to this many values a numeric plot shows every point under its rolling quantiles.
 MAX_POINTS = 2_000
 PLOT_BLOCKS = 300
+# A rolling window spans this share of a numeric stream: wide enough for steady 5% and 95%
+# quantiles, narrow enough that a change shows where it happens.
+ROLLING_SHARE = 1 / 15
+MIN_ROLLING_VALUES = 20
 TOP_CATEGORIES = 6
 RATE_KINDS = frozenset({"missing_rate", "concept", "error_rate"})
+VALUE_KINDS = frozenset({"numeric", "categorical"})
 # Detector lines must not be confused with the data (blue) or the reference band (green).
 _DETECTOR_COLOURS = ("#d62728", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#000000",
                      "#bcbd22", "#7f7f7f")
 _LABEL_ROWS = 4
 
 
+@dataclass(frozen=True)
+class ReplayCounts:
+    """What a replay did with the rows of its log: the headline of the report.
+
+    Every row read was processed by the detectors, rejected (an event the processor would send
+    to the dead-letter topic, with its reason) or unreadable (not an event at all).
+    """
+
+    events_read: int
+    processed: int
+    rejected: int
+    unreadable: int = 0
+
+
 @dataclass
 class FeatureTrace:
     """The value stream of one monitored feature, as the report plots it.
 
-    ``positions`` holds the value index of each entry of ``values`` (so a stream may be
-    downsampled); ``values`` are numbers for numeric streams, 0/1 for rate streams such as
-    ``missing_rate`` and strings for categorical ones. ``reference_band`` is the reference's
-    (5%, 50%, 95%) quantiles. ``detections`` are the alerts drawn on the plot; each needs
-    ``detector``, ``index`` (value index where it fired) and, optionally, ``severity``.
+    ``kind`` is the stream's kind as its monitor sees it (``numeric``, ``categorical`` or a rate
+    kind such as ``missing_rate``) and alone decides the kind of plot. ``positions`` holds the
+    value index of each entry of ``values`` (so a stream may be downsampled); ``values`` are
+    numbers for numeric streams (NaN = missing), 0/1 for rate streams and strings for
+    categorical ones. ``reference_band`` is the reference's (5%, 50%, 95%) quantiles, or for a
+    rate stream its rate three times; ``reference_span`` the value indexes the reference was
+    taken from, when it came from the stream itself (warm-up). ``detections`` are the alerts
+    drawn on the plot; each needs ``detector``, ``index`` (value index where it fired) and,
+    optionally, ``severity``.
 
     >>> trace = FeatureTrace("fraud-v3", None, "amount", "numeric", np.arange(3), np.array([1.0, 2.0, 9.0]))
     >>> trace.label
@@ -59,6 +86,11 @@ class FeatureTrace:
     values: np.ndarray
     reference_band: tuple[float, float, float] | None = None
     detections: list[dict[str, Any]] = field(default_factory=list)
+    reference_span: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in VALUE_KINDS | RATE_KINDS:
+            raise ValueError(f"kind must be one of {sorted(VALUE_KINDS | RATE_KINDS)}, got {self.kind!r}")
 
     @property
     def label(self) -> str:
@@ -114,11 +146,13 @@ def rank_drifted_features(alerts: Iterable[dict[str, Any]]) -> dict[str, list[Fe
 
 
 def plot_trace(trace: FeatureTrace, *, width: float = 9.5, height: float = 3.3, dpi: int = 100) -> bytes:
-    """Render one feature's stream as PNG bytes.
+    """Render one feature's stream as PNG bytes, drawn as its ``kind`` says.
 
-    Short streams show every value; long ones show the 5/50/95% quantiles of consecutive blocks
-    of values (rate streams: the rate per block; categorical: the share of the top categories).
-    The reference band is shaded and each detection is a vertical line in its detector's colour.
+    Numeric: the rolling median and 5–95% range of the values (and, for short streams, every
+    value) against the reference's band. Rate streams: the rate per block of values against the
+    reference rate. Categorical: the share of the top categories per block. A reference taken
+    from the stream itself is shaded grey; each detection is a vertical line in its detector's
+    colour.
 
     >>> rng = np.random.default_rng(1)
     >>> values = np.concatenate([rng.normal(0, 1, 3000), rng.normal(2, 1, 3000)])
@@ -137,10 +171,13 @@ def plot_trace(trace: FeatureTrace, *, width: float = 9.5, height: float = 3.3, 
         ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes, color="grey")
     elif trace.kind in RATE_KINDS:
         _plot_rate(ax, positions, values.astype(float), trace)
-    elif trace.kind == "categorical" or values.dtype.kind in "USb":
+    elif trace.kind == "categorical":
         _plot_categories(ax, positions, values)
     else:
         _plot_numeric(ax, positions, values.astype(float), trace)
+    if trace.reference_span is not None:
+        ax.axvspan(*trace.reference_span, color="#7f7f7f", alpha=0.08, linewidth=0, zorder=0,
+                   label="reference taken here")
     _plot_detections(ax, trace.detections)
     ax.set_title(_plain(trace.label), loc="left", fontsize=11)
     ax.set_xlabel("value index")
@@ -158,15 +195,17 @@ def plot_trace(trace: FeatureTrace, *, width: float = 9.5, height: float = 3.3, 
 
 def render_report(path: str | os.PathLike[str], alerts: Sequence[dict[str, Any]],
                   retrain_requests: Sequence[dict[str, Any]], traces: Sequence[FeatureTrace],
-                  title: str, summary: dict[str, Any], *, max_plots_per_model: int = 20,
-                  max_alert_rows: int = 2_000) -> None:
+                  title: str, counts: ReplayCounts, *, models: Iterable[str] = (),
+                  max_plots_per_model: int = 20, max_alert_rows: int = 2_000) -> None:
     """Write the self-contained HTML report of a replay to ``path``.
 
-    ``summary`` holds the run's counts (``events``, ``rejected``; other keys are listed too).
-    Per model: drifted features ranked by evidence, plots of the top ``max_plots_per_model``
-    (each trace of the feature: values, missing rate...), the alerts table (at most
-    ``max_alert_rows`` rows over the whole report) and the retrain requests. A trace without
-    detections gets the alerts of its feature drawn.
+    The headline shows ``counts`` and how many alerts and retrain requests there are (the
+    lengths of the lists, so the headline and the tables cannot disagree). Per model (those
+    named in ``models``, which may have been quiet, and those with alerts, traces or requests):
+    drifted features ranked by evidence, plots of the top ``max_plots_per_model`` (each trace
+    of the feature: values, missing rate...), the alerts table (at most ``max_alert_rows`` rows
+    over the whole report) and the retrain requests. A trace without detections gets the alerts
+    of its kind drawn: missing-rate alerts on a missing-rate trace, the others on the values.
 
     >>> import pathlib, shutil, tempfile
     >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -175,7 +214,7 @@ def render_report(path: str | os.PathLike[str], alerts: Sequence[dict[str, Any]]
     ...          "detector": "ks", "severity": "critical", "index": 40,
     ...          "detected_at": {"ts": 1732470000.0, "topic": "features", "partition": 0, "offset": 40}}
     >>> trace = FeatureTrace("m", None, "x<1>", "numeric", np.arange(80), np.r_[np.zeros(40), np.ones(40)])
-    >>> render_report(out, [alert], [], [trace], "Replay", {"events": 80, "rejected": 0})
+    >>> render_report(out, [alert], [], [trace], "Replay", ReplayCounts(events_read=81, processed=80, rejected=1))
     >>> text = out.read_text()
     >>> "x&lt;1&gt;" in text, "x<1>" in text, text.count("data:image/png;base64,")
     (True, False, 1)
@@ -189,7 +228,7 @@ def render_report(path: str | os.PathLike[str], alerts: Sequence[dict[str, Any]]
     for request in retrain_requests:
         requests_by_model[str(request.get("model"))].append(request)
     # Models with drift first, so a long report opens on what needs attention.
-    models = sorted(set(ranked) | {t.model for t in traces} | set(requests_by_model),
+    models = sorted(set(models) | set(ranked) | {t.model for t in traces} | set(requests_by_model),
                     key=lambda m: (m not in ranked, m))
 
     rows_left = max_alert_rows
@@ -202,7 +241,7 @@ def render_report(path: str | os.PathLike[str], alerts: Sequence[dict[str, Any]]
     body = [
         f"<header><h1>{_esc(title)}</h1>",
         f"<p class='muted'>Generated {_esc(_format_ts(dt.datetime.now(dt.timezone.utc).timestamp()))}</p>",
-        _summary_cards(summary, len(alerts), len(retrain_requests)),
+        _summary_cards(counts, len(alerts), len(retrain_requests)),
         _model_index(models, ranked),
         "</header>",
         *sections,
@@ -234,30 +273,90 @@ def _plot_numeric(ax: Any, positions: np.ndarray, values: np.ndarray, trace: Fea
     if trace.reference_band is not None:
         low, mid, high = trace.reference_band
         ax.axhspan(low, high, color="#2ca02c", alpha=0.13, linewidth=0, label="reference 5–95%")
+        # Edges too: where the values' own band covers the reference's, the edges still show.
+        for edge in (low, high):
+            ax.axhline(edge, color="#2ca02c", linewidth=0.7, alpha=0.7)
         ax.axhline(mid, color="#2ca02c", linestyle="--", linewidth=1, label="reference median")
     finite = np.isfinite(values)
     positions, values = positions[finite], values[finite]
+    if values.size == 0:
+        ax.text(0.5, 0.5, "only missing values", ha="center", va="center", transform=ax.transAxes, color="grey")
+        return
     if values.size <= MAX_POINTS:
-        ax.plot(positions, values, ".", markersize=3, color="#1f77b4", alpha=0.6, label="values")
-    else:
-        blocks, size = _blocks(values.size)
-        centre = np.array([positions[b].mean() for b in blocks])
-        q = np.array([np.quantile(values[b], (0.05, 0.5, 0.95)) for b in blocks])
-        ax.fill_between(centre, q[:, 0], q[:, 2], color="#1f77b4", alpha=0.22, linewidth=0,
-                        label=f"5–95% per {size} values")
-        ax.plot(centre, q[:, 1], color="#1f77b4", linewidth=1.4, label="median")
+        ax.plot(positions, values, ".", markersize=2.5, color="#7f9fbf", alpha=0.35, label="values")
+    rolling = _rolling_windows(positions, values)
+    q = None
+    if rolling is not None:
+        ends, windows, span = rolling
+        q = np.quantile(windows, (0.05, 0.5, 0.95), axis=1).T
+        ax.fill_between(ends, q[:, 0], q[:, 2], color="#1f77b4", alpha=0.25, linewidth=0,
+                        label=f"5–95% of last ~{span:,} values")
+        ax.plot(ends, q[:, 1], color="#1f77b4", linewidth=1.6, label=f"median of last ~{span:,} values")
+    _fit_value_axis(ax, values, trace.reference_band, q)
     ax.set_ylabel(_plain(trace.feature))
+
+
+def _rolling_windows(positions: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Windows of consecutive values, one ending at each plotted point (rows of the array), the
+    value index where each ends, and a window's typical length in values (positions may be
+    thinned); None for a stream too short to roll.
+
+    The window trails its point, as a detector's window does, so a change shows where it starts.
+
+    >>> ends, windows, span = _rolling_windows(np.arange(1000), np.r_[np.zeros(500), np.ones(500)])
+    >>> span, windows.shape[1], float(np.median(windows[ends < 500], axis=1).max()), int(ends[-1])
+    (66, 66, 0.0, 999)
+    """
+    window = max(MIN_ROLLING_VALUES, int(values.size * ROLLING_SHARE))
+    if values.size < 2 * window:
+        return None
+    step = max(1, values.size // PLOT_BLOCKS)
+    # Step back from the last value so that the stream's end is always plotted.
+    last = np.arange(values.size - 1, window - 2, -step)[::-1]
+    windows = np.lib.stride_tricks.sliding_window_view(values, window)[last - (window - 1)]
+    span = int(round((positions[-1] - positions[0] + 1) * window / values.size))
+    return positions[last], windows, span
+
+
+def _fit_value_axis(ax: Any, values: np.ndarray, band: tuple[float, float, float] | None,
+                    rolling: np.ndarray | None) -> None:
+    """Keep the y axis on the bulk of the values: one far outlier must not flatten the drift.
+
+    Values beyond the top or bottom are counted in a note under the plot, so that nothing is
+    hidden silently.
+    """
+    low, high = np.quantile(values, (0.005, 0.995))
+    shown = [low, high] + (list(band) if band is not None else []) + \
+        ([float(rolling.min()), float(rolling.max())] if rolling is not None else [])
+    bottom, top = min(shown), max(shown)
+    if bottom > 0 and high / max(low, 1e-300) > LOG_AXIS_SPREAD:
+        ax.set_yscale("log")
+        bottom, top = bottom / 1.15, top * 1.15
+    else:
+        pad = 0.06 * max(top - bottom, 1e-9)
+        bottom, top = bottom - pad, top + pad
+    ax.set_ylim(bottom, top)
+    above, below = int(np.sum(values > top)), int(np.sum(values < bottom))
+    hidden = [f"{n:,} value(s) {where} the plot" for n, where in ((above, "above"), (below, "below")) if n]
+    if hidden:
+        # Under the legend, where it cannot cover the data or the axis labels.
+        ax.annotate("\n".join(hidden), xy=(1.01, 0.0), xycoords="axes fraction", ha="left", va="bottom",
+                    fontsize=7.5, color="#6e6e73")
 
 
 def _plot_rate(ax: Any, positions: np.ndarray, values: np.ndarray, trace: FeatureTrace) -> None:
     if trace.reference_band is not None:
         low, mid, high = trace.reference_band
-        ax.axhspan(low, high, color="#2ca02c", alpha=0.13, linewidth=0, label="reference band")
+        if high > low:
+            ax.axhspan(low, high, color="#2ca02c", alpha=0.13, linewidth=0, label="reference band")
         ax.axhline(mid, color="#2ca02c", linestyle="--", linewidth=1, label="reference rate")
-    blocks, size = _blocks(values.size)
-    centre = np.array([positions[b].mean() for b in blocks])
-    rate = np.array([np.nanmean(values[b]) for b in blocks])
-    ax.plot(centre, rate, color="#1f77b4", linewidth=1.4, label=f"rate per {size} values")
+    rolling = _rolling_windows(positions, values)
+    if rolling is None:  # too short to roll: one rate for the whole stream
+        ends, rate, span = positions[[0, -1]], np.full(2, np.nanmean(values)), int(positions[-1] - positions[0] + 1)
+    else:
+        ends, windows, span = rolling
+        rate = np.nanmean(windows, axis=1)
+    ax.plot(ends, rate, color="#1f77b4", linewidth=1.4, label=f"rate of last ~{span:,} values")
     top = max(float(np.nanmax(rate)), trace.reference_band[2] if trace.reference_band else 0.0, 0.01)
     ax.set_ylim(0, min(1.0, top * 1.15))
     ax.set_ylabel(trace.kind.replace("_", " "))
@@ -287,7 +386,7 @@ def _plot_detections(ax: Any, detections: Sequence[dict[str, Any]]) -> None:
     if marked:
         left, right = min(left, marked[0]["index"]), max(right, marked[-1]["index"])
     span = max(right - left, 1e-9)
-    row_ends = [-math.inf] * _LABEL_ROWS  # where the last label of each text row ends (axes fraction)
+    rows: list[list[tuple[float, float]]] = [[] for _ in range(_LABEL_ROWS)]
     for detection in marked:
         name = str(detection.get("detector") or "detector")
         first = name not in colours
@@ -295,17 +394,29 @@ def _plot_detections(ax: Any, detections: Sequence[dict[str, Any]]) -> None:
         critical = detection.get("severity") == "critical"
         ax.axvline(detection["index"], color=colour, linewidth=1.6 if critical else 1.1,
                    linestyle="-" if critical else (0, (2, 2)), label=_plain(name) if first else None)
-        # Label each line in the first text row where it does not overlap a neighbour; when all
-        # rows are taken near this point, the legend still names the colour.
-        x = (detection["index"] - left) / span
-        row = next((r for r, end in enumerate(row_ends) if end < x), None)
-        if row is not None:
-            ax.annotate(_plain(name), xy=(detection["index"], 0.98 - 0.09 * row),
-                        xycoords=("data", "axes fraction"), xytext=(3, 0), textcoords="offset points",
-                        va="top", fontsize=7.5, color=colour,
-                        bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none",
-                              "alpha": 0.8})
-            row_ends[row] = x + 0.012 + 0.0085 * len(name)
+        _label_detection(ax, name, detection["index"], (detection["index"] - left) / span, colour, rows)
+
+
+def _label_detection(ax: Any, name: str, index: float, x: float, colour: str,
+                     rows: list[list[tuple[float, float]]]) -> None:
+    """Name a detection line in the first text row where the name overlaps no other.
+
+    The name sits right of its line, or left of it near the right edge, where it would run into
+    the legend. ``rows`` holds each row's taken (start, end) in axes fractions; when every row
+    is taken near this point the name is left out: the legend still names the colour.
+    """
+    width = 0.012 + 0.0085 * len(name)
+    leftwards = x + width > 1.0
+    extent = (x - width, x) if leftwards else (x, x + width)
+    row = next((r for r, taken in enumerate(rows)
+                if all(extent[1] < start or extent[0] > end for start, end in taken)), None)
+    if row is None:
+        return
+    rows[row].append(extent)
+    ax.annotate(_plain(name), xy=(index, 0.98 - 0.09 * row), xycoords=("data", "axes fraction"),
+                xytext=(-3 if leftwards else 3, 0), textcoords="offset points",
+                ha="right" if leftwards else "left", va="top", fontsize=7.5, color=colour,
+                bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
 
 
 # --- HTML --------------------------------------------------------------------------------------
@@ -378,16 +489,15 @@ def _severity(severity: Any) -> str:
     return f"<span class='badge {css}'>{_esc(severity or 'warning')}</span>"
 
 
-def _summary_cards(summary: dict[str, Any], n_alerts: int, n_requests: int) -> str:
-    known = [("events", "events read"), ("rejected", "rejected"), ("alerts", "alerts"),
-             ("retrain_requests", "retrain requests")]
-    values = {"alerts": n_alerts, "retrain_requests": n_requests, **summary}
-    cards = "".join(f"<div class='card'><div class='big'>{_esc(_format_number(values.get(key, 0)))}</div>"
-                    f"<div class='muted'>{label}</div></div>" for key, label in known)
-    extra = [(k, v) for k, v in summary.items() if k not in dict(known)]
-    shown = [(k, _compact(v) if isinstance(v, (dict, list)) else _format_number(v)) for k, v in extra]
-    rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in shown)
-    return f"<div class='cards'>{cards}</div>" + (f"<table class='kv'>{rows}</table>" if rows else "")
+def _summary_cards(counts: ReplayCounts, n_alerts: int, n_requests: int) -> str:
+    """The headline: one card per count, unreadable rows only when there were some."""
+    cards = [("events read", counts.events_read), ("processed", counts.processed), ("rejected", counts.rejected)]
+    if counts.unreadable:
+        cards.append(("unreadable rows", counts.unreadable))
+    cards += [("alerts", n_alerts), ("retrain requests", n_requests)]
+    return "<div class='cards'>" + "".join(
+        f"<div class='card'><div class='big'>{_esc(_format_number(value))}</div>"
+        f"<div class='muted'>{label}</div></div>" for label, value in cards) + "</div>"
 
 
 def _model_index(models: list[str], ranked: dict[str, list[FeatureEvidence]]) -> str:
@@ -409,7 +519,8 @@ def _model_section(number: int, model: str, evidence: list[FeatureEvidence],
         parts.append(f"<p>{len(evidence)} drifted feature(s), {len(alerts)} alert(s), "
                      f"{len(requests)} retrain request(s).</p>")
         parts.append(_evidence_table(evidence))
-        parts.append("<p class='muted'>In the plots: the green band is the reference's 5–95% range; "
+        parts.append("<p class='muted'>In the plots: green is the reference (band: its 5–95% range, "
+                     "dashed: its median or rate), grey shading the values it was taken from; "
                      "vertical lines are detections (solid: critical, dashed: warning), coloured by "
                      "detector; the x axis counts the feature's values.</p>")
         for rank, item in enumerate(evidence[:max_plots], 1):
@@ -461,12 +572,22 @@ def _feature_block(rank: int, item: FeatureEvidence, traces: list[FeatureTrace])
         if not trace.detections:
             wants_rate = trace.kind == "missing_rate"
             drawn = [a for a in item.alerts if (a.get("kind") == "missing_rate") == wants_rate]
-            trace = FeatureTrace(trace.model, trace.segment, trace.feature, trace.kind, trace.positions,
-                                 trace.values, trace.reference_band, drawn)
+            trace = replace(trace, detections=drawn)
         png = base64.b64encode(plot_trace(trace)).decode("ascii")
-        parts.append(f"<img alt='{_esc(trace.label)}' src='data:image/png;base64,{png}'>")
+        parts.append(f"<figure data-kind='{_esc(trace.kind)}'>"
+                     f"<img alt='{_esc(trace.label)}' src='data:image/png;base64,{png}'>"
+                     f"<figcaption class='muted'>{_esc(_caption(trace))}</figcaption></figure>")
     parts.append("</div>")
     return "".join(parts)
+
+
+def _caption(trace: FeatureTrace) -> str:
+    """What the plot shows, in words: its kind follows the monitor's, so say which it is."""
+    if trace.kind == "numeric":
+        return "Numeric feature: rolling median and 5–95% range of its values against the reference's."
+    if trace.kind == "categorical":
+        return "Categorical feature: share of its most common categories."
+    return f"{trace.kind.replace('_', ' ').capitalize()} of the feature against the reference's."
 
 
 def _alerts_table(alerts: list[dict[str, Any]]) -> str:
@@ -509,10 +630,10 @@ h1{margin-bottom:.2rem}h2{border-bottom:2px solid #ddd;padding-bottom:.3rem;marg
 table{border-collapse:collapse;width:100%;font-size:.85rem;margin:.5rem 0 1rem}
 th,td{border-bottom:1px solid #e5e5e5;padding:.3rem .5rem;text-align:left;vertical-align:top}
 thead th{background:#f5f5f7;position:sticky;top:0}tbody tr:nth-child(even){background:#fafafa}
-table.kv{width:auto}td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.id{font-family:ui-monospace,monospace;font-size:.75rem;color:#6e6e73;word-break:break-all}
 .badge{border-radius:4px;padding:0 .4rem;font-size:.75rem;font-weight:600;color:#fff}
 .crit{background:#c62828}.warn{background:#e09b00}
-.feature img{max-width:100%;display:block;margin:.3rem 0 1rem}
+.feature figure{margin:.3rem 0 1rem}.feature img{max-width:100%;display:block}
 .index{columns:3}
 """

@@ -1,14 +1,18 @@
-"""HTML report: renders, stays self-contained, embeds real PNGs, escapes user strings, stays bounded."""
+"""HTML report: renders, stays self-contained, embeds real PNGs, escapes user strings, stays bounded;
+after an offline replay, its headline is the replay's counts and each plot is of its monitor's kind."""
 
 from __future__ import annotations
 
 import base64
 import re
+from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 
-from streamdrift.report import FeatureTrace, plot_trace, rank_drifted_features, render_report
+from streamdrift.cli import main
+from streamdrift.report import FeatureTrace, ReplayCounts, plot_trace, rank_drifted_features, render_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EVIL = "<script>alert('x')</script>"
@@ -54,14 +58,14 @@ def small_case():
     requests = [{"request_id": "r-1", "model": "fraud-v3", "segment": None, "reason": f"drift {EVIL}",
                  "drifted": [{"feature": "amount", "alert_ids": ["a"]}], "since": {"ts": 1732474100.0,
                  "offsets": {"0": 4100}}, "created_at": 1732474300.0}]
-    summary = {"events": 12_000, "rejected": 3, "source": f"logs/{EVIL}.jsonl"}
-    return alerts, requests, traces, summary
+    counts = ReplayCounts(events_read=12_003, processed=12_000, rejected=3)
+    return alerts, requests, traces, counts
 
 
 def test_report_is_self_contained_with_real_pngs(tmp_path, small_case):
-    alerts, requests, traces, summary = small_case
+    alerts, requests, traces, counts = small_case
     path = tmp_path / "report.html"
-    render_report(path, alerts, requests, traces, "Replay <of> logs", summary)
+    render_report(path, alerts, requests, traces, "Replay <of> logs", counts)
     text = path.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>")
     pngs = embedded_pngs(text)
@@ -71,14 +75,14 @@ def test_report_is_self_contained_with_real_pngs(tmp_path, small_case):
     # Nothing is fetched from elsewhere: no remote URLs, scripts, stylesheets or non-data sources.
     assert "http://" not in text and "https://" not in text and "<link" not in text
     assert re.findall(r"src=['\"](?!data:image/png;base64,)", text) == []
-    for label in ("12,000", "events read", "rejected", "alerts", "retrain requests", "r-1"):
+    for label in ("12,003", "events read", "12,000", "processed", "rejected", "alerts", "retrain requests", "r-1"):
         assert label in text
 
 
 def test_user_strings_are_escaped(tmp_path, small_case):
-    alerts, requests, traces, summary = small_case
+    alerts, requests, traces, counts = small_case
     path = tmp_path / "report.html"
-    render_report(path, alerts, requests, traces, f"Replay {EVIL}", summary)
+    render_report(path, alerts, requests, traces, f"Replay {EVIL}", counts)
     text = path.read_text(encoding="utf-8")
     assert "<script" not in text
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in text
@@ -97,7 +101,7 @@ def test_features_ranked_by_evidence_and_plots_bounded(tmp_path):
     ranked = rank_drifted_features(alerts)["m"]
     assert [e.feature for e in ranked] == ["f0", "f5", "f4", "f3", "f2", "f1"]
     path = tmp_path / "r.html"
-    render_report(path, alerts, [], traces, "bounded", {"events": 1800}, max_plots_per_model=2,
+    render_report(path, alerts, [], traces, "bounded", ReplayCounts(1800, 1800, 0), max_plots_per_model=2,
                   max_alert_rows=5)
     text = path.read_text()
     assert len(embedded_pngs(text)) == 2
@@ -109,9 +113,10 @@ def test_features_ranked_by_evidence_and_plots_bounded(tmp_path):
 def test_models_without_alerts_say_so(tmp_path):
     trace = FeatureTrace("quiet", None, "x", "numeric", np.arange(50), np.zeros(50))
     path = tmp_path / "quiet.html"
-    render_report(path, [], [], [trace], "nothing", {"events": 50, "rejected": 0})
+    render_report(path, [], [], [trace], "nothing", ReplayCounts(50, 50, 0), models=["idle"])
     text = path.read_text()
     assert "No drift detected" in text and "data:image/png" not in text
+    assert "Model idle" in text  # replayed without a trace or an alert: still listed
 
 
 @pytest.mark.parametrize("trace", [
@@ -125,3 +130,83 @@ def test_models_without_alerts_say_so(tmp_path):
 def test_plot_trace_draws_every_kind(trace):
     png = plot_trace(trace)
     assert png.startswith(PNG_MAGIC) and len(png) > 1024
+
+
+# -- after an offline replay -------------------------------------------------------------------------
+# A short warm-up, so that drift at event 1,500 of 3,000 is well past the reference; two drifted
+# features of one model make a retrain request.
+REPLAY_CONFIG = """
+[detectors]
+reference_size = 500
+[retrain]
+min_features = 2
+"""
+EVENTS_PER_MODEL = 3_000
+DRIFT_AT = 1_500
+REJECTED_EVERY = 250  # then an event whose numeric amount is the string "twelve"
+UNREADABLE = [b"not json {", b"[1, 2]"]
+
+
+def synthetic_log() -> tuple[list[bytes], dict[str, int]]:
+    """Lines of a feature log of two models (churn-v1 drifts in amount and tenure, ranker-v7 stays
+    put), with rejected and unreadable lines mixed in, and how many lines of each kind."""
+    rng = np.random.default_rng(7)
+    lines, rejected = [], 0
+    for i in range(EVENTS_PER_MODEL):
+        drifted = i >= DRIFT_AT
+        amount = float(rng.lognormal(3.0 + 0.8 * drifted, 0.8))
+        tenure = float(rng.normal(12.0 + 4.0 * drifted, 3.0))
+        lines.append(orjson.dumps({"model": "churn-v1", "id": f"c{i}", "ts": 1.7e9 + i,
+                                   "features": {"amount": amount, "tenure": tenure}}))
+        lines.append(orjson.dumps({"model": "ranker-v7", "id": f"r{i}", "ts": 1.7e9 + i + 0.5,
+                                   "features": {"amount": float(rng.lognormal(3.0, 0.8))}}))
+        if i % REJECTED_EVERY == REJECTED_EVERY - 1:
+            lines.append(orjson.dumps({"model": "churn-v1", "features": {"amount": "twelve"}}))
+            rejected += 1
+    lines[100:100] = UNREADABLE
+    return lines, {"read": len(lines), "processed": 2 * EVENTS_PER_MODEL, "rejected": rejected,
+                   "unreadable": len(UNREADABLE)}
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("replay")
+    lines, expected = synthetic_log()
+    log, config = folder / "features.jsonl", folder / "streamdrift.toml"
+    log.write_bytes(b"".join(line + b"\n" for line in lines))
+    config.write_text(REPLAY_CONFIG)
+    alerts, report = folder / "alerts.jsonl", folder / "report.html"
+    code = main(["replay", str(log), "--offline", "--config", str(config), "--alerts", str(alerts),
+                 "--report", str(report), "--quiet"])
+    assert code == 0
+    return {"expected": expected, "html": report.read_text(encoding="utf-8"),
+            "alerts": alerts.read_bytes().splitlines(),
+            "retrain_requests": alerts.with_suffix(".retrain.jsonl").read_bytes().splitlines()}
+
+
+def headline(text: str) -> dict[str, int]:
+    cards = re.findall(r"<div class='big'>([\d,]+)</div><div class='muted'>([^<]+)</div>", text)
+    return {label: int(number.replace(",", "")) for number, label in cards}
+
+
+def test_headline_numbers_are_the_replays_counts(replayed):
+    expected, text = replayed["expected"], replayed["html"]
+    assert replayed["alerts"] and replayed["retrain_requests"]  # the replay found the drift
+    assert headline(text) == {
+        "events read": expected["read"], "processed": expected["processed"], "rejected": expected["rejected"],
+        "unreadable rows": expected["unreadable"], "alerts": len(replayed["alerts"]),
+        "retrain requests": len(replayed["retrain_requests"])}
+    # The model sections count the same alerts as the headline, and every model replayed is there.
+    per_model = [int(n) for n in re.findall(r"drifted feature\(s\), (\d+) alert\(s\)", text)]
+    assert sum(per_model) == len(replayed["alerts"])
+    assert "Model churn-v1" in text and "Model ranker-v7" in text
+
+
+def test_plot_kind_follows_the_monitored_kind(replayed):
+    # amount was always numeric for churn-v1; its "twelve"s were rejected and must not make it
+    # look categorical.
+    plots = dict((alt, kind) for kind, alt in re.findall(r"<figure data-kind='(\w+)'><img alt='([^']*)'",
+                                                         replayed["html"]))
+    assert plots.get("churn-v1 · amount") == "numeric", plots
+    assert plots.get("churn-v1 · tenure") == "numeric", plots
+    assert "categorical" not in plots.values()
