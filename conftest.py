@@ -46,6 +46,20 @@ class InstalledDoctestModule(DoctestModule):
         return importlib.import_module(module_name(self.path))
 
 
+class InstalledModule(pytest.Module):
+    """A source file named on the command line (``pytest detectors/adwin.py``), which pytest
+    collects as a test module too: imported by its installed name (it holds no tests)."""
+
+    def _getobj(self):
+        return importlib.import_module(module_name(self.path))
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent):
+    if module_name(module_path) is not None:
+        return InstalledModule.from_parent(parent, path=module_path)
+    return None
+
+
 def pytest_collect_file(file_path: Path, parent):
     if file_path.suffix == ".py" and module_name(file_path) is not None:
         return InstalledDoctestModule.from_parent(parent, path=file_path)

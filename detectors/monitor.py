@@ -39,9 +39,13 @@ class FeatureMonitor:
         self.collected_total = 0
         self.muted: set[str] = set()
         self.calibrations = 0
+        #: Bumped by every change of the monitor's state (an update, a fit, ``set_state``):
+        #: what a cache of that state (the fast path's, ``together.py``) checks it against.
+        self.version = 0
 
     # -- the batching loop, shared --------------------------------------------------------
     def _update(self, x: np.ndarray, missing: np.ndarray) -> list[Detection]:
+        self.version += 1
         out: list[Detection] = []
         pos, n = 0, x.shape[0]
         while pos < n:
@@ -106,6 +110,7 @@ class FeatureMonitor:
             self._calibrate(values, self.collected_missing, self.collected_total)
 
     def _calibrate(self, values: np.ndarray, missing: int, total: int) -> None:
+        self.version += 1
         self._fit(values, missing, total)
         self.fitted = True
         self.collecting = False
@@ -153,6 +158,7 @@ class FeatureMonitor:
         }
 
     def _set_base_state(self, state: dict) -> None:
+        self.version += 1
         self.seen = int(state["seen"])
         self.watched = int(state["watched"])
         self.fitted = bool(state["fitted"])

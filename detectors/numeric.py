@@ -56,6 +56,8 @@ class NumericMonitor(FeatureMonitor):
         self.reference_total = 0
         self.edges = np.zeros(0)
         self.reference_bins = np.zeros(1)
+        #: (edges, reference, bin of every reference position), made when first needed.
+        self._position_bins: tuple | None = None
         extra = s.reference_size if s.sliding_reference else 0
         self.recent_values = Ring(s.window + extra, np.float64)
         self.recent_positions = Ring(s.window, np.int64)
@@ -171,14 +173,14 @@ class NumericMonitor(FeatureMonitor):
         [0, 0, 1, 1, 1]
         """
         ref = self.reference
-        cached = getattr(ref, "position_bins", None)
-        if cached is None or cached[0] is not self.edges:
+        cached = self._position_bins
+        if cached is None or cached[0] is not self.edges or cached[1] is not ref:
             at = np.searchsorted(self.edges, ref.distinct, side="right").astype(np.int16)
             table = np.zeros(ref.n_positions, dtype=np.int16)
             table[1::2] = at
             table[2::2] = at
-            cached = ref.position_bins = (self.edges, table)
-        return cached[1]
+            cached = self._position_bins = (self.edges, ref, table)
+        return cached[2]
 
     def _windowed(self, values, positions, present, base) -> list[Detection]:
         s = self.settings

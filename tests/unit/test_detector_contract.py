@@ -215,3 +215,19 @@ def test_a_cusum_holds_its_alarm_until_it_is_fit_again():
     assert ph.update(normal(20, 3.0, 1, 100)) == []  # in alarm on the up side: held, not repeated
     ph.fit(REFERENCE, SHARE)
     assert ph.update(normal(21, 3.0, 1, 100))
+
+
+@pytest.mark.parametrize("folder", ["detectors", "stream"])
+def test_the_core_cannot_be_imported_twice_under_two_names(folder):
+    """From the repository root, `import detectors` would otherwise be a second copy of every
+    class (``detectors.NumericMonitor is not streamdrift.detectors.NumericMonitor``)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, "-c", f"import {folder}"], cwd=root, capture_output=True, text=True)
+    assert run.returncode != 0
+    assert f"this package is streamdrift.{folder}, not '{folder}'" in run.stderr
+    ok = subprocess.run([sys.executable, "-c", f"import streamdrift.{folder}"], cwd=root, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
