@@ -8,9 +8,16 @@
 []
 """
 
+if __name__ != "streamdrift.detectors":
+    # This folder is installed as streamdrift.detectors. Imported by its folder name, it would be a
+    # second copy of every class, and ``isinstance`` / ``type(...) is`` checks fail across the two.
+    raise ImportError(f"this package is streamdrift.detectors, not {__name__!r}: "
+                      "import it as `from streamdrift.detectors import ...`")
+
 from .adwin import ADWIN
 from .categorical import CategoricalMonitor
-from .detection import Detection
+from .binary import DDM, HDDM_A
+from .detection import Detection, Detector, Hit, NotFittedError
 from .frequency import FrequencyTest
 from .ks import WindowedKS
 from .missing_rate import MissingRate
@@ -21,7 +28,7 @@ from .settings import CATEGORICAL_DETECTORS, NUMERIC_DETECTORS, MonitorSettings
 from .state import StateError, decode_monitor, encode_monitor, monitor_record, reference_tag
 
 __all__ = [
-    "ADWIN", "CategoricalMonitor", "Detection", "FrequencyTest", "WindowedKS", "MissingRate",
+    "ADWIN", "DDM", "HDDM_A", "Detector", "Hit", "NotFittedError", "CategoricalMonitor", "Detection", "FrequencyTest", "WindowedKS", "MissingRate",
     "NumericMonitor", "PageHinkley", "Reference", "MonitorSettings", "NUMERIC_DETECTORS",
     "CATEGORICAL_DETECTORS", "StateError", "encode_monitor", "monitor_record", "decode_monitor", "reference_tag",
 ]

@@ -7,8 +7,11 @@ and the cut test runs once per ``clock`` blocks, as river's ``clock``), and the 
 bucket boundaries is vectorised with numpy. River 0.26's ADWIN is Rust with no access to its
 buckets, so its state could not be checkpointed; this one's state is a few arrays.
 
-The monitor feeds it uniform scores (mid-ranks in the reference, in [0, 1]), which is the bounded
-setting in which ADWIN's ``delta`` is a real per-check false-alarm bound.
+ADWIN's bound holds for values in [0, 1] only. Fitted on a ``Reference``, it watches any
+numeric feature through the values' mid-ranks in the reference (uniform scores, in (0, 1));
+fitted on ``None``, it takes values already in [0, 1] and refuses any other. Fitting also sets
+``delta`` from the detector's share of the false-alarm budget: one cut test runs every
+``block * clock`` values, so ``delta = block * clock / share`` keeps that share.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import math
 
 import numpy as np
 
+from .detection import Hit, require_fitted
 from .errors import check_range
+from .reference import Reference
 
 
 # Squares are written d * d, not d ** 2: Python's ** calls the C library's pow, which can differ
@@ -25,15 +30,24 @@ from .errors import check_range
 
 
 class ADWIN:
-    """ADWIN change detector over values in [0, 1].
+    """ADWIN change detector.
 
     >>> rng = np.random.default_rng(3)
-    >>> adwin = ADWIN(delta=1e-6, block=32)
-    >>> adwin.update(rng.uniform(0.0, 1.0, 5000)) is None
-    True
-    >>> index, direction, *_ = adwin.update(rng.uniform(0.2, 1.0, 5000))
-    >>> direction, 0 < index < 1500
-    ('up', True)
+    >>> adwin = ADWIN(block=32)
+    >>> adwin.fit(None, share=1e8)                     # values in [0, 1]; delta from the share
+    >>> adwin.delta
+    3.2e-07
+    >>> adwin.update(rng.uniform(0.0, 1.0, 5000))
+    []
+    >>> hits = adwin.update(rng.uniform(0.2, 1.0, 5000))   # a cut, then more as the window shrinks
+    >>> hits[0].index, hits[0].direction, hits[0].since_change
+    (599, 'up', 736)
+    >>> adwin.update(np.array([1.5]))
+    Traceback (most recent call last):
+    ...
+    ValueError: value at position 0 is 1.5: ADWIN fitted without a reference watches values in [0, 1]; fit it on a Reference to watch any numbers
+
+    ``delta`` given to the constructor is kept by ``fit(reference)`` without a share.
     """
 
     name = "adwin"
@@ -50,6 +64,9 @@ class ADWIN:
         self.clock = int(clock)
         self.max_buckets = int(max_buckets)
         self.min_window_length = int(min_window_length)
+        self.fitted = False
+        self.reference: Reference | None = None
+        self.drift_detected = False
         self._reset()
 
     def _reset(self) -> None:
@@ -63,16 +80,50 @@ class ADWIN:
         self.pending: np.ndarray = np.zeros(0)
         self.detections = 0
 
+    def fit(self, reference: Reference | None, share: float | None = None) -> None:
+        """Start afresh. ``reference``: watch values through their mid-ranks in it (``None``:
+        values are in [0, 1] already). ``share``: expected values between two false alarms
+        that this detector may use; sets ``delta`` (``None`` keeps the constructor's)."""
+        if reference is not None and not isinstance(reference, Reference):
+            raise TypeError(f"ADWIN.fit takes a Reference or None, got {type(reference).__name__}")
+        if share is not None:
+            check_range("share", share, 1)
+            self.delta = min(0.5, self.block * self.clock / share)
+        self.reference = reference
+        self.fitted = True
+        self.drift_detected = False
+        self._reset()
+
     @property
     def mean(self) -> float:
         return self.total / self.width if self.width else 0.0
 
-    def update(self, values: np.ndarray) -> tuple[int, str, float, float, int] | None:
-        """Feed values in [0, 1]; return ``(index, direction, |mean difference|, bound, recent)``
-        of the first cut in this call: ``index`` is the last value of the block that revealed it,
-        ``recent`` the size of the newer sub-window at the cut (the new regime so far)."""
+    def update(self, values) -> list[Hit]:
+        """Feed values; return a hit for each cut (``index``: the last value of the block that
+        revealed it; ``change_point``: where the newer sub-window of the cut begins)."""
+        require_fitted(self)
+        x = np.asarray(values, dtype=np.float64).reshape(-1)
+        if self.reference is not None:
+            if not np.isfinite(x).all():
+                raise ValueError(f"value at position {int(np.flatnonzero(~np.isfinite(x))[0])} is not a finite number")
+            return self.update_scores(self.reference.uniform_scores(self.reference.positions(x)))
+        outside = np.flatnonzero(~((x >= 0.0) & (x <= 1.0)))  # NaN too
+        if outside.size:
+            raise ValueError(f"value at position {int(outside[0])} is {x[outside[0]]:g}: ADWIN fitted without a "
+                             "reference watches values in [0, 1]; fit it on a Reference to watch any numbers")
+        return self.update_scores(x)
+
+    def update_scores(self, values: np.ndarray) -> list[Hit]:
+        """``update`` for values known to be in [0, 1] (a monitor's uniform scores)."""
+        require_fitted(self)
         values = np.asarray(values, dtype=np.float64)
-        first: tuple[int, str, float, float, int] | None = None
+        hits: list[Hit] = []
+
+        def found(index: int, cut) -> None:
+            direction, difference, bound, recent = cut
+            hits.append(Hit(index=index, direction=direction, statistic=difference, threshold=bound,
+                            change_point=index - recent + 1))
+
         i = 0
         n = values.size
         if len(self.pending):
@@ -81,23 +132,24 @@ class ADWIN:
             self.pending = np.concatenate((self.pending, take))
             i = take.size
             if len(self.pending) == self.block:
-                found = self._add_block(self.pending)
+                cut = self._add_block(self.pending)
                 self.pending = np.zeros(0)
-                if found is not None:
-                    first = (i - 1, *found)
+                if cut is not None:
+                    found(i - 1, cut)
         full = (n - i) // self.block
         if full:
             blocks = values[i:i + full * self.block].reshape(full, self.block)
             totals = blocks.sum(axis=1)
             variances = ((blocks - (totals / self.block)[:, None]) ** 2).sum(axis=1)
             for b in range(full):
-                found = self._add_summary(float(totals[b]), float(variances[b]))
-                if found is not None and first is None:
-                    first = (i + (b + 1) * self.block - 1, *found)
+                cut = self._add_summary(float(totals[b]), float(variances[b]))
+                if cut is not None:
+                    found(i + (b + 1) * self.block - 1, cut)
             i += full * self.block
         if i < n:
             self.pending = np.concatenate((self.pending, values[i:]))
-        return first
+        self.drift_detected = bool(hits)
+        return hits
 
     def _add_block(self, block: np.ndarray) -> tuple[str, float, float, int] | None:
         total = float(block.sum())

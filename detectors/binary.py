@@ -26,6 +26,7 @@ import numpy as np
 from river import stats
 from river.drift import binary as river_binary
 
+from .detection import Hit, require_fitted
 from .errors import check_range
 
 
@@ -77,30 +78,42 @@ class BinaryDetector:
             raise RuntimeError(f"river's {type(self.detector).__name__} has no {', '.join(missing)}; "
                                f"the {self.name} state encoding in detectors/binary.py must follow river's source")
         self.since = 0  # values since the detector's own estimate of where the current regime began
+        self._fitted = False
+        self._held = False  # a drift was reported: values are ignored until the next fit
+        self.drift_detected = False
 
     @property
-    def drift_detected(self) -> bool:
-        return self.detector.drift_detected
+    def fitted(self) -> bool:
+        return self._fitted
 
-    def fit(self, values: np.ndarray) -> None:
-        """Start afresh on the reference: its values set the error rate the detector starts from
-        (a drift river sees inside the reference only resets it, as river does)."""
-        values = np.asarray(values, dtype=np.float64)
+    def fit(self, reference, share: float | None = None) -> None:
+        """Start afresh on the reference (0/1 values): its values set the error rate the
+        detector starts from (a drift river sees inside the reference only resets it, as river
+        does). ``share`` is accepted for the common contract and unused: these detectors keep
+        their own drift levels, not a false-alarm budget."""
+        values = np.asarray(reference, dtype=np.float64).reshape(-1)
         check_binary(values, self.name)
         self._reset()
         self._feed(values)
+        self._fitted = True
 
-    def update(self, values: np.ndarray) -> tuple[int, str, float, float, int] | None:
-        """Feed 0/1 values until the first drift; return ``(index, "up", statistic, threshold,
-        recent)`` of it (``recent``: values the detector counts as the new regime), else ``None``.
-        Values after the drift are not consumed: the monitor mutes the detector there."""
-        values = np.asarray(values, dtype=np.float64)
+    def update(self, values) -> list[Hit]:
+        """Feed 0/1 values until the first drift; return its hit (``change_point``: where the
+        detector's own estimate of the new regime begins). The detector then holds its alarm
+        and ignores values until it is fit again."""
+        require_fitted(self)
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
         check_binary(values, self.name)
+        self.drift_detected = False
+        if self._held:
+            return []
         t = self._feed(values, stop_at_drift=True)
         if t is None:
-            return None
+            return []
         statistic, threshold = self._levels()
-        return t, "up", statistic, threshold, max(1, self.since)
+        self._held = self.drift_detected = True
+        return [Hit(index=t, direction="up", statistic=statistic, threshold=threshold,
+                    change_point=t - max(1, self.since) + 1)]
 
     def _feed(self, values: np.ndarray, stop_at_drift: bool = False) -> int | None:
         raise NotImplementedError
@@ -124,10 +137,10 @@ class DDM(BinaryDetector):
     >>> rng = np.random.default_rng(1)
     >>> ddm = DDM()
     >>> ddm.fit((rng.random(5000) < 0.1).astype(float))
-    >>> ddm.update((rng.random(5000) < 0.1).astype(float)) is None
-    True
-    >>> index, direction, statistic, threshold, recent = ddm.update((rng.random(5000) < 0.3).astype(float))
-    >>> index, direction, round(statistic, 4), statistic > threshold
+    >>> ddm.update((rng.random(5000) < 0.1).astype(float))
+    []
+    >>> [hit] = ddm.update((rng.random(5000) < 0.3).astype(float))
+    >>> hit.index, hit.direction, round(hit.statistic, 4), hit.statistic > hit.threshold
     (482, 'up', 0.1131, True)
     >>> ddm.update(np.array([0.5]))
     Traceback (most recent call last):
@@ -186,6 +199,7 @@ class DDM(BinaryDetector):
         d._drift_detected = bool(state["drift"])
         d._warning_detected = bool(state["warning"])
         self.since = int(state["since"])
+        self._fitted, self._held = True, d._drift_detected
 
 
 class HDDM_A(BinaryDetector):
@@ -196,10 +210,10 @@ class HDDM_A(BinaryDetector):
     >>> rng = np.random.default_rng(1)
     >>> hddm = HDDM_A()
     >>> hddm.fit((rng.random(5000) < 0.1).astype(float))
-    >>> hddm.update((rng.random(5000) < 0.1).astype(float)) is None
-    True
-    >>> index, direction, statistic, threshold, recent = hddm.update((rng.random(5000) < 0.3).astype(float))
-    >>> index, direction, round(statistic, 4), statistic >= threshold
+    >>> hddm.update((rng.random(5000) < 0.1).astype(float))
+    []
+    >>> [hit] = hddm.update((rng.random(5000) < 0.3).astype(float))
+    >>> hit.index, hit.direction, round(hit.statistic, 4), hit.statistic >= hit.threshold
     (300, 'up', 0.0073, True)
     """
 
@@ -243,6 +257,7 @@ class HDDM_A(BinaryDetector):
         d._drift_detected = bool(state["drift"])
         d._warning_detected = bool(state["warning"])
         self.since = int(state["since"])
+        self._fitted, self._held = True, d._drift_detected
 
 
 def binary_detector(name: str, settings) -> BinaryDetector:

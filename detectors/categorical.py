@@ -14,7 +14,7 @@ from collections import Counter
 
 import numpy as np
 
-from .detection import Detection
+from .detection import Detection, Hit
 from .frequency import FrequencyTest, jensen_shannon, psi
 from .missing_rate import MissingRate
 from .monitor import FeatureMonitor, evaluation_points
@@ -124,7 +124,7 @@ class CategoricalMonitor(FeatureMonitor):
         self.reference_missing, self.reference_total = missing, total
         share = self._share()
         self.test.fit(ref, share)
-        self.missing_rate.fit(missing, total, share)
+        self.missing_rate.fit_counts(missing, total, share)
         self.recent_codes.clear()
         self.recent_missing.clear()
 
@@ -138,9 +138,9 @@ class CategoricalMonitor(FeatureMonitor):
         found: list[Detection] = []
         present = np.flatnonzero(~missing)
         if self._armed("missing_rate"):
-            hit = self.missing_rate.update(missing)
-            if hit is not None:
-                found.append(self._missing_detection(base, hit, missing))
+            hits = self.missing_rate.update(missing)
+            if hits:
+                found.append(self._missing_detection(base, hits[0], missing))
         codes = self._codes(x[present]) if present.size else np.zeros(0, dtype=np.int32)
         if self._armed("categorical") and codes.size:
             s = self.settings
@@ -150,9 +150,9 @@ class CategoricalMonitor(FeatureMonitor):
                 offset = ext.size - codes.size
                 for t in points:
                     window = ext[offset + t + 1 - s.categorical_window: offset + t + 1]
-                    verdict = self.test.test(window)
-                    if verdict[0] is not None:
-                        found.append(self._detection(base + int(present[t]), window, verdict))
+                    hit = self.test.test(window)
+                    if hit is not None:
+                        found.append(self._detection(base + int(present[t]), window, hit))
                         break
         self.recent_codes.extend(codes)
         self.recent_missing.extend(missing)
@@ -164,7 +164,7 @@ class CategoricalMonitor(FeatureMonitor):
         order = np.argsort(-counts, kind="stable")[:TOP_CATEGORIES]
         return {"n": int(total), "top": {self.names[i]: float(counts[i] / total) for i in order if counts[i] > 0}}
 
-    def _detection(self, index: int, window: np.ndarray, verdict) -> Detection:
+    def _detection(self, index: int, window: np.ndarray, hit: Hit) -> Detection:
         window_counts = np.bincount(window, minlength=len(self.names)).astype(np.float64)
         ref_counts = self.reference_counts.copy()
         observed = ref_counts.copy()
@@ -176,8 +176,8 @@ class CategoricalMonitor(FeatureMonitor):
         moved = int(np.argmax(np.abs(shares_win - shares_ref)))
         effect["most_changed"] = {"category": self.names[moved], "reference_share": float(shares_ref[moved]),
                                   "window_share": float(shares_win[moved])}
-        return Detection(detector="categorical", kind="feature", index=index, statistic=verdict[1],
-                         threshold=self.test.critical, p_value=verdict[2], direction=None,
+        return Detection(detector="categorical", kind="feature", index=index, statistic=hit.statistic,
+                         threshold=self.test.critical, p_value=hit.p_value, direction=None,
                          severity="critical" if effect["psi"] >= CRITICAL_PSI else "warning",
                          reference=self._summary(observed), window=self._summary(window_counts),
                          effect=effect)

@@ -1,13 +1,91 @@
-"""What a monitor reports when a detector fires: everything an alert needs."""
+"""What detectors and monitors report: a detector's ``Hit``, a monitor's ``Detection``, and the
+``Detector`` contract every detector of this package keeps."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+class NotFittedError(RuntimeError):
+    """A detector was used before ``fit`` gave it a reference and a false-alarm share."""
+
+
+def require_fitted(detector) -> None:
+    """Raise ``NotFittedError`` naming the detector unless it has been fitted.
+
+    >>> from streamdrift.detectors import PageHinkley
+    >>> require_fitted(PageHinkley())
+    Traceback (most recent call last):
+    ...
+    streamdrift.detectors.detection.NotFittedError: PageHinkley is not fitted: call fit(reference, share) before update
+    """
+    if not detector.fitted:
+        raise NotFittedError(f"{type(detector).__name__} is not fitted: call fit(reference, share) before update")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One detection of one detector.
+
+    ``index`` is the position, among the values given to the ``update`` call that returned it,
+    of the value that revealed the change (for a test of one window: the window's last value).
+    ``change_point`` is the detector's own estimate of where the change began, on the same
+    scale (negative: before this call's values), or ``None`` where the detector has none.
+    ``effect`` holds effect sizes where the detector computes them (PSI, Jensen-Shannon).
+    """
+
+    index: int
+    direction: str | None
+    statistic: float
+    threshold: float
+    p_value: float | None = None
+    change_point: int | None = None
+    effect: dict = field(default_factory=dict)
+
+    @property
+    def since_change(self) -> int | None:
+        """Values from the estimated change point to the hit, both included."""
+        return None if self.change_point is None else self.index - self.change_point + 1
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """The contract of every detector in ``streamdrift.detectors``.
+
+    - ``fit(reference, share)`` calibrates on a reference (what "no drift" looks like) so that
+      the detector keeps ``share`` values, on average, between two false alarms, and starts
+      afresh. ``update`` before ``fit`` raises ``NotFittedError``.
+    - ``update(values)`` feeds a batch and returns its hits, in order. Batches change nothing:
+      one call with a thousand values gives the hits (and the state) of a thousand calls of one.
+      A CUSUM (Page-Hinkley, missing rate, DDM, HDDM_A) holds its alarm after a hit and ignores
+      later values until it is fit again; ADWIN and the window tests keep watching.
+    - ``drift_detected`` is whether the last ``update`` returned a hit (as river's detectors).
+    - ``get_state()`` is what the detector learned since ``fit``, in numbers and arrays (never
+      pickle); ``set_state`` puts it back into a detector fitted on the same reference.
+    - Bad constructor arguments raise ``ValueError`` naming the parameter and the allowed range.
+    """
+
+    name: str
+
+    @property
+    def fitted(self) -> bool: ...
+
+    @property
+    def drift_detected(self) -> bool: ...
+
+    def fit(self, reference: Any, share: float) -> None: ...
+
+    def update(self, values) -> list[Hit]: ...
+
+    def get_state(self) -> dict: ...
+
+    def set_state(self, state: dict) -> None: ...
 
 
 @dataclass(frozen=True)
 class Detection:
-    """One detector firing on one feature.
+    """One detector firing on one feature (what a monitor reports: everything an alert needs).
 
     ``index`` is the position, in the feature's stream as given to the monitor (missing values
     included, starting at 0), of the value that triggered it.

@@ -9,13 +9,17 @@ PSI and the Jensen-Shannon distance are reported as effect sizes.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
 from scipy.stats import chi2
 
 from . import calibration
+from .detection import Hit, require_fitted
 from .errors import check_range
+from .monitor import evaluation_points
+from .window import Ring
 
 #: A cell whose expected count in one window is below this is pooled with other sparse cells.
 MIN_EXPECTED = 5.0
@@ -73,13 +77,15 @@ def jensen_shannon(reference_counts: np.ndarray, window_counts: np.ndarray) -> f
 class FrequencyTest:
     """G-test of the window's cell counts against the reference's.
 
+    Values are cell codes ``0 .. len(reference_counts) - 1`` (a category's index, a bin's).
+
     >>> rng = np.random.default_rng(11)
     >>> test = FrequencyTest(window=1000, evaluate_every=250)
-    >>> test.fit(np.bincount(rng.choice(4, 5000, p=[0.3, 0.3, 0.2, 0.2])), run_length=2e6)
-    >>> test.test(rng.choice(4, 1000, p=[0.3, 0.3, 0.2, 0.2]))[0] is None
-    True
-    >>> test.test(rng.choice(4, 1000, p=[0.4, 0.25, 0.2, 0.15]))[0] is None
-    False
+    >>> test.fit(np.bincount(rng.choice(4, 5000, p=[0.3, 0.3, 0.2, 0.2])), share=2e6)
+    >>> test.update(rng.choice(4, 3000, p=[0.3, 0.3, 0.2, 0.2]))
+    []
+    >>> [(hit.index, round(hit.effect["psi"], 3)) for hit in test.update(rng.choice(4, 1000, p=[0.4, 0.25, 0.2, 0.15]))]
+    [(749, 0.033), (999, 0.056)]
     """
 
     name = "frequency"
@@ -93,12 +99,21 @@ class FrequencyTest:
         self.cell_of = np.zeros(1, dtype=np.int64)
         self.critical = np.inf
         self.level = 0.0
+        self.fitted = False
+        self.drift_detected = False
+        #: The recent codes of ``update``, made on its first call (a monitor keeps its own).
+        self._recent: Ring | None = None
+        self._seen = 0
 
-    def fit(self, reference_counts: np.ndarray, run_length: float) -> None:
-        """Pool sparse cells and set the critical value for this detector's budget share."""
-        counts = np.asarray(reference_counts, dtype=np.float64)
-        share = counts / counts.sum()
-        sparse = share * self.window < MIN_EXPECTED
+    def fit(self, reference_counts: np.ndarray, share: float) -> None:
+        """Pool sparse cells and set the critical value so that tests every ``evaluate_every``
+        values keep ``share`` values between false alarms; start afresh."""
+        counts = np.asarray(reference_counts, dtype=np.float64).reshape(-1)
+        if counts.size == 0 or not np.isfinite(counts).all() or (counts < 0).any() or counts.sum() <= 0:
+            raise ValueError("reference_counts must be finite counts >= 0 with a positive total")
+        check_range("share", share, 1)
+        share_of = counts / counts.sum()
+        sparse = share_of * self.window < MIN_EXPECTED
         # Dense cells keep their own column; all sparse cells share the last column.
         cell_of = np.cumsum(~sparse) - 1
         pooled = int((~sparse).sum())
@@ -106,20 +121,66 @@ class FrequencyTest:
         n_cells = pooled + int(sparse.any())
         self.cell_of = cell_of.astype(np.int64)
         self.reference_counts = np.bincount(self.cell_of, weights=counts, minlength=n_cells)
-        self.level = calibration.per_test_level(self.evaluate_every, run_length)
+        self.level = calibration.per_test_level(self.evaluate_every, share)
         df = n_cells - 1
         self.critical = chi2_critical(self.level, df) if df > 0 else np.inf
+        self.fitted = True
+        self.drift_detected = False
+        self._recent, self._seen = None, 0
 
-    def test(self, window_codes: np.ndarray) -> tuple[float | None, float, float, dict]:
-        """``(statistic or None, statistic, p_value, effect sizes)`` for a window of cell codes."""
+    def update(self, values) -> list[Hit]:
+        """Feed cell codes; return a hit for every test over the critical value."""
+        require_fitted(self)
+        codes = np.asarray(values)
+        if codes.dtype.kind not in "iu":
+            raise ValueError(f"FrequencyTest.update takes integer cell codes, got {codes.dtype}")
+        codes = codes.reshape(-1).astype(np.int64)
+        bad = np.flatnonzero((codes < 0) | (codes >= self.cell_of.size))
+        if bad.size:
+            raise ValueError(f"value at position {int(bad[0])} is {int(codes[bad[0]])}, not a cell code in "
+                             f"0..{self.cell_of.size - 1}")
+        if self._recent is None:
+            self._recent = Ring(self.window, np.int64)
+        hits = []
+        points = evaluation_points(self._seen, codes.size, self.evaluate_every, self.window)
+        if points:
+            old = self._recent.items()
+            ext = np.concatenate((old, codes))
+            for t in points:
+                end = old.size + t + 1
+                hit = self.test(ext[end - self.window:end])
+                if hit is not None:
+                    hits.append(replace(hit, index=t))
+        self._recent.extend(codes)
+        self._seen += codes.size
+        self.drift_detected = bool(hits)
+        return hits
+
+    def test(self, window_codes: np.ndarray) -> Hit | None:
+        """The test of one window of cell codes; its hit sits at the window's end."""
         counts = np.bincount(self.cell_of[window_codes], minlength=self.reference_counts.size)
         g = g_statistic(self.reference_counts, counts)
         if g <= self.critical:
-            return None, g, 1.0, {}
+            return None
         p = float(chi2.sf(g, self.reference_counts.size - 1))
         effect = {"psi": psi(self.reference_counts, counts),
                   "jensen_shannon": jensen_shannon(self.reference_counts, counts)}
-        return g, g, p, effect
+        return Hit(index=len(window_codes) - 1, direction=None, statistic=g, threshold=float(self.critical),
+                   p_value=p, effect=effect)
+
+    def get_state(self) -> dict:
+        """The recent codes of ``update`` (empty for a test a monitor feeds window by window)."""
+        if self._recent is None:
+            return {}
+        return {"recent": self._recent.get_state(), "seen": self._seen}
+
+    def set_state(self, state: dict) -> None:
+        """Restore ``get_state`` output into a test fitted on the same reference counts."""
+        self._recent, self._seen = None, 0
+        if state.get("recent") is not None:
+            self._recent = Ring(self.window, np.int64)
+            self._recent.set_state(state["recent"])
+            self._seen = int(state["seen"])
 
 
 @lru_cache(maxsize=1024)

@@ -10,13 +10,17 @@ cheaper per value than re-running scipy on every update (river's KSWIN). Tests r
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 from scipy.special import kolmogi, kolmogorov
 
 from . import calibration
+from .detection import Hit, require_fitted
 from .errors import check_range
+from .monitor import evaluation_points
 from .reference import Reference
+from .window import Ring
 
 
 def effective_size(n: int, m: int) -> float:
@@ -81,13 +85,18 @@ class WindowedKS:
     >>> rng = np.random.default_rng(5)
     >>> ks = WindowedKS(window=1000, evaluate_every=250)
     >>> ref = Reference(rng.normal(0, 1, 5000))
-    >>> ks.fit(ref, run_length=4e6)
+    >>> ks.fit(ref, share=4e6)
     >>> round(ks.critical, 3)
     0.079
-    >>> ks.test_positions(ref.positions(rng.normal(0, 1, 1000)))[0] is None
+    >>> ks.update(rng.normal(0, 1, 3000))
+    []
+    >>> [(hit.index, hit.direction, round(hit.statistic, 3)) for hit in ks.update(rng.normal(0, 2, 1000))]
+    [(499, 'wider', 0.083), (749, 'wider', 0.116), (999, 'wider', 0.164)]
+
+    A monitor keeps the window itself (shared by its detectors) and asks for one test at a time:
+
+    >>> ks.test_positions(ref.positions(rng.normal(0, 1, 1000))) is None
     True
-    >>> ks.test_positions(ref.positions(rng.normal(0, 2, 1000)))[1]
-    'wider'
     """
 
     name = "ks"
@@ -101,42 +110,109 @@ class WindowedKS:
         self.level = 0.0
         self.critical = 1.0
         self.reference: Reference | None = None
+        self.drift_detected = False
+        #: The recent values of ``update`` (positions; values with a sliding reference), made
+        #: on its first call: a monitor keeps its own window and never calls it.
+        self._recent: Ring | None = None
+        self._seen = 0  # values given to update since the fit
 
-    def fit(self, reference: Reference, run_length: float) -> None:
+    @property
+    def fitted(self) -> bool:
+        return self.reference is not None
+
+    def fit(self, reference: Reference, share: float) -> None:
+        """Set the critical value so that tests every ``evaluate_every`` values keep ``share``
+        values between false alarms, and start afresh."""
+        if not isinstance(reference, Reference):
+            raise TypeError(f"WindowedKS.fit takes a Reference, got {type(reference).__name__}")
+        check_range("share", share, 1)
         self.reference = reference
-        self.level = calibration.per_test_level(self.evaluate_every, run_length)
+        self.level = calibration.per_test_level(self.evaluate_every, share)
         self.critical = float(kolmogi(self.level)) / effective_size(reference.size, self.window)
+        self.drift_detected = False
+        self._recent = None
+        self._seen = 0
 
-    def _verdict(self, up: float, down: float) -> tuple[float | None, str, float, float]:
+    def _ring(self) -> Ring:
+        if self._recent is None:
+            if self.sliding_reference:
+                # The values just before the window are its reference: at first the fitted
+                # reference, in a fixed shuffled order (the Reference keeps its values sorted,
+                # and a sorted tail would be a biased sample of it).
+                self._recent = Ring(self.window + self.reference.size, np.float64)
+                self._recent.extend(np.random.default_rng(0).permutation(self.reference.values))
+            else:
+                self._recent = Ring(self.window, np.int64)
+        return self._recent
+
+    def update(self, values) -> list[Hit]:
+        """Feed values (finite numbers); return a hit for every test over the critical value."""
+        require_fitted(self)
+        x = np.asarray(values, dtype=np.float64).reshape(-1)
+        if not np.isfinite(x).all():
+            raise ValueError(f"value at position {int(np.flatnonzero(~np.isfinite(x))[0])} is not a finite number")
+        ring = self._ring()
+        seen = self._seen
+        items = x if self.sliding_reference else self.reference.positions(x)
+        points = evaluation_points(seen, x.size, self.evaluate_every, self.window)
+        hits = []
+        if points:
+            old = ring.items() if self.sliding_reference else ring.items()[-self.window:]
+            ext = np.concatenate((old, items))
+            offset, w = old.size, self.window
+            for t in points:
+                end = offset + t + 1
+                if self.sliding_reference:
+                    hit = self.test_values(ext[max(0, end - w - self.reference.size):end - w], ext[end - w:end])
+                else:
+                    hit = self.test_positions(ext[end - w:end])
+                if hit is not None:
+                    hits.append(replace(hit, index=t))
+        ring.extend(items)
+        self._seen += x.size
+        self.drift_detected = bool(hits)
+        return hits
+
+    def _verdict(self, up: float, down: float, m: int) -> tuple[float, str, float] | None:
         d = max(up, down)
         if d <= self.critical:
-            return None, "", d, 1.0
+            return None
         # Both signs large means the spread changed rather than the location.
         direction = "spread" if min(up, down) > 0.5 * d else ("up" if up >= down else "down")
         p = float(kolmogorov(d * effective_size(self.reference.size, self.window)))
-        return d, direction, d, p
+        return d, direction, p
 
-    def test_positions(self, window_positions: np.ndarray) -> tuple[float | None, str, float, float]:
-        """``(statistic or None, direction, statistic, p_value)`` for a window of positions."""
+    def _hit(self, verdict, m: int, uniform) -> Hit | None:
+        if verdict is None:
+            return None
+        d, direction, p = verdict
+        if direction == "spread":
+            direction = _spread_direction(uniform())
+        return Hit(index=m - 1, direction=direction, statistic=d, threshold=self.critical, p_value=p)
+
+    def test_positions(self, window_positions: np.ndarray) -> Hit | None:
+        """The test of one window, given as reference positions; its hit sits at the window's end."""
         up, down = ks_statistic_positions(self.reference, window_positions)
-        scale = self.reference.size * window_positions.size
-        result = self._verdict(up / scale, down / scale)
-        if result[1] == "spread":
-            u = self.reference.uniform_scores(window_positions)
-            return (result[0], _spread_direction(u), result[2], result[3])
-        return result
+        m = window_positions.size
+        scale = self.reference.size * m
+        return self._hit(self._verdict(up / scale, down / scale, m), m,
+                         lambda: self.reference.uniform_scores(window_positions))
 
-    def test_values(self, reference: np.ndarray, window: np.ndarray) -> tuple[float | None, str, float, float]:
-        """The same verdict for a sliding reference given as values."""
+    def test_values(self, reference: np.ndarray, window: np.ndarray) -> Hit | None:
+        """The same test for a sliding reference given as values."""
         up, down = ks_statistic_values(reference, window)
-        result = self._verdict(up, down)
-        if result[1] == "spread":
-            u = np.searchsorted(np.sort(reference), window) / reference.size
-            return (result[0], _spread_direction(u), result[2], result[3])
-        return result
+        return self._hit(self._verdict(up, down, window.size), window.size,
+                         lambda: np.searchsorted(np.sort(reference), window) / reference.size)
 
     def get_state(self) -> dict:
-        return {}
+        """The recent values of ``update`` (empty for a detector a monitor feeds window by window)."""
+        if self._recent is None:
+            return {}
+        return {"recent": self._recent.get_state(), "seen": self._seen}
 
     def set_state(self, state: dict) -> None:
-        pass
+        """Restore ``get_state`` output into a detector fitted on the same reference."""
+        self._recent, self._seen = None, 0
+        if state.get("recent") is not None:
+            self._ring().set_state(state["recent"])
+            self._seen = int(state["seen"])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .detection import Detection
+from .detection import Detection, Hit
 from .settings import MonitorSettings
 
 #: A missing rate moving by this much (absolute) is critical.
@@ -39,9 +39,13 @@ class FeatureMonitor:
         self.collected_total = 0
         self.muted: set[str] = set()
         self.calibrations = 0
+        #: Bumped by every change of the monitor's state (an update, a fit, ``set_state``):
+        #: what a cache of that state (the fast path's, ``together.py``) checks it against.
+        self.version = 0
 
     # -- the batching loop, shared --------------------------------------------------------
     def _update(self, x: np.ndarray, missing: np.ndarray) -> list[Detection]:
+        self.version += 1
         out: list[Detection] = []
         pos, n = 0, x.shape[0]
         while pos < n:
@@ -106,6 +110,7 @@ class FeatureMonitor:
             self._calibrate(values, self.collected_missing, self.collected_total)
 
     def _calibrate(self, values: np.ndarray, missing: int, total: int) -> None:
+        self.version += 1
         self._fit(values, missing, total)
         self.fitted = True
         self.collecting = False
@@ -122,15 +127,15 @@ class FeatureMonitor:
     def _armed(self, name: str) -> bool:
         return name in self.active and name not in self.muted
 
-    def _missing_detection(self, base: int, hit: tuple, missing: np.ndarray) -> Detection:
+    def _missing_detection(self, base: int, hit: Hit, missing: np.ndarray) -> Detection:
         """The alert of the missing-rate detector, with the rate over the last ``window`` values."""
-        recent = np.concatenate((self.recent_missing.items(), missing[:hit[0] + 1]))[-self.settings.window:]
+        recent = np.concatenate((self.recent_missing.items(), missing[:hit.index + 1]))[-self.settings.window:]
         rate = float(recent.mean())
         ref_rate = self.reference_missing / max(1, self.reference_total)
         severity = "critical" if abs(rate - ref_rate) >= CRITICAL_MISSING_CHANGE else "warning"
-        return Detection(detector="missing_rate", kind="missing_rate", index=int(base + hit[0]),
-                         statistic=float(hit[2]), threshold=self.missing_rate.threshold_value(hit[1]),
-                         p_value=None, direction=hit[1], severity=severity,
+        return Detection(detector="missing_rate", kind="missing_rate", index=int(base + hit.index),
+                         statistic=float(hit.statistic), threshold=float(hit.threshold),
+                         p_value=None, direction=hit.direction, severity=severity,
                          reference={"n": self.reference_total, "missing_rate": ref_rate},
                          window={"n": int(recent.size), "missing_rate": rate})
 
@@ -153,6 +158,7 @@ class FeatureMonitor:
         }
 
     def _set_base_state(self, state: dict) -> None:
+        self.version += 1
         self.seen = int(state["seen"])
         self.watched = int(state["watched"])
         self.fitted = bool(state["fitted"])

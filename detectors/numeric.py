@@ -3,12 +3,14 @@ missing rate, sharing one reference, one budget and one recent window."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from scipy.special import ndtri
 
 from .adwin import ADWIN
 from .binary import BinaryDetector, binary_detector, check_binary
-from .detection import Detection
+from .detection import Detection, Hit
 from .frequency import FrequencyTest, psi
 from .ks import WindowedKS
 from .missing_rate import MissingRate
@@ -44,7 +46,7 @@ class NumericMonitor(FeatureMonitor):
         super().__init__(settings)
         s = self.settings
         self.page_hinkley = PageHinkley(shift=s.shift)
-        self.adwin = self._new_adwin(s.false_alarm_budget)
+        self.adwin = self._new_adwin()
         self.ks = WindowedKS(window=s.window, evaluate_every=s.evaluate_every,
                              sliding_reference=s.sliding_reference)
         self.histogram = FrequencyTest(window=s.window, evaluate_every=s.evaluate_every)
@@ -54,6 +56,8 @@ class NumericMonitor(FeatureMonitor):
         self.reference_total = 0
         self.edges = np.zeros(0)
         self.reference_bins = np.zeros(1)
+        #: (edges, reference, bin of every reference position), made when first needed.
+        self._position_bins: tuple | None = None
         extra = s.reference_size if s.sliding_reference else 0
         self.recent_values = Ring(s.window + extra, np.float64)
         self.recent_positions = Ring(s.window, np.int64)
@@ -64,13 +68,9 @@ class NumericMonitor(FeatureMonitor):
         if reference is not None:
             self.set_reference(reference)
 
-    def _new_adwin(self, budget: float) -> ADWIN:
+    def _new_adwin(self) -> ADWIN:
         s = self.settings
-        share = budget * max(1, len(self.active))
-        # ADWIN's delta bounds the false-alarm probability of one cut test; one test runs every
-        # block * clock values, so this delta keeps the detector's share of the budget.
-        delta = min(0.5, s.adwin_block * s.adwin_clock / share)
-        return ADWIN(delta=delta, block=s.adwin_block, clock=s.adwin_clock)
+        return ADWIN(block=s.adwin_block, clock=s.adwin_clock)
 
     def set_reference(self, values: np.ndarray) -> None:
         """Use ``values`` (training data; ``NaN`` = missing) as the reference instead of a warm-up."""
@@ -100,20 +100,24 @@ class NumericMonitor(FeatureMonitor):
         self.reference_missing, self.reference_total = missing, total
         share = self._share()
         self.page_hinkley.fit(ref, share)
-        self.adwin = self._new_adwin(self.settings.false_alarm_budget)
+        # ADWIN is fed the uniform scores the monitor makes once for all its detectors. Its
+        # delta bounds the false-alarm probability of one cut test, run every block * clock
+        # values: fit sets it from the share.
+        self.adwin = self._new_adwin()
+        self.adwin.fit(None, share)
         self.ks.fit(ref, share)
         self.edges = ref.quantile_edges(self.settings.bins)
         self.reference_bins = np.bincount(np.searchsorted(self.edges, ref.values, side="right"),
                                           minlength=self.edges.size + 1).astype(np.float64)
         self.histogram.fit(self.reference_bins, share)
-        self.missing_rate.fit(missing, total, share)
+        self.missing_rate.fit_counts(missing, total, share)
         self.recent_values.clear()
         self.recent_positions.clear()
         self.recent_missing.clear()
         if self.settings.sliding_reference:
             self.recent_values.extend(values[-self.settings.reference_size:])
         for detector in self.binary.values():
-            detector.fit(values)
+            detector.fit(values, share)
 
     def _watch(self, x: np.ndarray, missing: np.ndarray) -> list[Detection]:
         base = self.seen
@@ -122,31 +126,30 @@ class NumericMonitor(FeatureMonitor):
         present = np.flatnonzero(~missing)
         values = x[present]
         if self._armed("missing_rate"):
-            hit = self.missing_rate.update(missing)
-            if hit is not None:
-                found.append(self._missing_detection(base, hit, missing))
+            hits = self.missing_rate.update(missing)
+            if hits:
+                found.append(self._missing_detection(base, hits[0], missing))
         if values.size:
             positions = ref.positions(values)
             need_u = self._armed("page_hinkley") or self._armed("adwin")
             u = ref.uniform_scores(positions) if need_u else None
             if self._armed("page_hinkley"):
-                hit = self.page_hinkley.update(ndtri(u))
-                if hit is not None:
+                hits = self.page_hinkley.update_scores(ndtri(u))
+                if hits:
                     # Describe the values since the CUSUM's own change-point estimate.
-                    since = self.watched + hit[0] + 1 - hit[3]
-                    found.append(self._detection("page_hinkley", hit[0], present, base, values, hit[2],
-                                                 self.page_hinkley.threshold_value, None, hit[1], recent=since))
+                    found.append(self._detection("page_hinkley", hits[0], present, base, values,
+                                                 recent=hits[0].since_change))
             if self._armed("adwin"):
-                hit = self.adwin.update(u)
-                if hit is not None:
-                    found.append(self._detection("adwin", hit[0], present, base, values, hit[2], hit[3],
-                                                 None, hit[1], recent=hit[4]))
+                hits = self.adwin.update_scores(u)
+                if hits:
+                    found.append(self._detection("adwin", hits[0], present, base, values,
+                                                 recent=hits[0].since_change))
             for name, detector in self.binary.items():
                 if self._armed(name):
-                    hit = detector.update(values)
-                    if hit is not None:
-                        found.append(self._detection(name, hit[0], present, base, values, hit[2], hit[3],
-                                                     None, hit[1], recent=hit[4]))
+                    hits = detector.update(values)
+                    if hits:
+                        found.append(self._detection(name, hits[0], present, base, values,
+                                                     recent=hits[0].since_change))
             found.extend(self._windowed(values, positions, present, base))
             self.recent_values.extend(values)
             self.recent_positions.extend(positions)
@@ -170,14 +173,14 @@ class NumericMonitor(FeatureMonitor):
         [0, 0, 1, 1, 1]
         """
         ref = self.reference
-        cached = getattr(ref, "position_bins", None)
-        if cached is None or cached[0] is not self.edges:
+        cached = self._position_bins
+        if cached is None or cached[0] is not self.edges or cached[1] is not ref:
             at = np.searchsorted(self.edges, ref.distinct, side="right").astype(np.int16)
             table = np.zeros(ref.n_positions, dtype=np.int16)
             table[1::2] = at
             table[2::2] = at
-            cached = ref.position_bins = (self.edges, table)
-        return cached[1]
+            cached = self._position_bins = (self.edges, ref, table)
+        return cached[2]
 
     def _windowed(self, values, positions, present, base) -> list[Detection]:
         s = self.settings
@@ -201,19 +204,18 @@ class NumericMonitor(FeatureMonitor):
             if run_ks:
                 if s.sliding_reference:
                     start = offset_v + t + 1 - w - s.reference_size
-                    verdict = self.ks.test_values(ext_values[max(0, start): offset_v + t + 1 - w],
-                                                  ext_values[offset_v + t + 1 - w: offset_v + t + 1])
+                    hit = self.ks.test_values(ext_values[max(0, start): offset_v + t + 1 - w],
+                                              ext_values[offset_v + t + 1 - w: offset_v + t + 1])
                 else:
-                    verdict = self.ks.test_positions(ext_positions[offset_p + t + 1 - w: offset_p + t + 1])
-                if verdict[0] is not None:
-                    found.append(self._detection("ks", t, present, base, values, verdict[0], self.ks.critical,
-                                                 verdict[3], verdict[1]))
+                    hit = self.ks.test_positions(ext_positions[offset_p + t + 1 - w: offset_p + t + 1])
+                if hit is not None:
+                    found.append(self._detection("ks", replace(hit, index=t), present, base, values))
                     run_ks = False
             if run_hist:
-                verdict = self.histogram.test(ext_bins[offset_p + t + 1 - w: offset_p + t + 1])
-                if verdict[0] is not None:
-                    found.append(self._detection("histogram", t, present, base, values, verdict[0],
-                                                 self.histogram.critical, verdict[2], None, verdict[3]))
+                hit = self.histogram.test(ext_bins[offset_p + t + 1 - w: offset_p + t + 1])
+                if hit is not None:
+                    found.append(self._detection("histogram", replace(hit, index=t, direction=None), present,
+                                                 base, values, effect=hit.effect))
                     run_hist = False
         return found
 
@@ -223,8 +225,10 @@ class NumericMonitor(FeatureMonitor):
         recent = self.recent_values.items()[-w:]
         return np.concatenate((recent, values[:t + 1]))[-w:]
 
-    def _detection(self, detector, t, present, base, values, statistic, threshold, p_value, direction,
-                   effect=None, recent: int | None = None) -> Detection:
+    def _detection(self, detector: str, hit: Hit, present, base, values, effect=None,
+                   recent: int | None = None) -> Detection:
+        """The detection of ``hit`` (``hit.index``: among this stretch's non-missing values)."""
+        t = hit.index
         # The windowed tests describe their window; Page-Hinkley and ADWIN the stretch they
         # judge to be the new regime (capped at the window size).
         window = self._window_at(values, t, recent or self.settings.window)
@@ -242,8 +246,8 @@ class NumericMonitor(FeatureMonitor):
         else:
             severity = "critical" if abs(shift) >= CRITICAL_SHIFT_SD else "warning"
         return Detection(detector=detector, kind="feature", index=base + int(present[t]),
-                         statistic=float(statistic), threshold=float(threshold),
-                         p_value=None if p_value is None else float(p_value), direction=direction,
+                         statistic=float(hit.statistic), threshold=float(hit.threshold),
+                         p_value=None if hit.p_value is None else float(hit.p_value), direction=hit.direction,
                          severity=severity, reference=ref_summary, window=win_summary, effect=effect)
 
     # -- state ------------------------------------------------------------------------------

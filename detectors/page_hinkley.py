@@ -14,6 +14,7 @@ import numpy as np
 
 from . import calibration
 from .cusum import QUANTUM, first_crossing, quantise
+from .detection import Hit, require_fitted
 from .errors import check_range
 from .reference import Reference
 
@@ -33,11 +34,13 @@ class PageHinkley:
 
     >>> rng = np.random.default_rng(7)
     >>> ph = PageHinkley(shift=0.5)
-    >>> ph.fit(Reference(rng.normal(0, 1, 5000)), run_length=4e6)
-    >>> stable = ph.update(rng.normal(0, 1, 3000))
-    >>> fired = ph.update(rng.normal(0.5, 1, 3000))
-    >>> stable, fired is not None and fired[1], fired is not None and 0 < fired[0] < 600
-    (None, 'up', True)
+    >>> ph.fit(Reference(rng.normal(0, 1, 5000)), share=4e6)
+    >>> ph.update(rng.normal(0, 1, 3000))
+    []
+    >>> [(hit.index, hit.direction, hit.since_change) for hit in ph.update(rng.normal(0.5, 1, 3000))]
+    [(74, 'up', 143)]
+    >>> ph.drift_detected
+    True
     """
 
     name = "page_hinkley"
@@ -47,6 +50,7 @@ class PageHinkley:
         self.shift = shift
         self.reference: Reference | None = None
         self.threshold = 0
+        self.drift_detected = False
         self._reset()
 
     def _reset(self) -> None:
@@ -56,8 +60,17 @@ class PageHinkley:
         self.up_since = 0  # where the current run of each side began (estimated change point)
         self.down_since = 0
 
-    def fit(self, reference: Reference, run_length: float) -> None:
-        """Calibrate the threshold so that both sides together keep ``run_length``."""
+    @property
+    def fitted(self) -> bool:
+        return self.reference is not None
+
+    def fit(self, reference: Reference, share: float) -> None:
+        """Calibrate the threshold so that both sides together keep ``share`` values between
+        false alarms (on average), and start afresh."""
+        if not isinstance(reference, Reference):
+            raise TypeError(f"PageHinkley.fit takes a Reference, got {type(reference).__name__}")
+        check_range("share", share, 1, low_open=False)
+        run_length = share
         self.reference = reference
         positions, weights = reference.null_positions()
         z = reference.normal_scores(positions)
@@ -76,6 +89,7 @@ class PageHinkley:
                 thresholds.append(calibration.cusum_threshold(scores, 2 * run_length, weights))
         h = max(thresholds)
         self.threshold = NEVER if math.isinf(h) else int(round(h * QUANTUM))
+        self.drift_detected = False
         self._reset()
 
     @property
@@ -83,29 +97,51 @@ class PageHinkley:
         """The threshold in score units (sum of standardised deviations)."""
         return self.threshold / QUANTUM
 
-    def update(self, z: np.ndarray) -> tuple[int, str, float, int] | None:
-        """Feed normal scores; return ``(index, direction, statistic, run start)`` of the first
-        alarm, where ``run start`` counts scores since the last fit."""
+    def update(self, values) -> list[Hit]:
+        """Feed values of the feature (finite numbers); return the hits, at most one per side.
+
+        A side that fired holds its alarm (its sum stays above the threshold) and ignores
+        later values until the detector is fit again."""
+        require_fitted(self)
+        x = np.asarray(values, dtype=np.float64).reshape(-1)
+        if not np.isfinite(x).all():
+            raise ValueError(f"value at position {int(np.flatnonzero(~np.isfinite(x))[0])} is not a finite number")
+        return self.update_scores(self.reference.normal_scores(self.reference.positions(x)))
+
+    def update_scores(self, z: np.ndarray) -> list[Hit]:
+        """``update`` for values already turned into their normal scores in the reference (what a
+        monitor does once for all its detectors)."""
+        require_fitted(self)
         allowance = self.shift / 2.0
-        up_i, up_s, up_zero = first_crossing(quantise(z - allowance), self.up, self.threshold)
-        down_i, down_s, down_zero = first_crossing(quantise(-z - allowance), self.down, self.threshold)
-        self.up, self.down = up_s, down_s
-        if up_zero >= 0:
-            self.up_since = self.count + up_zero + 1
-        if down_zero >= 0:
-            self.down_since = self.count + down_zero + 1
-        self.count += z.size
-        if up_i is None and down_i is None:
-            return None
-        if down_i is None or (up_i is not None and up_i <= down_i):
-            return up_i, "up", up_s / QUANTUM, self.up_since
-        return down_i, "down", down_s / QUANTUM, self.down_since
+        before = self.count
+        hits = []
+        for side, sign in (("up", 1.0), ("down", -1.0)):
+            start = self.up if side == "up" else self.down
+            if start > self.threshold:
+                continue  # in alarm since an earlier call: held until the next fit
+            i, s, zero = first_crossing(quantise(sign * z - allowance), start, self.threshold)
+            since = self.up_since if side == "up" else self.down_since
+            if zero >= 0:
+                since = before + zero + 1
+            if side == "up":
+                self.up, self.up_since = s, since
+            else:
+                self.down, self.down_since = s, since
+            if i is not None:
+                hits.append(Hit(index=i, direction=side, statistic=s / QUANTUM, threshold=self.threshold_value,
+                                change_point=since - before))
+        self.count = before + z.size
+        # Both sides at once: the upward one first, as it is tested first.
+        hits.sort(key=lambda hit: hit.index)
+        self.drift_detected = bool(hits)
+        return hits
 
     def get_state(self) -> dict:
         return {"up": self.up, "down": self.down, "threshold": self.threshold, "count": self.count,
                 "up_since": self.up_since, "down_since": self.down_since}
 
     def set_state(self, state: dict) -> None:
+        """Restore ``get_state`` output into a detector fitted on the same reference."""
         self.up, self.down, self.threshold = int(state["up"]), int(state["down"]), int(state["threshold"])
         self.count, self.up_since, self.down_since = (int(state["count"]), int(state["up_since"]),
                                                       int(state["down_since"]))

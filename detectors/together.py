@@ -24,7 +24,8 @@ up, re-arming, muted, given missing values in this batch, or configured unusuall
 >>> alone = [NumericMonitor() for _ in range(3)]
 >>> data = rng.normal(0, 1, (3, 30_000))
 >>> data[1, 20_000:] += 0.5                                  # one feature drifts
->>> found = [update_together(together, data[:, i:i + 700]) for i in range(0, 30_000, 700)]
+>>> fast_path = FastPath()                                   # kept by the caller between batches
+>>> found = [update_together(together, data[:, i:i + 700], fast_path) for i in range(0, 30_000, 700)]
 >>> [sorted({d.detector for batch in found for d in batch[k]}) for k in range(3)]
 [[], ['adwin', 'histogram', 'ks', 'page_hinkley'], []]
 >>> expected = [[d for i in range(0, 30_000, 700) for d in m.update(data[k, i:i + 700])] for k, m in enumerate(alone)]
@@ -57,9 +58,41 @@ _ALL = np.logical_and.reduce
 _KNOWN = frozenset(NUMERIC_DETECTORS)
 
 
-def update_together(monitors: list[NumericMonitor], values: np.ndarray) -> list[list[Detection]]:
+class FastPath:
+    """What the fast path keeps between batches for the groups of monitors it advances: their
+    reference tables and vectorised state (``_Tables``), and a small number per settings
+    object. Its owner (a model's monitors) keeps one and hands it to every ``update_together``;
+    the monitors themselves carry nothing of it. Every entry is checked against the monitors'
+    ``version`` (or the identity of what it was built from) before it is used."""
+
+    def __init__(self) -> None:
+        #: id of a group's first monitor -> (that monitor, the group's tables). The monitor is
+        #: held, so its id cannot be reused by another while the entry lives.
+        self.tables: dict[int, tuple[NumericMonitor, _Tables]] = {}
+        #: id of a settings object -> (it, the small integer of settings equal to it).
+        self.settings_keys: dict[int, tuple[object, int]] = {}
+
+    def tables_of(self, first: NumericMonitor) -> "_Tables | None":
+        entry = self.tables.get(id(first))
+        return entry[1] if entry is not None and entry[0] is first else None
+
+    def keep(self, first: NumericMonitor, tables: "_Tables") -> None:
+        self.tables[id(first)] = (first, tables)
+
+    def settings_key(self, settings) -> int:
+        entry = self.settings_keys.get(id(settings))
+        if entry is None or entry[0] is not settings:  # hashing a settings dataclass costs microseconds
+            entry = self.settings_keys[id(settings)] = (settings, _SETTINGS_KEYS.setdefault(settings, len(_SETTINGS_KEYS)))
+        return entry[1]
+
+
+def update_together(monitors: list[NumericMonitor], values: np.ndarray,
+                    fast_path: FastPath | None = None) -> list[list[Detection]]:
     """Feed row ``k`` of ``values`` (features x values, ``NaN`` = missing) to ``monitors[k]``;
-    return each monitor's detections, exactly as ``monitors[k].update(values[k])`` would."""
+    return each monitor's detections, exactly as ``monitors[k].update(values[k])`` would.
+    ``fast_path``: what the caller keeps between batches for these monitors (without one, every
+    call builds the group's tables afresh)."""
+    cache = fast_path if fast_path is not None else FastPath()
     values = np.ascontiguousarray(values, dtype=np.float64)
     if values.ndim != 2 or values.shape[0] != len(monitors):
         raise ValueError("values must be a (monitors x values) array")
@@ -68,11 +101,11 @@ def update_together(monitors: list[NumericMonitor], values: np.ndarray) -> list[
     if n == 0:
         return [[] for _ in monitors]
     clean = np.isfinite(values).all(axis=1)
-    trusted = _trusted(monitors)
+    trusted = _trusted(cache, monitors)
     if trusted is not None and clean.all():
         # The whole group advanced here last time, all quiet, and nothing has touched it since:
         # its members are still candidates with one schedule, and its caches are valid.
-        quiet = _advance(_schedule(monitors[0], n), monitors, values, trusted)
+        quiet = _advance(cache, _schedule(cache, monitors[0], n), monitors, values, trusted)
         if _ALL(quiet):
             return [[] for _ in monitors]
         results = [[] if ok else None for ok in quiet.tolist()]
@@ -80,10 +113,10 @@ def update_together(monitors: list[NumericMonitor], values: np.ndarray) -> list[
         groups: dict[tuple, list[int]] = {}
         for k, monitor in enumerate(monitors):
             if clean[k] and _quiet_candidate(monitor):
-                groups.setdefault(_schedule(monitor, n), []).append(k)
+                groups.setdefault(_schedule(cache, monitor, n), []).append(k)
         for key, members in groups.items():
             rows = values if len(members) == len(monitors) else values[members]  # all: no copy
-            quiet = _advance(key, [monitors[k] for k in members], rows)
+            quiet = _advance(cache, key, [monitors[k] for k in members], rows)
             for k, ok in zip(members, quiet.tolist()):
                 if ok:
                     results[k] = []
@@ -93,17 +126,16 @@ def update_together(monitors: list[NumericMonitor], values: np.ndarray) -> list[
     return results
 
 
-#: What changes whenever a monitor's state changes other than by this path's own advance: every
-#: update gives it values (``seen``), every fit counts (``calibrations``); a restore makes a new
-#: monitor.
-_STAMP = attrgetter("seen", "calibrations")
+#: What every change of a monitor's state bumps (an update, a fit, ``set_state``), this path's
+#: own advance included.
+_STAMP = attrgetter("version")
 
 
-def _trusted(monitors: list[NumericMonitor]) -> "_Tables | None":
+def _trusted(cache: FastPath, monitors: list[NumericMonitor]) -> "_Tables | None":
     """The tables of a group that ``_advance`` moved on last time as a whole, every member
     quiet, if no member has changed since: then its caches (ADWIN vectors, rings, recent
     positions) hold the members' state and need no check, and the members share one schedule."""
-    tables = monitors[0].__dict__.get("_together_tables")
+    tables = cache.tables_of(monitors[0])
     if tables is None or tables.stamps is None:
         return None
     members = tables.members
@@ -117,13 +149,13 @@ def _quiet_candidate(monitor: NumericMonitor) -> bool:
             and not monitor.settings.sliding_reference and _KNOWN.issuperset(monitor.active))
 
 
-def _schedule(monitor: NumericMonitor, n: int) -> tuple:
+def _schedule(cache: FastPath, monitor: NumericMonitor, n: int) -> tuple:
     """Monitors with equal keys run the same numpy calls on the same positions."""
     s = monitor.settings
     adwin = monitor.adwin
     shape = tuple(map(len, adwin.levels)) if "adwin" in monitor.active else ()
     points = _evaluation_points(monitor.watched, n, s.evaluate_every, s.window)
-    return (_settings_key(monitor), monitor.active, points, min(monitor.watched, s.window), shape, adwin.width, adwin.blocks_seen % adwin.clock, len(adwin.pending),
+    return (cache.settings_key(monitor.settings), monitor.active, points, min(monitor.watched, s.window), shape, adwin.width, adwin.blocks_seen % adwin.clock, len(adwin.pending),
             adwin.delta)
 
 
@@ -136,15 +168,8 @@ _evaluation_points = functools.lru_cache(maxsize=4096)(evaluation_points)
 _SETTINGS_KEYS: dict = {}
 
 
-def _settings_key(monitor: NumericMonitor) -> int:
-    key = monitor.__dict__.get("_settings_key")
-    if key is None:  # once per monitor: hashing a settings dataclass costs microseconds
-        key = monitor._settings_key = _SETTINGS_KEYS.setdefault(monitor.settings, len(_SETTINGS_KEYS))
-    return key
-
-
-
-def _advance(key: tuple, monitors: list[NumericMonitor], x: np.ndarray, trusted: "_Tables | None" = None) -> np.ndarray:
+def _advance(cache: FastPath, key: tuple, monitors: list[NumericMonitor], x: np.ndarray,
+             trusted: "_Tables | None" = None) -> np.ndarray:
     """Advance a group that shares one schedule; returns which monitors were quiet (and so were
     updated here). The others are left exactly as they were. ``trusted``: the group's tables,
     when ``_trusted`` vouches for them and their caches."""
@@ -152,7 +177,7 @@ def _advance(key: tuple, monitors: list[NumericMonitor], x: np.ndarray, trusted:
     k, n = x.shape
     quiet = np.ones(k, dtype=bool)
     vouched = trusted is not None
-    tables = trusted if vouched else _tables(monitors)
+    tables = trusted if vouched else _tables(cache, monitors)
     positions, rank, ascending = _positions(tables, x)
     commit = []
     if "missing_rate" in active:
@@ -183,6 +208,7 @@ def _advance(key: tuple, monitors: list[NumericMonitor], x: np.ndarray, trusted:
             m.recent_missing.fill(False, n)
         m.watched += n
         m.seen += n
+        m.version += 1
     recent = tables.recent
     tables.recent = recent.extended(positions) if recent is not None and everyone else None
     if everyone:
@@ -416,13 +442,14 @@ class _Tables:
         return rank[1:] * self.size[:, None], rank[:-1] * self.size[:, None]
 
 
-def _tables(monitors: list[NumericMonitor]) -> _Tables:
-    """The group's tables, cached on its first monitor (a group keeps its members while quiet)."""
+def _tables(cache: FastPath, monitors: list[NumericMonitor]) -> _Tables:
+    """The group's tables, kept by its first monitor (a group keeps its members while quiet)."""
     first = monitors[0]
-    cached = first.__dict__.get("_together_tables")
-    if cached is None or not cached.valid_for(monitors):
-        cached = first._together_tables = _Tables(monitors)
-    return cached
+    kept = cache.tables_of(first)
+    if kept is None or not kept.valid_for(monitors):
+        kept = _Tables(monitors)
+        cache.keep(first, kept)
+    return kept
 
 
 def _positions(tables: _Tables, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ from collections.abc import Collection
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streamdrift.detectors.state import StateError, unpack
-from streamdrift.pipeline import is_reference_record
+from streamdrift.state_keys import is_reference_record
 
 log = logging.getLogger("streamdrift.checkpoint")
 

@@ -19,10 +19,11 @@ from .config import Config
 from .detectors import CategoricalMonitor, NumericMonitor
 from .detectors.settings import BINARY_DETECTORS
 from .detectors.state import frozen, pack, unpack
-from .detectors.together import update_together
+from .detectors.together import FastPath, update_together
 from .concept import ERROR, PendingPredictions, prediction_error
 from .events import NUMBERS, SEPARATOR, Event, LabelEvent, PlainBatch, Record, Rejected, decode, plain_batch, value_problem
 from .retrain import RetrainTracker
+from .state_keys import PENDING, REFERENCE, StateKey, StateKeyError, is_reference_record
 
 #: What each kind of monitored stream is called in alerts, and where its values come from.
 PREDICTION, LABEL, CONCEPT = "prediction", "label", "concept"
@@ -34,20 +35,9 @@ LATE_LABEL = (LABEL, "late_label")
 CONCEPT_DETECTORS = ("adwin", "page_hinkley", "histogram")
 #: Models that must have reached an event time before the eviction clock moves there.
 CLOCK_QUORUM = 3
-#: State-topic key suffix of a model's predictions waiting for labels.
-PENDING_KEY = "__pending__"
-#: State-topic key part of a numeric monitor's reference record (``model␟segment␟kind␟name␟
-#: reference␟tag``).
-REFERENCE_KEY = "__reference__"
-
-
-def is_reference_record(key: str) -> bool:
-    """Whether a state-topic key is a monitor's reference record.
-
-    >>> is_reference_record("m\x1f\x1ffeature\x1fx\x1f__reference__\x1fab12"), is_reference_record("m\x1f\x1ffeature\x1fx")
-    (True, False)
-    """
-    return f"\x1f{REFERENCE_KEY}\x1f" in key
+#: Parts of state-topic keys (the codec is ``state_keys.StateKey``); kept here for the tests and tools
+#: that name them.
+PENDING_KEY, REFERENCE_KEY = PENDING, REFERENCE
 
 
 @dataclass
@@ -63,10 +53,6 @@ class Output:
     labels_joined: int = 0
     labels_unmatched: int = 0
     predictions_expired: int = 0
-    #: Sort keys of the alerts and of the requests (input position, kind, stream, detector): a
-    #: sharded pipeline merges the outputs of its processes by them.
-    alert_keys: list[tuple] = field(default_factory=list)
-    request_keys: list[tuple] = field(default_factory=list)
     #: Things an operator should know that are not errors in an event (logged as warnings).
     notices: list[str] = field(default_factory=list)
 
@@ -120,6 +106,8 @@ class ModelMonitors:
         self.stale_references: list[str] = []
         #: (features, limits, stream count, monitor count) of the last run ``takes_plain`` accepted.
         self._takes_plain: tuple | None = None
+        #: What the vectorised update keeps between batches for this model's numeric monitors.
+        self.fast_path = FastPath()
 
     def monitor(self, kind: str, name: str):
         key = (kind, name)
@@ -191,13 +179,13 @@ class ModelMonitors:
         return ok
 
     def state_keys(self) -> list[str]:
-        prefix = f"{self.model}\x1f{self.segment or ''}"
-        return [prefix] + [f"{prefix}\x1f{kind}\x1f{name}" for kind, name in self.monitors] + \
+        return [StateKey.of_model(self.model, self.segment).format()] + \
+            [StateKey.monitor(self.model, self.segment, stream).format() for stream in self.monitors] + \
             [self._reference_key(stream, tag) for stream, (_, tag) in self.saved_references.items()] + \
             self.stale_references
 
     def _reference_key(self, stream: tuple[str, str], tag: str) -> str:
-        return f"{self.model}\x1f{self.segment or ''}\x1f{stream[0]}\x1f{stream[1]}\x1f{REFERENCE_KEY}\x1f{tag}"
+        return StateKey.reference(self.model, self.segment, stream, tag).format()
 
     # -- checkpoints: one record for the model, one per monitor (a model's state can exceed a
     # -- Kafka message, a monitor's cannot: it is bounded by its reference and window sizes) --
@@ -205,9 +193,8 @@ class ModelMonitors:
         """``(key, value)`` records of what changed since the last checkpoint; ``deferred``: see
         ``DriftPipeline.checkpoint``."""
         seal = _sealed if deferred else pack
-        prefix = f"{self.model}\x1f{self.segment or ''}"
         position = {"partition": self.partition, "offset": self.next_offset}
-        records = [(prefix, seal({**position, "model": self.model, "segment": self.segment,
+        records = [(StateKey.of_model(self.model, self.segment).format(), seal({**position, "model": self.model, "segment": self.segment,
                                   "types": [[k, n, t] for (k, n), t in self.types.items()],
                                   "tracker": self.tracker.get_state(), "last_ts": self.last_ts,
                                   "started": self.started}))]
@@ -220,7 +207,7 @@ class ModelMonitors:
                 value = partial(_pack_monitor, position, detectors.monitor_record(monitor, tag))
             else:
                 value = _pack_monitor(position, detectors.encode_monitor(monitor, tag))
-            records.append((f"{prefix}\x1f{key[0]}\x1f{key[1]}", value))
+            records.append((StateKey.monitor(self.model, self.segment, key).format(), value))
         self.dirty.clear()
         return records
 
@@ -600,13 +587,11 @@ class DriftPipeline:
         only, never on batching or on how models are spread over processes."""
         found, self._found = self._found, []
         found.sort(key=lambda item: item[0])
-        for key, alert, tracker in found:
+        for _, alert, tracker in found:
             out.alerts.append(alert)
-            out.alert_keys.append(key)
             request = tracker.observe(alert)
             if request is not None:
                 out.retrain_requests.append(request)
-                out.request_keys.append(key)
 
     def _valid_columns(self, group: ModelMonitors, events: list[Event], out: Output):
         """Columns of the events whose every value is usable; the others are rejected."""
@@ -703,7 +688,7 @@ class DriftPipeline:
         monitors = list(map(group.monitors.__getitem__, streams))
         found = []
         n = matrix.shape[1]
-        for (kind, name), monitor, detections in zip(streams, monitors, update_together(monitors, matrix)):
+        for (kind, name), monitor, detections in zip(streams, monitors, update_together(monitors, matrix, group.fast_path)):
             if detections:  # an update adds each of its values to ``seen``: this one started n before
                 found.extend(self._alerts(group, kind, name, detections, monitor.seen - n, source, order))
         return found
@@ -848,7 +833,7 @@ class DriftPipeline:
                 continue
             pending = self.pending.get(model)
             if pending is not None:
-                records.append((f"{model}\x1f\x1f{PENDING_KEY}", seal({"partition": partition, "offset": None,
+                records.append((StateKey.pending(model).format(), seal({"partition": partition, "offset": None,
                                                                        "pending": pending.get_state()})))
             self.dirty_pending.discard(model)
         return records
@@ -859,22 +844,28 @@ class DriftPipeline:
         monitors = 0
         references: dict[tuple, dict[str, np.ndarray]] = {}  # (model, segment, kind, name) -> {tag: values}
         # References first (their monitors need them), then models, then the rest.
-        for key, value in sorted(records, key=lambda r: (not is_reference_record(r[0]), r[0].count("\x1f"))):
+        order = {"reference": 0, "model": 1, "pending": 1, "monitor": 2}
+        parsed = []
+        for key, value in records:
             if value is None:  # a tombstone: that state was dropped (evicted model)
                 continue
-            parts = key.split("\x1f")
+            try:
+                parsed.append((StateKey.parse(key), value))
+            except StateKeyError:
+                continue  # not a record this version writes: nothing of ours to restore from it
+        for key, value in sorted(parsed, key=lambda r: order[r[0].what]):
             state = unpack(value)
-            model, segment = parts[0], parts[1] or None
-            if len(parts) == 6 and parts[4] == REFERENCE_KEY:
-                references.setdefault((model, segment, parts[2], parts[3]), {})[parts[5]] = state["reference"]
+            model, segment = key.model, key.segment
+            if key.what == "reference":
+                references.setdefault((model, segment, *key.stream), {})[key.tag] = state["reference"]
                 continue
-            if len(parts) == 3 and parts[2] == PENDING_KEY:
+            if key.what == "pending":
                 limits = self.config.limits
                 pending = self.pending[model] = PendingPredictions(limits.max_pending_predictions,
                                                                    limits.label_ttl_seconds)
                 pending.set_state(state["pending"])
                 continue
-            if len(parts) == 2:
+            if key.what == "model":
                 group = self._model(model, segment)
                 group.types = {(k, n): t for k, n, t in state["types"]}
                 group.tracker.set_state(state["tracker"])
@@ -885,7 +876,7 @@ class DriftPipeline:
                 group = self.models.get((model, segment))
                 if group is None:
                     continue
-                stream = (parts[2], parts[3])
+                stream = key.stream
                 known = references.get((model, segment, *stream), {})
                 try:
                     monitor = detectors.decode_monitor(state["monitor"].tobytes(), known)
@@ -910,8 +901,8 @@ class DriftPipeline:
         self.dirty_pending = set(self.pending)
         for key, value in unwritten:
             if value is None and is_reference_record(key):
-                model, segment = key.split("\x1f", 2)[:2]
-                group = self.models.get((model, segment or None))
+                parsed = StateKey.parse(key)
+                group = self.models.get((parsed.model, parsed.segment))
                 if group is not None and key not in group.stale_references:
                     group.stale_references.append(key)
 

@@ -103,7 +103,7 @@ def test_numeric_monitor_with_five_detectors_gives_each_five_budgets():
     ph.fit(monitor.reference, share)
     assert monitor.page_hinkley.threshold == ph.threshold
     mr = MissingRate(min_change=s.missing_min_change)
-    mr.fit(monitor.reference_missing, monitor.reference_total, share)
+    mr.fit_counts(monitor.reference_missing, monitor.reference_total, share)
     assert monitor.missing_rate.threshold.tolist() == mr.threshold.tolist()
 
 

@@ -117,7 +117,7 @@ def outputs(records: list[Record], batch: int, cfg: Config, fast: bool, monkeypa
                 start, restore_at = max(0, start - batch // 2 - 7), None
             out = pipeline.process(records[start:start + batch])
             start += batch
-            produced.append((out.alerts, out.alert_keys, out.retrain_requests, out.request_keys,
+            produced.append((out.alerts, out.retrain_requests,
                              [(r.record.offset, r.reason) for r in out.rejected], out.processed,
                              out.labels_joined, out.labels_unmatched, out.predictions_expired, out.notices))
         return produced, pipeline.checkpoint(), pipeline.model_count, pipeline.monitored_pairs
@@ -142,7 +142,7 @@ def test_new_models_beyond_max_models_give_the_per_event_results(monkeypatch):
     records = stream(3_000, ("new model",), rate=0.01, seed=2)
     cfg = config(max_models=MODELS + 2)
     fast = outputs(records, 500, cfg, True, monkeypatch)
-    assert any(rejected for _, _, _, _, rejected, *_ in fast[0]), "some models should be refused"
+    assert any(rejected for _, _, rejected, *_ in fast[0]), "some models should be refused"
     assert fast == outputs(records, 500, cfg, False, monkeypatch)
 
 

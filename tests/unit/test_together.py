@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from streamdrift.detectors import MonitorSettings, NumericMonitor, encode_monitor
-from streamdrift.detectors.together import update_together
+from streamdrift.detectors.together import FastPath, update_together
 
 
 def streams(rng: np.random.Generator, k: int, n: int, kind: str) -> np.ndarray:
@@ -54,10 +54,11 @@ def test_together_equals_one_by_one(kind, settings):
     pos = 0
     fired = 0
     batches = 0
+    fast_path = FastPath()
     while pos < n:
         size = int(rng.choice([1, 37, 128, 250, 613, 1500]))
         batch = x[:, pos:pos + size]
-        got = update_together(together, batch)
+        got = update_together(together, batch, fast_path)
         for j in range(k):
             want = alone[j].update(batch[j])
             assert detections(got[j]) == detections(want), f"feature {j}, values {pos}..{pos + size}"
@@ -81,8 +82,9 @@ def test_supplied_references_of_different_sizes():
     x = rng.normal(0, 1, (3, 5000))
     x[2] = np.round(x[2], 1)
     x[0, 3000:] += 1.0
+    fast_path = FastPath()
     for pos in range(0, 5000, 333):
-        got = update_together(together, x[:, pos:pos + 333])
+        got = update_together(together, x[:, pos:pos + 333], fast_path)
         for j in range(3):
             assert detections(got[j]) == detections(alone[j].update(x[j, pos:pos + 333]))
             assert encode_monitor(together[j]) == encode_monitor(alone[j])
@@ -99,12 +101,13 @@ def test_features_configured_alike_advance_together():
     import streamdrift.detectors.together as together
     rng = np.random.default_rng(2)
     monitors = [NumericMonitor(MonitorSettings(reference_size=300)) for _ in range(4)]
-    update_together(monitors, rng.normal(0, 1, (4, 1000)))
+    fast_path = FastPath()
+    update_together(monitors, rng.normal(0, 1, (4, 1000)), fast_path)
     calls = []
     original = together._advance
     together._advance = lambda *args: calls.append(1) or original(*args)
     try:
-        update_together(monitors, rng.normal(0, 1, (4, 50)))
+        update_together(monitors, rng.normal(0, 1, (4, 50)), fast_path)
     finally:
         together._advance = original
     assert len(calls) == 1
@@ -148,8 +151,9 @@ def test_a_member_changed_outside_the_group_is_not_trusted(touch):
     together = [NumericMonitor(settings) for _ in range(4)]
     alone = [NumericMonitor(settings) for _ in range(4)]
     x = rng.normal(0, 1, (4, 2_000))
+    fast_path = FastPath()
     for pos in range(0, 1_200, 100):
-        update_together(together, x[:, pos:pos + 100])
+        update_together(together, x[:, pos:pos + 100], fast_path)
         for m, row in zip(alone, x[:, pos:pos + 100]):
             m.update(row)
     for group in (together, alone):
@@ -158,7 +162,42 @@ def test_a_member_changed_outside_the_group_is_not_trusted(touch):
         else:
             group[0].set_reference(x[0, :500])
     for pos in range(1_237, 2_000, 100):
-        got = update_together(together, x[:, pos:pos + 100])
+        got = update_together(together, x[:, pos:pos + 100], fast_path)
         for j, (m, row) in enumerate(zip(alone, x[:, pos:pos + 100])):
             assert detections(got[j]) == detections(m.update(row))
             assert encode_monitor(together[j]) == encode_monitor(alone[j]), f"feature {j} after {pos}"
+
+
+def test_a_member_given_another_monitors_state_is_not_trusted():
+    """``a.set_state(c.get_state())`` with ``c`` at the same count and calibrations as ``a``: the
+    group's cached sums are ``a``'s old ones, and only a version that ``set_state`` bumps tells
+    the fast path (a stamp of ``seen`` and ``calibrations`` did not: Page-Hinkley sums differed)."""
+    rng = np.random.default_rng(23)
+    settings = MonitorSettings(reference_size=300, window=100, evaluate_every=50, adwin_block=8, adwin_clock=1)
+    together = [NumericMonitor(settings) for _ in range(3)]
+    alone = [NumericMonitor(settings) for _ in range(3)]
+    other = NumericMonitor(settings)
+    x = rng.normal(0, 1, (3, 3_000))
+    fast_path = FastPath()
+    for pos in range(0, 1_500, 100):
+        update_together(together, x[:, pos:pos + 100], fast_path)
+        for m, row in zip(alone, x[:, pos:pos + 100]):
+            m.update(row)
+    other.update(np.concatenate([rng.normal(0, 1, 300), rng.normal(0.2, 1, 1_200)]))
+    assert (other.seen, other.calibrations) == (together[0].seen, together[0].calibrations)
+    for group in (together, alone):
+        group[0].set_state(other.get_state())
+    for pos in range(1_500, 3_000, 100):
+        got = update_together(together, x[:, pos:pos + 100], fast_path)
+        for j, (m, row) in enumerate(zip(alone, x[:, pos:pos + 100])):
+            assert detections(got[j]) == detections(m.update(row))
+            assert together[j].page_hinkley.get_state() == alone[j].page_hinkley.get_state(), f"feature {j} after {pos}"
+            assert encode_monitor(together[j]) == encode_monitor(alone[j]), f"feature {j} after {pos}"
+
+
+def test_the_monitors_carry_nothing_of_the_fast_path():
+    monitors = [NumericMonitor(MonitorSettings(reference_size=300)) for _ in range(2)]
+    before = [set(vars(m)) for m in monitors]
+    update_together(monitors, np.random.default_rng(1).normal(0, 1, (2, 1_000)), FastPath())
+    assert [set(vars(m)) for m in monitors] == before
+    assert not any(name.startswith("position_bins") for name in vars(monitors[0].reference))
