@@ -2,37 +2,36 @@
 requests and rejections out. No Kafka, no clocks, no I/O: ``streamdrift run`` and
 ``streamdrift replay --offline`` both call ``DriftPipeline.process``, which is why they publish
 identical alerts for the same input order.
+
+Read in one pass: ``process`` routes the batch (``_route``, or ``_plain_runs`` for a plain
+batch) into one run of events per model, turns each run into columns (``intake.py``), feeds
+them to the model's monitors (``model_monitors.py``; numeric streams that start at the run's
+first event together, by the fast path), and emits the alerts in input order. State records are
+keyed by ``state_keys.StateKey``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import lru_cache, partial
-from itertools import count, repeat
-from operator import attrgetter
+from itertools import count
 
 import numpy as np
 
 from . import detectors
 from .alerts import build_alert
 from .config import Config
-from .detectors import CategoricalMonitor, NumericMonitor
+from .detectors import NumericMonitor
 from .detectors.settings import BINARY_DETECTORS
-from .detectors.state import frozen, pack, unpack
-from .detectors.together import FastPath, update_together
+from .detectors.state import pack, unpack
+from .detectors.together import update_together
 from .concept import ERROR, PendingPredictions, prediction_error
-from .events import NUMBERS, SEPARATOR, Event, LabelEvent, PlainBatch, Record, Rejected, decode, plain_batch, value_problem
+from .events import Event, LabelEvent, Record, Rejected, decode, plain_batch
+from .intake import Positions, PlainRun, columns_of
+from .model_monitors import (CONCEPT, CONCEPT_DETECTORS, LABEL, LATE_LABEL, PREDICTION, ModelMonitors,  # noqa: F401
+                             _bad_feature_name, _feature_streams, _remember_references, _sealed, packed, value_type)
 from .retrain import RetrainTracker
 from .state_keys import PENDING, REFERENCE, StateKey, StateKeyError, is_reference_record
 
-#: What each kind of monitored stream is called in alerts, and where its values come from.
-PREDICTION, LABEL, CONCEPT = "prediction", "label", "concept"
-#: The stream of labels that arrive late (topic ``labels``), in arrival order: label drift for
-#: models whose events carry no label. A stream of its own (``kind: label``, ``feature:
-#: late_label``), so that events without an inline label are not counted as missing labels.
-LATE_LABEL = (LABEL, "late_label")
-#: Detectors of the error stream unless a ``[[features]]`` rule for ``concept:error`` says otherwise.
-CONCEPT_DETECTORS = ("adwin", "page_hinkley", "histogram")
 #: Models that must have reached an event time before the eviction clock moves there.
 CLOCK_QUORUM = 3
 #: Parts of state-topic keys (the codec is ``state_keys.StateKey``); kept here for the tests and tools
@@ -55,331 +54,6 @@ class Output:
     predictions_expired: int = 0
     #: Things an operator should know that are not errors in an event (logged as warnings).
     notices: list[str] = field(default_factory=list)
-
-
-def value_type(value) -> str | None:
-    """``numeric`` for numbers, ``categorical`` for strings and booleans, ``None`` for null.
-
-    >>> value_type(1.5), value_type(True), value_type("DE"), value_type(None)
-    ('numeric', 'categorical', 'categorical', None)
-    """
-    if value is None:
-        return None
-    if isinstance(value, (bool, str)):
-        return "categorical"
-    if isinstance(value, (int, float)):
-        return "numeric"
-    return "invalid"
-
-
-_NUMERIC = NUMBERS
-_CATEGORICAL = {str, bool}
-
-
-class ModelMonitors:
-    """The monitors of one (model, segment), its value types and its retrain incident."""
-
-    def __init__(self, model: str, segment: str | None, config: Config, reference: dict | None):
-        self.model = model
-        self.segment = segment
-        self.config = config
-        self.reference = reference or {}
-        self.types: dict[tuple[str, str], str] = {}  # (kind, name) -> numeric | categorical
-        self.monitors: dict[tuple[str, str], detectors.NumericMonitor | detectors.CategoricalMonitor] = {}
-        self.tracker = RetrainTracker(config.policy_for(model))
-        self.last_ts: float | None = None
-        #: Event time of this incarnation's first event: part of alert ids, so that a model that
-        #: comes back after an idle eviction never reuses the ids of its earlier alerts.
-        self.started: float | None = None
-        #: Input position: partition of this model's events and the next offset not yet processed.
-        self.partition: int | None = None
-        self.next_offset: int | None = None
-        #: After a restore: per stream, the offset its checkpoint covers; replayed events below it
-        #: were already counted in that stream's state and are skipped for it.
-        self.covered: dict[tuple[str, str], int] = {}
-        self.dirty: set[tuple[str, str]] = set()
-        #: Numeric monitors' references as last written to the state topic: stream -> (the
-        #: reference object, its tag). Written again only when a monitor fits a new one.
-        self.saved_references: dict[tuple[str, str], tuple[object, str]] = {}
-        #: Keys of replaced reference records: deleted (tombstones) with the next checkpoint,
-        #: once the records that replace them are acknowledged.
-        self.stale_references: list[str] = []
-        #: (features, limits, stream count, monitor count) of the last run ``takes_plain`` accepted.
-        self._takes_plain: tuple | None = None
-        #: What the vectorised update keeps between batches for this model's numeric monitors.
-        self.fast_path = FastPath()
-
-    def monitor(self, kind: str, name: str):
-        key = (kind, name)
-        monitor = self.monitors.get(key)
-        if monitor is None:
-            settings = self.config.settings_for(name if kind == "feature" else f"{kind}:{name}")
-            if kind == CONCEPT and not self.config.has_rule(f"{kind}:{name}"):
-                settings = replace(settings, detectors=CONCEPT_DETECTORS)
-            ref = self.reference.get(name) if kind == "feature" else self.reference.get(f"{kind}:{name}")
-            if self.types[key] == "numeric":
-                monitor = NumericMonitor(settings, reference=ref if isinstance(ref, np.ndarray) else None)
-            else:
-                monitor = CategoricalMonitor(settings, reference=ref if isinstance(ref, dict) else None)
-            self.monitors[key] = monitor
-        return monitor
-
-    def check_column(self, kind: str, name: str, column: list, limits) -> tuple[str | None, dict[int, str]]:
-        """The column's value type and the events (by position) whose value cannot be used.
-
-        The first non-null value a (model, segment) ever sends fixes the type of a feature; a
-        later value of the other type is rejected, as is any list, object or over-long string.
-        """
-        known = self.types.get((kind, name))
-        present = set(map(type, column))
-        present.discard(type(None))
-        if not present:
-            return known, {}
-        kind_of = "numeric" if present <= _NUMERIC else "categorical" if present <= _CATEGORICAL else None
-        if kind_of is not None and known in (None, kind_of):
-            too_long = str in present and max(len(v) for v in column if type(v) is str) > limits.max_string_length
-            if not too_long:
-                return kind_of, {}
-        # Slow path: name every bad value in stream order.
-        what = f"feature {name!r}" if kind == "feature" else kind
-        bad: dict[int, str] = {}
-        for i, value in enumerate(column):
-            problem = value_problem(what, value, limits)
-            if problem:
-                bad[i] = problem
-                continue
-            t = value_type(value)
-            if t is None:
-                continue
-            if known is None:
-                known = t
-            elif t != known:
-                bad[i] = f"{what} has always been {known}; got {t} value {value!r}"
-        return known, bad
-
-    def takes_plain(self, features: tuple[str, ...], limits) -> bool:
-        """Whether a run of events that all have numbers (or nulls) for exactly ``features``
-        fills exactly this model's streams, all known numeric, with their monitors, none restored
-        part-way: then ``check_column`` would find nothing to reject, every stream starts at the
-        first event, and no monitor is made (so the order of ``features`` changes nothing)."""
-        if self.covered:
-            return False
-        # Streams and their types are only ever added (a monitor may be replaced, not removed):
-        # while their counts stay, the answer for the same features does too.
-        known = (features, limits, len(self.types), len(self.monitors))
-        if self._takes_plain == known:
-            return True
-        streams = _feature_streams(features)
-        ok = bool(streams) \
-            and list(map(self.types.get, streams)).count("numeric") == len(streams) == _filled_streams(self.types) \
-            and all(map(self.monitors.__contains__, streams)) \
-            and not any(map(_bad_feature_name, features, repeat(limits)))
-        if ok:
-            self._takes_plain = known
-        return ok
-
-    def state_keys(self) -> list[str]:
-        return [StateKey.of_model(self.model, self.segment).format()] + \
-            [StateKey.monitor(self.model, self.segment, stream).format() for stream in self.monitors] + \
-            [self._reference_key(stream, tag) for stream, (_, tag) in self.saved_references.items()] + \
-            self.stale_references
-
-    def _reference_key(self, stream: tuple[str, str], tag: str) -> str:
-        return StateKey.reference(self.model, self.segment, stream, tag).format()
-
-    # -- checkpoints: one record for the model, one per monitor (a model's state can exceed a
-    # -- Kafka message, a monitor's cannot: it is bounded by its reference and window sizes) --
-    def checkpoint_records(self, everything: bool = False, deferred: bool = False) -> list[tuple[str, object]]:
-        """``(key, value)`` records of what changed since the last checkpoint; ``deferred``: see
-        ``DriftPipeline.checkpoint``."""
-        seal = _sealed if deferred else pack
-        position = {"partition": self.partition, "offset": self.next_offset}
-        records = [(StateKey.of_model(self.model, self.segment).format(), seal({**position, "model": self.model, "segment": self.segment,
-                                  "types": [[k, n, t] for (k, n), t in self.types.items()],
-                                  "tracker": self.tracker.get_state(), "last_ts": self.last_ts,
-                                  "started": self.started}))]
-        records.extend((key, None) for key in self.stale_references)
-        self.stale_references = []
-        for key in (self.monitors if everything else sorted(self.dirty)):
-            monitor = self.monitors[key]
-            tag = self._reference_record(key, monitor, position, records, seal)
-            if deferred:
-                value = partial(_pack_monitor, position, detectors.monitor_record(monitor, tag))
-            else:
-                value = _pack_monitor(position, detectors.encode_monitor(monitor, tag))
-            records.append((StateKey.monitor(self.model, self.segment, key).format(), value))
-        self.dirty.clear()
-        return records
-
-    def _reference_record(self, stream: tuple[str, str], monitor, position: dict, records: list,
-                          seal=pack) -> str | None:
-        """The tag of a numeric monitor's reference, adding its record to ``records`` when it
-        is not written yet (a monitor's reference is ~8 bytes per reference value, its other
-        state about as much again; the reference changes only when the monitor fits)."""
-        reference = getattr(monitor, "reference", None) if monitor.numeric else None
-        if reference is None:
-            return None
-        saved = self.saved_references.get(stream)
-        if saved is not None and saved[0] is reference:
-            return saved[1]
-        tag = detectors.reference_tag(reference.values)
-        if saved is not None and saved[1] != tag:
-            self.stale_references.append(self._reference_key(stream, saved[1]))
-        records.append((self._reference_key(stream, tag), seal({**position, "reference": reference.values})))
-        self.saved_references[stream] = (reference, tag)
-        return tag
-
-
-def _sealed(state: dict) -> partial:
-    """``pack`` of ``state`` as it is now, to be called later (see ``detectors.state.frozen``)."""
-    return partial(pack, frozen(state))
-
-
-def _pack_monitor(position: dict, monitor: bytes | dict) -> bytes:
-    """A monitor's state record: its input position and its encoded state (``monitor``: bytes of
-    ``encode_monitor``, or the frozen dict of ``monitor_record`` that they encode)."""
-    blob = monitor if type(monitor) is bytes else pack(monitor)
-    return pack({**position, "monitor": np.frombuffer(blob, dtype=np.uint8)})
-
-
-def packed(value):
-    """The bytes of a checkpoint record's value (``None``: a tombstone), packing a deferred one.
-
-    >>> packed(None), packed(b"x"), packed(lambda: b"later")
-    (None, b'x', b'later')
-    """
-    return value() if callable(value) else value
-
-
-def columns_of(group: "ModelMonitors", events: list[Event]) -> dict[tuple[str, str], tuple[int, list]]:
-    """Every monitored stream of a run of events, as ``(first event, column)``: features, then
-    prediction and label.
-
-    A stream starts at the first event that carries a value (not null) for it; from then on an
-    event with a null, or without it, counts as a missing value. This makes every stream's value
-    positions depend on the event order only, never on how the events were batched, so alert ids
-    are the same online and offline.
-    """
-    fast = _same_features(group, events)
-    if fast is not None:
-        return fast
-    streams: dict[tuple[str, str], int] = {key: 0 for key in group.types if key[0] != CONCEPT and key != LATE_LABEL}
-    known = {name for kind, name in streams if kind == "feature"}
-    for i, event in enumerate(events):
-        extra = event.features.keys() - known  # usually empty: one C-level set difference
-        if extra:
-            for name in extra:
-                if event.features[name] is not None:
-                    streams[("feature", name)] = i
-                    known.add(name)
-        if event.prediction is not None and (PREDICTION, PREDICTION) not in streams:
-            streams[(PREDICTION, PREDICTION)] = i
-        if event.label is not None and (LABEL, LABEL) not in streams:
-            streams[(LABEL, LABEL)] = i
-    columns = {}
-    for (kind, name), start in streams.items():
-        if kind == "feature":
-            column = [e.features.get(name) for e in events[start:]] if start else [e.features.get(name) for e in events]
-        else:
-            column = [getattr(e, kind) for e in events[start:]]
-        columns[(kind, name)] = (start, column)
-    return columns
-
-
-def _same_features(group: "ModelMonitors", events: list[Event]):
-    """``columns_of`` for the common batch: every event has the same features in the same order,
-    all of them already known, and no prediction or label. One transpose instead of a lookup per
-    value; ``None`` when the batch is not like that."""
-    if not events:
-        return None
-    names = tuple(events[0].features)
-    if not _all_streams(group, names):
-        return None  # a new feature, a known one absent, or a prediction/label stream to fill
-    # C-level loops (map, list.count): this runs once per event of the hot path.
-    n = len(events)
-    if list(map(_PREDICTION_OF, events)).count(None) != n or list(map(_LABEL_OF, events)).count(None) != n:
-        return None
-    dicts = list(map(_FEATURES_OF, events))
-    if list(map(tuple, dicts)).count(names) != n:
-        return None
-    return {("feature", name): (0, column) for name, column in zip(names, zip(*map(dict.values, dicts)))}
-
-
-_PREDICTION_OF, _LABEL_OF, _FEATURES_OF = (attrgetter(a) for a in ("prediction", "label", "features"))
-
-
-def _all_streams(group: "ModelMonitors", names: tuple) -> bool:
-    """Whether the features ``names`` are every stream that a run of events fills: all known, and
-    no other feature, no prediction or label stream."""
-    types = group.types
-    return bool(names) and all(("feature", name) in types for name in names) and len(names) == _filled_streams(types)
-
-
-def _filled_streams(types: dict) -> int:
-    """How many streams of a model its events fill (the others: errors and late labels)."""
-    return sum(1 for key in types if key[0] != CONCEPT and key != LATE_LABEL)
-
-
-@lru_cache(maxsize=64)
-def _feature_streams(features: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    return tuple(("feature", name) for name in features)
-
-
-def _bad_feature_name(name: str, limits) -> bool:
-    """Whether a feature name cannot be monitored (too long for a state key, or with its separator)."""
-    return len(name) > limits.max_string_length or SEPARATOR in name
-
-
-class Positions(dict):
-    """Each record's position in its batch, by ``id(record)``: made at the first lookup, since
-    most batches raise no alert.
-
-    >>> records = [Record(b"{}"), Record(b"[]")]
-    >>> Positions(records)[id(records[1])]
-    1
-    """
-
-    def __init__(self, records: list[Record]):
-        super().__init__()
-        self.records = records
-
-    def __missing__(self, key: int) -> int:
-        if self.records is None:
-            raise KeyError(key)
-        self.update(zip(map(id, self.records), count()))
-        self.records = None
-        return self[key]
-
-
-class PlainRun:
-    """The events of one model in a batch of plain events (``events.plain_batch``): where they
-    are in the batch. The common case, monitored without an ``Event`` per event."""
-
-    __slots__ = ("records", "batch", "positions")
-
-    def __init__(self, records: list[Record], batch: PlainBatch, positions: np.ndarray):
-        self.records, self.batch, self.positions = records, batch, positions
-
-    def __len__(self) -> int:
-        return len(self.positions)
-
-    def events(self, limits) -> list[Event]:
-        """The run decoded, for ``_monitor``: parsed again, which is rare (a new model, a value of
-        another type...) and keeps ``decode`` the one place that makes events."""
-        records = self.records
-        return [decode(records[i], limits) for i in self.positions]
-
-    def matrix(self) -> np.ndarray:
-        """Features x events."""
-        return np.ascontiguousarray(self.batch.values[self.positions].T)
-
-    def source(self):
-        """``(record, ts)`` of the run's ``i``-th event, for ``_alerts``."""
-        records, ts, positions = self.records, self.batch.ts, self.positions
-        return lambda i: (records[positions[i]], ts[positions[i]])
-
-    def last(self) -> tuple[Record, float]:
-        return self.source()(len(self.positions) - 1)
 
 
 class DriftPipeline:
@@ -925,13 +599,3 @@ class DriftPipeline:
     @property
     def monitored_pairs(self) -> int:
         return sum(len(g.monitors) for g in self.models.values())
-
-
-def _remember_references(group: ModelMonitors, stream: tuple[str, str], monitor, known: dict[str, np.ndarray]) -> None:
-    """After a restore: which reference record the monitor's is (not to be written again), and
-    which others of the stream are left over (to be deleted)."""
-    reference = getattr(monitor, "reference", None) if monitor.numeric else None
-    tag = detectors.reference_tag(reference.values) if reference is not None else None
-    if tag in known:
-        group.saved_references[stream] = (reference, tag)
-    group.stale_references.extend(group._reference_key(stream, other) for other in known if other != tag)
