@@ -127,11 +127,19 @@ class ModelMonitors:
                 bad[i] = f"{what} has always been {known}; got {t} value {value!r}"
         return known, bad
 
+    def goes_together(self, stream: tuple[str, str], first: int) -> bool:
+        """The one rule of the fast path: a numeric stream whose values in a run start at the
+        run's first event is updated with the model's other such streams in one vectorised call
+        (``update_together``, which proves each monitor's batch quiet or hands it to the
+        monitor's own ``update``); any other stream is updated on its own."""
+        return first == 0 and self.types.get(stream) == "numeric"
+
     def takes_plain(self, features: tuple[str, ...], limits) -> bool:
         """Whether a run of events that all have numbers (or nulls) for exactly ``features``
         fills exactly this model's streams, all known numeric, with their monitors, none restored
         part-way: then ``check_column`` would find nothing to reject, every stream starts at the
-        first event, and no monitor is made (so the order of ``features`` changes nothing)."""
+        first event, and no monitor is made (so the order of ``features`` changes nothing). Then
+        every stream of the run ``goes_together``, read straight from the parsed matrix."""
         if self.covered:
             return False
         # Streams and their types are only ever added (a monitor may be replaced, not removed):
@@ -141,7 +149,8 @@ class ModelMonitors:
             return True
         streams = _feature_streams(features)
         ok = bool(streams) \
-            and list(map(self.types.get, streams)).count("numeric") == len(streams) == _filled_streams(self.types) \
+            and all(self.goes_together(stream, 0) for stream in streams) \
+            and len(streams) == _filled_streams(self.types) \
             and all(map(self.monitors.__contains__, streams)) \
             and not any(map(_bad_feature_name, features, repeat(limits)))
         if ok:

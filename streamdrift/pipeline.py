@@ -336,7 +336,7 @@ class DriftPipeline:
                 if not column:
                     continue
             group.dirty.add((kind, name))
-            if type_ == "numeric" and first == 0:
+            if group.goes_together((kind, name), first):
                 together.append((kind, name, monitor, column))  # updated below, all at once
                 continue
             if type_ == "numeric":
