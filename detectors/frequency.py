@@ -9,7 +9,6 @@ PSI and the Jensen-Shannon distance are reported as effect sizes.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
@@ -18,8 +17,7 @@ from scipy.stats import chi2
 from . import calibration
 from .detection import Hit, require_fitted
 from .errors import check_range
-from .monitor import evaluation_points
-from .window import Ring
+from .window import RecentWindow
 
 #: A cell whose expected count in one window is below this is pooled with other sparse cells.
 MIN_EXPECTED = 5.0
@@ -102,8 +100,7 @@ class FrequencyTest:
         self.fitted = False
         self.drift_detected = False
         #: The recent codes of ``update``, made on its first call (a monitor keeps its own).
-        self._recent: Ring | None = None
-        self._seen = 0
+        self._recent: RecentWindow | None = None
 
     def fit(self, reference_counts: np.ndarray, share: float) -> None:
         """Pool sparse cells and set the critical value so that tests every ``evaluate_every``
@@ -126,7 +123,7 @@ class FrequencyTest:
         self.critical = chi2_critical(self.level, df) if df > 0 else np.inf
         self.fitted = True
         self.drift_detected = False
-        self._recent, self._seen = None, 0
+        self._recent = None
 
     def update(self, values) -> list[Hit]:
         """Feed cell codes; return a hit for every test over the critical value."""
@@ -140,19 +137,9 @@ class FrequencyTest:
             raise ValueError(f"value at position {int(bad[0])} is {int(codes[bad[0]])}, not a cell code in "
                              f"0..{self.cell_of.size - 1}")
         if self._recent is None:
-            self._recent = Ring(self.window, np.int64)
-        hits = []
-        points = evaluation_points(self._seen, codes.size, self.evaluate_every, self.window)
-        if points:
-            old = self._recent.items()
-            ext = np.concatenate((old, codes))
-            for t in points:
-                end = old.size + t + 1
-                hit = self.test(ext[end - self.window:end])
-                if hit is not None:
-                    hits.append(replace(hit, index=t))
-        self._recent.extend(codes)
-        self._seen += codes.size
+            self._recent = RecentWindow(self.window, np.int64)
+        w = self.window
+        hits = self._recent.update(codes, self.evaluate_every, w, lambda upto: self.test(upto[-w:]))
         self.drift_detected = bool(hits)
         return hits
 
@@ -172,15 +159,14 @@ class FrequencyTest:
         """The recent codes of ``update`` (empty for a test a monitor feeds window by window)."""
         if self._recent is None:
             return {}
-        return {"recent": self._recent.get_state(), "seen": self._seen}
+        return self._recent.get_state()
 
     def set_state(self, state: dict) -> None:
         """Restore ``get_state`` output into a test fitted on the same reference counts."""
-        self._recent, self._seen = None, 0
+        self._recent = None
         if state.get("recent") is not None:
-            self._recent = Ring(self.window, np.int64)
-            self._recent.set_state(state["recent"])
-            self._seen = int(state["seen"])
+            self._recent = RecentWindow(self.window, np.int64)
+            self._recent.set_state(state)
 
 
 @lru_cache(maxsize=1024)

@@ -10,7 +10,6 @@ cheaper per value than re-running scipy on every update (river's KSWIN). Tests r
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 from scipy.special import kolmogi, kolmogorov
@@ -18,9 +17,8 @@ from scipy.special import kolmogi, kolmogorov
 from . import calibration
 from .detection import Hit, require_fitted
 from .errors import check_range
-from .monitor import evaluation_points
 from .reference import Reference
-from .window import Ring
+from .window import RecentWindow
 
 
 def effective_size(n: int, m: int) -> float:
@@ -113,8 +111,7 @@ class WindowedKS:
         self.drift_detected = False
         #: The recent values of ``update`` (positions; values with a sliding reference), made
         #: on its first call: a monitor keeps its own window and never calls it.
-        self._recent: Ring | None = None
-        self._seen = 0  # values given to update since the fit
+        self._recent: RecentWindow | None = None
 
     @property
     def fitted(self) -> bool:
@@ -131,18 +128,17 @@ class WindowedKS:
         self.critical = float(kolmogi(self.level)) / effective_size(reference.size, self.window)
         self.drift_detected = False
         self._recent = None
-        self._seen = 0
 
-    def _ring(self) -> Ring:
+    def _recent_window(self) -> RecentWindow:
         if self._recent is None:
             if self.sliding_reference:
                 # The values just before the window are its reference: at first the fitted
                 # reference, in a fixed shuffled order (the Reference keeps its values sorted,
                 # and a sorted tail would be a biased sample of it).
-                self._recent = Ring(self.window + self.reference.size, np.float64)
-                self._recent.extend(np.random.default_rng(0).permutation(self.reference.values))
+                self._recent = RecentWindow(self.window + self.reference.size, np.float64,
+                                            before=np.random.default_rng(0).permutation(self.reference.values))
             else:
-                self._recent = Ring(self.window, np.int64)
+                self._recent = RecentWindow(self.window, np.int64)
         return self._recent
 
     def update(self, values) -> list[Hit]:
@@ -151,29 +147,20 @@ class WindowedKS:
         x = np.asarray(values, dtype=np.float64).reshape(-1)
         if not np.isfinite(x).all():
             raise ValueError(f"value at position {int(np.flatnonzero(~np.isfinite(x))[0])} is not a finite number")
-        ring = self._ring()
-        seen = self._seen
-        items = x if self.sliding_reference else self.reference.positions(x)
-        points = evaluation_points(seen, x.size, self.evaluate_every, self.window)
-        hits = []
-        if points:
-            old = ring.items() if self.sliding_reference else ring.items()[-self.window:]
-            ext = np.concatenate((old, items))
-            offset, w = old.size, self.window
-            for t in points:
-                end = offset + t + 1
-                if self.sliding_reference:
-                    hit = self.test_values(ext[max(0, end - w - self.reference.size):end - w], ext[end - w:end])
-                else:
-                    hit = self.test_positions(ext[end - w:end])
-                if hit is not None:
-                    hits.append(replace(hit, index=t))
-        ring.extend(items)
-        self._seen += x.size
+        recent = self._recent_window()
+        w = self.window
+        if self.sliding_reference:
+            def test(upto: np.ndarray) -> Hit | None:
+                end = upto.size
+                return self.test_values(upto[max(0, end - w - self.reference.size):end - w], upto[end - w:])
+            hits = recent.update(x, self.evaluate_every, w, test)
+        else:
+            hits = recent.update(self.reference.positions(x), self.evaluate_every, w,
+                                 lambda upto: self.test_positions(upto[-w:]))
         self.drift_detected = bool(hits)
         return hits
 
-    def _verdict(self, up: float, down: float, m: int) -> tuple[float, str, float] | None:
+    def _verdict(self, up: float, down: float) -> tuple[float, str, float] | None:
         d = max(up, down)
         if d <= self.critical:
             return None
@@ -195,24 +182,23 @@ class WindowedKS:
         up, down = ks_statistic_positions(self.reference, window_positions)
         m = window_positions.size
         scale = self.reference.size * m
-        return self._hit(self._verdict(up / scale, down / scale, m), m,
+        return self._hit(self._verdict(up / scale, down / scale), m,
                          lambda: self.reference.uniform_scores(window_positions))
 
     def test_values(self, reference: np.ndarray, window: np.ndarray) -> Hit | None:
         """The same test for a sliding reference given as values."""
         up, down = ks_statistic_values(reference, window)
-        return self._hit(self._verdict(up, down, window.size), window.size,
+        return self._hit(self._verdict(up, down), window.size,
                          lambda: np.searchsorted(np.sort(reference), window) / reference.size)
 
     def get_state(self) -> dict:
         """The recent values of ``update`` (empty for a detector a monitor feeds window by window)."""
         if self._recent is None:
             return {}
-        return {"recent": self._recent.get_state(), "seen": self._seen}
+        return self._recent.get_state()
 
     def set_state(self, state: dict) -> None:
         """Restore ``get_state`` output into a detector fitted on the same reference."""
-        self._recent, self._seen = None, 0
+        self._recent = None
         if state.get("recent") is not None:
-            self._ring().set_state(state["recent"])
-            self._seen = int(state["seen"])
+            self._recent_window().set_state(state)

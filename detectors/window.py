@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Callable
+
 import numpy as np
+
+from .detection import Hit
+from .monitor import evaluation_points
 
 
 class Ring:
@@ -96,3 +102,48 @@ class Ring:
             start = self.count % self.size
             self.buffer[start:] = items[:self.size - start]
             self.buffer[:start] = items[self.size - start:]
+
+
+class RecentWindow:
+    """The recent items a detector keeps for its own ``update`` (a monitor keeps one window for
+    all its detectors and never calls it): a ``Ring`` of the last ``size`` items, which may start
+    with ``before`` (items that precede the stream), and ``seen``, the items given since.
+
+    >>> recent = RecentWindow(4, np.int64)
+    >>> [hit.index for hit in recent.update(np.arange(6), 2, 3, lambda upto: Hit(index=-1, direction=None,
+    ...                                      statistic=float(upto[-3:].sum()), threshold=0.0))]
+    [3, 5]
+    >>> recent.get_state()["seen"], recent.ring.items().tolist()
+    (6, [2, 3, 4, 5])
+    """
+
+    def __init__(self, size: int, dtype, before: np.ndarray | None = None) -> None:
+        self.ring = Ring(size, dtype)
+        if before is not None:
+            self.ring.extend(before)
+        self.seen = 0
+
+    def update(self, items: np.ndarray, every: int, first_at: int,
+               test: Callable[[np.ndarray], Hit | None]) -> list[Hit]:
+        """Add ``items``; at each of their ``evaluation_points`` call ``test`` with all kept
+        items up to and including that one (the ring's, then the new ones) and return the hits,
+        each at its offset in ``items``."""
+        hits = []
+        points = evaluation_points(self.seen, items.size, every, first_at)
+        if points:
+            old = self.ring.items()
+            ext = np.concatenate((old, items))
+            for t in points:
+                hit = test(ext[:old.size + t + 1])
+                if hit is not None:
+                    hits.append(replace(hit, index=t))
+        self.ring.extend(items)
+        self.seen += items.size
+        return hits
+
+    def get_state(self) -> dict:
+        return {"recent": self.ring.get_state(), "seen": self.seen}
+
+    def set_state(self, state: dict) -> None:
+        self.ring.set_state(state["recent"])
+        self.seen = int(state["seen"])

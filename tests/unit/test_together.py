@@ -141,6 +141,17 @@ def test_positions_match_the_reference_for_any_value(reference):
         assert positions[i].tolist() == m.reference.positions(x[i]).tolist()
 
 
+def warm_up(together: list, alone: list, x: np.ndarray) -> FastPath:
+    """Feed ``x`` (monitors x values) in batches of 100 to ``together`` on one fast path and to
+    ``alone`` one by one; return that fast path."""
+    fast_path = FastPath()
+    for pos in range(0, x.shape[1], 100):
+        update_together(together, x[:, pos:pos + 100], fast_path)
+        for m, row in zip(alone, x[:, pos:pos + 100]):
+            m.update(row)
+    return fast_path
+
+
 @pytest.mark.parametrize("touch", ["update alone", "refit"])
 def test_a_member_changed_outside_the_group_is_not_trusted(touch):
     """The group's caches are trusted only while no member changed since the group last moved on
@@ -151,11 +162,7 @@ def test_a_member_changed_outside_the_group_is_not_trusted(touch):
     together = [NumericMonitor(settings) for _ in range(4)]
     alone = [NumericMonitor(settings) for _ in range(4)]
     x = rng.normal(0, 1, (4, 2_000))
-    fast_path = FastPath()
-    for pos in range(0, 1_200, 100):
-        update_together(together, x[:, pos:pos + 100], fast_path)
-        for m, row in zip(alone, x[:, pos:pos + 100]):
-            m.update(row)
+    fast_path = warm_up(together, alone, x[:, :1_200])
     for group in (together, alone):
         if touch == "update alone":
             group[0].update(x[0, 1_200:1_237])
@@ -178,11 +185,7 @@ def test_a_member_given_another_monitors_state_is_not_trusted():
     alone = [NumericMonitor(settings) for _ in range(3)]
     other = NumericMonitor(settings)
     x = rng.normal(0, 1, (3, 3_000))
-    fast_path = FastPath()
-    for pos in range(0, 1_500, 100):
-        update_together(together, x[:, pos:pos + 100], fast_path)
-        for m, row in zip(alone, x[:, pos:pos + 100]):
-            m.update(row)
+    fast_path = warm_up(together, alone, x[:, :1_500])
     other.update(np.concatenate([rng.normal(0, 1, 300), rng.normal(0.2, 1, 1_200)]))
     assert (other.seen, other.calibrations) == (together[0].seen, together[0].calibrations)
     for group in (together, alone):
