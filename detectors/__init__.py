@@ -20,7 +20,9 @@ from .binary import DDM, HDDM_A
 from .detection import Detection, Detector, Hit, NotFittedError
 from .frequency import FrequencyTest
 from .ks import WindowedKS
+from .joint import JointShift
 from .missing_rate import MissingRate
+from .multivariate import MULTIVARIATE_DETECTORS, MultivariateMonitor, MultivariateSettings
 from .numeric import NumericMonitor
 from .page_hinkley import PageHinkley
 from .reference import Reference
@@ -30,5 +32,6 @@ from .state import StateError, decode_monitor, encode_monitor, monitor_record, r
 __all__ = [
     "ADWIN", "DDM", "HDDM_A", "Detector", "Hit", "NotFittedError", "CategoricalMonitor", "Detection", "FrequencyTest", "WindowedKS", "MissingRate",
     "NumericMonitor", "PageHinkley", "Reference", "MonitorSettings", "NUMERIC_DETECTORS",
-    "CATEGORICAL_DETECTORS", "StateError", "encode_monitor", "monitor_record", "decode_monitor", "reference_tag",
+    "CATEGORICAL_DETECTORS", "JointShift", "MultivariateMonitor", "MultivariateSettings", "MULTIVARIATE_DETECTORS",
+    "StateError", "encode_monitor", "monitor_record", "decode_monitor", "reference_tag",
 ]

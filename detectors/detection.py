@@ -92,7 +92,7 @@ class Detection:
     """
 
     detector: str
-    kind: str  # "feature" or "missing_rate"
+    kind: str  # "feature", "missing_rate" or "multivariate"
     index: int
     statistic: float
     threshold: float
@@ -102,6 +102,9 @@ class Detection:
     reference: dict = field(default_factory=dict)
     window: dict = field(default_factory=dict)
     effect: dict = field(default_factory=dict)
+    #: For a multivariate detection: the features that explain it, ranked (``feature``, its
+    #: ``share`` of the detector's weight, its ``move``).
+    explained_by: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -109,4 +112,5 @@ class Detection:
             "statistic": self.statistic, "threshold": self.threshold, "p_value": self.p_value,
             "direction": self.direction, "severity": self.severity,
             "reference": self.reference, "window": self.window, "effect": self.effect,
+            **({"explained_by": self.explained_by} if self.explained_by else {}),
         }

@@ -22,7 +22,7 @@ import orjson
 MAGIC = b"SDST"
 VERSION = 1
 _PREFIX = struct.Struct("<4sHI")
-_DTYPES = {"<f8", "<i8", "<i4", "<i2", "|i1", "|b1", "|u1"}
+_DTYPES = {"<f8", "<f4", "<i8", "<i4", "<i2", "|i1", "|b1", "|u1"}
 
 
 class StateError(ValueError):
@@ -152,9 +152,9 @@ def monitor_record(monitor, reference_tag: str | None = None) -> dict:
     >>> pack(record) == now, pack(record) == encode_monitor(m)
     (True, False)
     """
-    kind = "numeric" if monitor.numeric else "categorical"
+    kind = getattr(monitor, "kind", None) or ("numeric" if monitor.numeric else "categorical")
     state = monitor.get_state()
-    tagged = reference_tag is not None and monitor.numeric and state.get("reference") is not None
+    tagged = reference_tag is not None and kind != "categorical" and state.get("reference") is not None
     if tagged:
         state["reference"] = None  # stored in a record of its own, named by the tag
     record = {"type": kind, "settings": monitor.settings.to_dict(), "monitor": frozen(state)}
@@ -197,6 +197,7 @@ def decode_monitor(blob: bytes, references: dict | None = None):
     """Rebuild a monitor from ``encode_monitor`` output; detections continue exactly as before.
     A record whose reference was written apart needs it in ``references`` (tag -> values)."""
     from .categorical import CategoricalMonitor
+    from .multivariate import MultivariateMonitor, MultivariateSettings
     from .numeric import NumericMonitor
     from .settings import MonitorSettings
 
@@ -208,8 +209,11 @@ def decode_monitor(blob: bytes, references: dict | None = None):
             raise StateError(f"the reference record {tag!r} of this monitor is missing")
         data["monitor"]["reference"] = values
     try:
-        cls = {"numeric": NumericMonitor, "categorical": CategoricalMonitor}[data["type"]]
-        monitor = cls(MonitorSettings.from_dict(data["settings"]))
+        if data["type"] == "multivariate":
+            monitor = MultivariateMonitor(MultivariateSettings.from_dict(data["settings"]))
+        else:
+            cls = {"numeric": NumericMonitor, "categorical": CategoricalMonitor}[data["type"]]
+            monitor = cls(MonitorSettings.from_dict(data["settings"]))
         monitor.set_state(data["monitor"])
     except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
         raise StateError(f"state record does not describe a monitor: {exc!r}") from None

@@ -11,8 +11,8 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from streamdrift.detectors import (ADWIN, DDM, HDDM_A, Detector, FrequencyTest, Hit, MissingRate, NotFittedError,
-                                   PageHinkley, Reference, WindowedKS)
+from streamdrift.detectors import (ADWIN, DDM, HDDM_A, Detector, FrequencyTest, Hit, JointShift, MissingRate,
+                                   NotFittedError, PageHinkley, Reference, WindowedKS)
 
 SHARE = 5e6
 
@@ -47,6 +47,13 @@ def errors(seed: int, rate: float, n: int) -> np.ndarray:
     return flags(seed, rate, n).astype(np.float64)
 
 
+def rows(seed: int, n: int, correlation: float = 0.0, shift: float = 0.0) -> np.ndarray:
+    """Rows of 5 standard normal features; features 0 and 1 with ``correlation``, all moved by ``shift``."""
+    x = np.random.default_rng(seed).normal(size=(n, 5))
+    x[:, 1] = correlation * x[:, 0] + np.sqrt(1 - correlation ** 2) * x[:, 1]
+    return x + shift
+
+
 REFERENCE = Reference(normal(0, 0, 1, 5000))
 SHARES = [0.3, 0.25, 0.2, 0.15, 0.1]
 
@@ -69,6 +76,10 @@ CASES = {
     "ddm": Case(DDM, lambda: errors(11, 0.1, 3000), lambda: np.concatenate([errors(12, 0.1, 2000), errors(13, 0.3, 2000)])),
     "hddm_a": Case(HDDM_A, lambda: errors(14, 0.1, 3000),
                    lambda: np.concatenate([errors(15, 0.1, 2000), errors(16, 0.3, 2000)])),
+    "joint_mean": Case(lambda: JointShift("mean", block=100), lambda: rows(17, 4000),
+                       lambda: np.concatenate([rows(18, 3000), rows(19, 3000, shift=0.15)])),
+    "joint_covariance": Case(lambda: JointShift("covariance", block=100), lambda: rows(20, 4000),
+                             lambda: np.concatenate([rows(21, 3000), rows(22, 3000, correlation=0.6)])),
 }
 NAMES = sorted(CASES)
 
@@ -76,7 +87,7 @@ NAMES = sorted(CASES)
 def feed(detector, x: np.ndarray, size: int) -> list[tuple]:
     """Every hit over the stream, fed ``size`` values per call, with its index in the stream."""
     found = []
-    for start in range(0, x.size, size):
+    for start in range(0, len(x), size):
         for hit in detector.update(x[start:start + size]):
             found.append((start + hit.index, hit.direction, hit.statistic, hit.threshold, hit.p_value,
                           None if hit.change_point is None else start + hit.change_point))
@@ -111,14 +122,15 @@ def test_it_fires_on_its_drifting_stream_and_reports_named_hits(name):
     case = CASES[name]
     detector = case.fitted()
     x = case.stream()
-    hits = detector.update(x[:x.size // 2])
+    half = len(x) // 2
+    hits = detector.update(x[:half])
     assert hits == [] and not detector.drift_detected
-    hits = detector.update(x[x.size // 2:])
+    hits = detector.update(x[half:])
     assert hits and detector.drift_detected
     assert all(isinstance(hit, Hit) for hit in hits)
     assert [hit.index for hit in hits] == sorted(hit.index for hit in hits)
     first = hits[0]
-    assert 0 <= first.index < x.size // 2
+    assert 0 <= first.index < half
     assert np.isfinite(first.statistic)
     assert first.change_point is None or first.change_point <= first.index
     assert detector.update(x[:0]) == [] and not detector.drift_detected
@@ -130,7 +142,7 @@ def test_batches_give_what_one_by_one_gives(name, size):
     case = CASES[name]
     x = case.stream()
     whole, parts = case.fitted(), case.fitted()
-    expected = feed(whole, x, x.size)
+    expected = feed(whole, x, len(x))
     assert expected
     assert feed(parts, x, size) == expected
     assert equal_states(parts.get_state(), whole.get_state())
@@ -145,8 +157,8 @@ def test_state_restored_mid_stream_changes_nothing(name, cut):
     original.update(x[:cut])
     restored = case.fitted()  # fitted on the same reference, as a monitor restores its detectors
     restored.set_state(original.get_state())
-    expected = feed(original, x[cut:], x.size)
-    assert feed(restored, x[cut:], x.size) == expected
+    expected = feed(original, x[cut:], len(x))
+    assert feed(restored, x[cut:], len(x)) == expected
     assert equal_states(restored.get_state(), original.get_state())
 
 
@@ -170,6 +182,9 @@ def test_fit_starts_afresh(name):
     (lambda: MissingRate(min_change=0), "missing_rate.min_change"),
     (lambda: DDM(drift_threshold=0), "ddm_drift_threshold"),
     (lambda: HDDM_A(drift_confidence=0.9), "hddm_a_drift_confidence"),
+    (lambda: JointShift("mean", block=5), "block"),
+    (lambda: JointShift("spread"), "terms"),
+    (lambda: JointShift().fit(rows(0, 500), share=0), "share"),
     (lambda: PageHinkley().fit(REFERENCE, share=0.5), "share"),
     (lambda: WindowedKS().fit(REFERENCE, share=float("inf")), "share"),
     (lambda: MissingRate().fit(np.zeros(10, dtype=bool), share=-1), "share"),
