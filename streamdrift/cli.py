@@ -1,4 +1,4 @@
-"""The ``streamdrift`` command: run, demo, tail, replay."""
+"""The ``streamdrift`` command: run, demo, tail, replay, validate."""
 
 from __future__ import annotations
 
@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     from .replay import add_arguments
     add_arguments(replay)
 
+    validate = sub.add_parser("validate", help="adversarial validation: can a classifier tell two datasets apart? "
+                              "(exit 0: no shift, 1: shift, 2: bad input)")
+    from .validate import add_arguments as add_validate_arguments
+    add_validate_arguments(validate)
+
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
@@ -66,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "replay":
             from .replay import main as replay_main
             return replay_main(args)
+        if args.command == "validate":
+            from .validate import main as validate_main
+            return validate_main(args)
     except ConfigError as exc:
         print(f"streamdrift: configuration error: {exc}", file=sys.stderr)
         return 2
