@@ -30,7 +30,7 @@ def position(record) -> dict:
 def build_alert(model: str, segment: str | None, feature: str, kind: str, detection: Detection,
                 ts: float | None, record, config_version: str, started: float | None = None) -> dict:
     """The alert for one detection, with where in the input it happened."""
-    return {
+    alert = {
         "alert_id": alert_id(model, segment, feature, detection.detector, detection.index, started),
         "model": model,
         "segment": segment,
@@ -49,3 +49,6 @@ def build_alert(model: str, segment: str | None, feature: str, kind: str, detect
         "effect": detection.effect,
         "config_version": config_version,
     }
+    if detection.explained_by:  # a multivariate detection: the features that explain it, ranked
+        alert["explained_by"] = detection.explained_by
+    return alert

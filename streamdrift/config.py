@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from .detectors import MonitorSettings
+from .detectors import MonitorSettings, MultivariateSettings
 
 
 def available_cpus() -> int:
@@ -141,6 +141,11 @@ class Config:
     #: Per-model retrain policies by model-name glob (TOML ``[retrain.models."glob"]``).
     retrain_models: tuple[tuple[str, RetrainPolicy], ...] = ()
     limits: Limits = field(default_factory=Limits)
+    #: Models (name globs) whose features are also watched together (TOML ``[multivariate]``
+    #: ``models``); none by default.
+    multivariate_models: tuple[str, ...] = ()
+    #: How they are watched (the rest of ``[multivariate]``).
+    multivariate: MultivariateSettings = field(default_factory=MultivariateSettings)
     #: Passed to every Kafka client (TOML ``[security]``): security_protocol, sasl_mechanism,
     #: sasl_plain_username, sasl_plain_password, ssl_cafile, ssl_certfile, ssl_keyfile.
     security: tuple[tuple[str, str], ...] = ()
@@ -151,6 +156,8 @@ class Config:
         relevant = {"detectors": self.detectors.to_dict(),
                     "features": [(r.pattern, r.settings) for r in self.features],
                     "retrain": [self.retrain.__dict__] + [(g, p.__dict__) for g, p in self.retrain_models]}
+        if self.multivariate_models:  # absent when off: the versions of earlier configs stay
+            relevant["multivariate"] = {"models": list(self.multivariate_models), **self.multivariate.to_dict()}
         return hashlib.sha256(orjson.dumps(relevant, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
 
     def settings_for(self, feature: str) -> MonitorSettings:
@@ -163,6 +170,10 @@ class Config:
     def has_rule(self, name: str) -> bool:
         """Whether a ``[[features]]`` rule matches ``name``."""
         return any(fnmatch.fnmatchcase(name, rule.pattern) for rule in self.features)
+
+    def watches_jointly(self, model: str) -> bool:
+        """Whether the features of ``model`` are watched together (``[multivariate] models``)."""
+        return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.multivariate_models)
 
     def policy_for(self, model: str) -> RetrainPolicy:
         for pattern, policy in self.retrain_models:
@@ -301,6 +312,8 @@ def from_mapping(data: dict) -> Config:
             for pattern, table in models.items())
     if "limits" in data:
         kwargs["limits"] = _build(Limits, data.pop("limits"), "limits")
+    if "multivariate" in data:
+        kwargs["multivariate_models"], kwargs["multivariate"] = _multivariate(data.pop("multivariate"))
     if "security" in data:
         security = data.pop("security")
         unknown = sorted(set(security) - set(SECURITY_KEYS))
@@ -318,10 +331,26 @@ def from_mapping(data: dict) -> Config:
         kwargs["security"] = tuple(sorted((k, str(v)) for k, v in security.items()))
     if data:
         raise ConfigError(f"unknown setting(s) {sorted(data)}; allowed top-level keys: {', '.join(TOP_LEVEL_KEYS)} "
-                          "and tables topics, detectors, features, retrain, limits, security")
+                          "and tables topics, detectors, features, retrain, limits, multivariate, security")
     config = Config(**kwargs)
     _check(config)
     return config
+
+
+def _multivariate(data) -> tuple[tuple[str, ...], MultivariateSettings]:
+    """``[multivariate]``: ``models`` (a list of model-name globs) and the detector's settings."""
+    if not isinstance(data, dict):
+        raise ConfigError("[multivariate] must be a table")
+    data = dict(data)
+    models = data.pop("models", [])
+    if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+        raise ConfigError(f"multivariate.models must be a list of model-name globs such as [\"fraud-*\"], "
+                          f"got {models!r}")
+    try:
+        settings = MultivariateSettings.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[multivariate] {exc}") from None
+    return tuple(models), settings
 
 
 def _check(config: Config) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import detectors
 from .config import Config
-from .detectors import CategoricalMonitor, NumericMonitor
+from .detectors import CategoricalMonitor, MultivariateMonitor, NumericMonitor
 from .detectors.state import frozen, pack
 from .detectors.together import FastPath
 from .events import NUMBERS, SEPARATOR, value_problem
@@ -24,6 +24,12 @@ PREDICTION, LABEL, CONCEPT = "prediction", "label", "concept"
 #: models whose events carry no label. A stream of its own (``kind: label``, ``feature:
 #: late_label``), so that events without an inline label are not counted as missing labels.
 LATE_LABEL = (LABEL, "late_label")
+#: The multivariate monitor's stream (``kind: multivariate``; alerts name the feature ``*``:
+#: all of them, ranked in ``explained_by``), and where a supplied reference keeps its rows.
+JOINT = ("multivariate", "*")
+JOINT_REFERENCE = "multivariate:rows"
+#: Fewest rows of a supplied reference the multivariate monitor starts from (else it warms up).
+JOINT_REFERENCE_ROWS = 400
 #: Detectors of the error stream unless a ``[[features]]`` rule for ``concept:error`` says otherwise.
 CONCEPT_DETECTORS = ("adwin", "page_hinkley", "histogram")
 
@@ -78,6 +84,12 @@ class ModelMonitors:
         self._takes_plain: tuple | None = None
         #: What the vectorised update keeps between batches for this model's numeric monitors.
         self.fast_path = FastPath()
+        #: The model's features watched together (``[multivariate] models``), or ``None``.
+        self.joint: MultivariateMonitor | None = None
+        if config.watches_jointly(model):
+            rows = self.reference.get(JOINT_REFERENCE)
+            enough = rows is not None and len(next(iter(rows.values()), ())) >= JOINT_REFERENCE_ROWS
+            self.joint = MultivariateMonitor(config.multivariate, reference=rows if enough else None)
 
     def monitor(self, kind: str, name: str):
         key = (kind, name)
@@ -158,8 +170,9 @@ class ModelMonitors:
         return ok
 
     def state_keys(self) -> list[str]:
+        joint = [StateKey.monitor(self.model, self.segment, JOINT).format()] if self.joint is not None else []
         return [StateKey.of_model(self.model, self.segment).format()] + \
-            [StateKey.monitor(self.model, self.segment, stream).format() for stream in self.monitors] + \
+            [StateKey.monitor(self.model, self.segment, stream).format() for stream in self.monitors] + joint + \
             [self._reference_key(stream, tag) for stream, (_, tag) in self.saved_references.items()] + \
             self.stale_references
 
@@ -179,8 +192,11 @@ class ModelMonitors:
                                   "started": self.started}))]
         records.extend((key, None) for key in self.stale_references)
         self.stale_references = []
-        for key in (self.monitors if everything else sorted(self.dirty)):
-            monitor = self.monitors[key]
+        streams = list(self.monitors if everything else sorted(self.dirty - {JOINT}))
+        if self.joint is not None and (everything or JOINT in self.dirty):
+            streams.append(JOINT)
+        for key in streams:
+            monitor = self.joint if key == JOINT else self.monitors[key]
             tag = self._reference_record(key, monitor, position, records, seal)
             if deferred:
                 value = partial(_pack_monitor, position, detectors.monitor_record(monitor, tag))
@@ -192,19 +208,20 @@ class ModelMonitors:
 
     def _reference_record(self, stream: tuple[str, str], monitor, position: dict, records: list,
                           seal=pack) -> str | None:
-        """The tag of a numeric monitor's reference, adding its record to ``records`` when it
-        is not written yet (a monitor's reference is ~8 bytes per reference value, its other
-        state about as much again; the reference changes only when the monitor fits)."""
-        reference = getattr(monitor, "reference", None) if monitor.numeric else None
+        """The tag of a numeric or multivariate monitor's reference, adding its record to
+        ``records`` when it is not written yet (a monitor's reference is ~8 bytes per reference
+        value, its other state about as much again; the reference changes only when the monitor
+        fits)."""
+        reference, values = _reference_of(monitor)
         if reference is None:
             return None
         saved = self.saved_references.get(stream)
         if saved is not None and saved[0] is reference:
             return saved[1]
-        tag = detectors.reference_tag(reference.values)
+        tag = detectors.reference_tag(values)
         if saved is not None and saved[1] != tag:
             self.stale_references.append(self._reference_key(stream, saved[1]))
-        records.append((self._reference_key(stream, tag), seal({**position, "reference": reference.values})))
+        records.append((self._reference_key(stream, tag), seal({**position, "reference": values})))
         self.saved_references[stream] = (reference, tag)
         return tag
 
@@ -248,8 +265,17 @@ def _bad_feature_name(name: str, limits) -> bool:
 def _remember_references(group: ModelMonitors, stream: tuple[str, str], monitor, known: dict[str, np.ndarray]) -> None:
     """After a restore: which reference record the monitor's is (not to be written again), and
     which others of the stream are left over (to be deleted)."""
-    reference = getattr(monitor, "reference", None) if monitor.numeric else None
-    tag = detectors.reference_tag(reference.values) if reference is not None else None
+    reference, values = _reference_of(monitor)
+    tag = detectors.reference_tag(values) if reference is not None else None
     if tag in known:
         group.saved_references[stream] = (reference, tag)
     group.stale_references.extend(group._reference_key(stream, other) for other in known if other != tag)
+
+
+def _reference_of(monitor) -> tuple[object, np.ndarray | None]:
+    """A monitor's reference as checkpoints write it apart: the object that changes when it
+    fits again, and its values (``(None, None)`` for a categorical monitor, or none yet)."""
+    if type(monitor) is MultivariateMonitor:
+        return monitor.reference_rows, monitor.reference_rows
+    reference = getattr(monitor, "reference", None) if monitor.numeric else None
+    return reference, None if reference is None else reference.values

@@ -27,7 +27,7 @@ from .detectors.together import update_together
 from .concept import ERROR, PendingPredictions, prediction_error
 from .events import Event, LabelEvent, Record, Rejected, decode, plain_batch
 from .intake import Positions, PlainRun, columns_of
-from .model_monitors import (CONCEPT, CONCEPT_DETECTORS, LABEL, LATE_LABEL, PREDICTION, ModelMonitors,  # noqa: F401
+from .model_monitors import (CONCEPT, CONCEPT_DETECTORS, JOINT, LABEL, LATE_LABEL, PREDICTION, ModelMonitors,  # noqa: F401
                              _bad_feature_name, _feature_streams, _remember_references, _sealed, packed, value_type)
 from .retrain import RetrainTracker
 from .state_keys import PENDING, REFERENCE, StateKey, StateKeyError, is_reference_record
@@ -252,7 +252,10 @@ class DriftPipeline:
         streams = _feature_streams(names)
         group.dirty.update(streams)
         out.processed += len(run)
-        found = self._update_together(group, streams, run.matrix(), run.source(), order)
+        matrix = run.matrix()
+        found = self._update_together(group, streams, matrix, run.source(), order)
+        if group.joint is not None:
+            found.extend(self._monitor_jointly(group, dict(zip(names, matrix)), run.source(), order))
         self._finish(group, found, *run.last())
 
     def _emit(self, out: Output) -> None:
@@ -350,10 +353,52 @@ class DriftPipeline:
             matrix = np.array([column for *_, column in together], dtype=np.float64)
             found.extend(self._update_together(group, [(kind, name) for kind, name, _, _ in together], matrix,
                                                self._events_from(events, 0), order))
+        if group.joint is not None and events:
+            found.extend(self._monitor_jointly(group, self._joint_columns(group, columns, events), None, order, events))
         if events:
             self._finish(group, found, events[-1].record, events[-1].ts)
         else:
             self._finish(group, found)
+
+    @staticmethod
+    def _joint_columns(group: ModelMonitors, columns: dict, events: list[Event]) -> dict:
+        """The run's features, each a column over all its events (a stream that starts later is
+        missing before), for the multivariate monitor."""
+        n = len(events)
+        out = {}
+        for (kind, name), (first, column) in columns.items():
+            type_ = group.types.get((kind, name))
+            if kind != "feature" or type_ is None:
+                continue
+            if type_ == "numeric":
+                values = np.full(n, np.nan)
+                values[first:] = np.array(column, dtype=np.float64)
+            else:
+                values = [None] * first + list(column)
+            out[name] = values
+        return out
+
+    def _monitor_jointly(self, group: ModelMonitors, columns: dict, source, order: dict[int, int],
+                         events: list[Event] | None = None) -> list[tuple[int, str, str, dict]]:
+        """Feed the model's multivariate monitor one run (``columns``: feature -> values over the
+        run's events; ``source`` or ``events`` say where each event is)."""
+        joint = group.joint
+        skip = 0
+        covered = group.covered.pop(JOINT, None)
+        if covered is not None and events is not None:
+            # Replayed after a restore: events its checkpoint already holds are skipped.
+            while skip < len(events) and events[skip].record.offset < covered:
+                skip += 1
+            if skip == len(events):
+                group.covered[JOINT] = covered
+                return []
+            columns = {name: column[skip:] for name, column in columns.items()}
+        if source is None:
+            source = self._events_from(events, skip)
+        group.dirty.add(JOINT)
+        start = joint.seen
+        kinds = {name: group.types[("feature", name)] for name in columns}
+        return self._alerts(group, *JOINT, joint.update(columns, kinds), start, source, order)
 
     def _update_together(self, group: ModelMonitors, streams: list[tuple[str, str]], matrix: np.ndarray, source,
                          order: dict[int, int]) -> list[tuple[int, str, str, dict]]:
@@ -556,9 +601,14 @@ class DriftPipeline:
                     monitor = detectors.decode_monitor(state["monitor"].tobytes(), known)
                 except detectors.StateError:
                     continue  # its reference record is gone (a crash between the two writes): start afresh
-                group.monitors[stream] = monitor
+                if stream == JOINT:
+                    if group.joint is None or monitor.settings != group.joint.settings:
+                        continue  # watched jointly no more, or with other settings: start afresh
+                    group.joint = monitor
+                else:
+                    group.monitors[stream] = monitor
+                    group.types[stream] = "numeric" if monitor.numeric else "categorical"
                 _remember_references(group, stream, monitor, known)
-                group.types[stream] = "numeric" if monitor.numeric else "categorical"
                 if state["offset"] is not None:
                     group.covered[stream] = state["offset"]
                 monitors += 1
@@ -570,7 +620,7 @@ class DriftPipeline:
         known to be stored), and again drops the references it was to drop."""
         self.dirty = set(self.models)
         for group in self.models.values():
-            group.dirty = set(group.monitors)
+            group.dirty = set(group.monitors) | ({JOINT} if group.joint is not None else set())
             group.saved_references.clear()
         self.dirty_pending = set(self.pending)
         for key, value in unwritten:

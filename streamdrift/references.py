@@ -12,21 +12,26 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from .logs import ColumnMapping, LogReader
-from .pipeline import LABEL, PREDICTION, value_type
+from .model_monitors import JOINT_REFERENCE, LABEL, PREDICTION, value_type
 
 
 def load_references(path: str, mapping: ColumnMapping | None = None) -> dict:
     """``{model or "*": {feature: ndarray of numbers (NaN = missing) | {category: count}}}``.
 
-    Prediction and label references are stored under ``"prediction:prediction"`` and ``"label:label"``.
+    Prediction and label references are stored under ``"prediction:prediction"`` and ``"label:label"``;
+    the rows themselves, aligned, under ``"multivariate:rows"`` (``{feature: values}``, for the
+    multivariate monitor).
     """
     columns: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    rows: dict[str, list[dict]] = defaultdict(list)  # per model: each row's features, for the multivariate monitor
     reader = LogReader(path, mapping or ColumnMapping(model_name="*"))
     for row in reader:
         if row.event is None:
             continue
         model = row.event.get("model") or "*"
-        for name, value in (row.event.get("features") or {}).items():
+        features = row.event.get("features") or {}
+        rows[model].append(features)
+        for name, value in features.items():
             columns[model][name].append(value)
         for kind in (PREDICTION, LABEL):
             if row.event.get(kind) is not None:
@@ -42,6 +47,9 @@ def load_references(path: str, mapping: ColumnMapping | None = None) -> dict:
                 counts = Counter("true" if v is True else "false" if v is False else v for v in values)
                 out[name] = dict(counts)
             # mixed or empty columns give no reference: the feature warms up from the stream
+        # The rows, aligned (a row without a feature: missing there), for the multivariate monitor.
+        usable = [name for name in features if name in out and not name.startswith((f"{PREDICTION}:", f"{LABEL}:"))]
+        out[JOINT_REFERENCE] = {name: [r.get(name) for r in rows[model]] for name in usable}
         references[model] = out
     if not references:
         raise ValueError(f"reference file {path} has no usable rows ({reader.summary.bad_rows} bad rows)")
