@@ -169,18 +169,21 @@ class JointShift:
             zeros.append(zero)
             if at is not None and (first is None or at < first[0]):
                 first = (at, k)
+        if first is not None:
+            at, k = first
+            for j, steps in enumerate(self._steps):  # every bet's wealth as it stood at the hit
+                _, ends[j], zeros[j] = first_crossing(steps[where[:at + 1]], int(self.wealth[j]), self._limit)
+        self.wealth[:] = ends
+        for j, zero in enumerate(zeros):
+            if zero >= 0:  # the bet's wealth was back at 1 there: its run starts after it
+                self.since[j] = self.watched + zero + 1
         if first is None:
-            self.wealth[:] = ends
             return None
-        at, k = first
-        for j, steps in enumerate(self._steps):  # every bet's wealth as it stood at the hit
-            _, self.wealth[j], _ = first_crossing(steps[where[:at + 1]], int(self.wealth[j]), self._limit)
-        began = zeros[k] + 1
-        moved = score[began:at + 1]
+        began = int(self.since[k]) - self.watched  # the run's start, among this chunk's rows
         return Hit(index=pos + at, direction=None, statistic=float(self.wealth[k] / QUANTUM), threshold=self.threshold,
                    p_value=min(1.0, math.exp(-self.wealth[k] / QUANTUM)),
-                   change_point=pos + began if began > 0 else None,
-                   effect={"bet_size": BET_SIZES[k], "events_in_run": int(moved.size)})
+                   change_point=pos + began if self.since[k] > 0 else None,
+                   effect={"bet_size": BET_SIZES[k], "events_in_run": at - began + 1})
 
     def _close_block(self) -> None:
         self.recent[self.blocks % self.window_blocks] = self.block_sum
@@ -255,12 +258,15 @@ class JointShift:
         self.weights = None
         self.ranked_scores = None
         self.wealth = np.zeros(len(BET_SIZES), dtype=np.int64)
+        #: Per bet: the row (counted from the fit) after the last one at which its wealth was 1.
+        self.since = np.zeros(len(BET_SIZES), dtype=np.int64)
 
     def get_state(self) -> dict:
         """What the detector learned since ``fit`` (its reference is the caller's to keep)."""
         require_fitted(self)
         return {"watched": self.watched, "blocks": self.blocks, "held": int(self.held),
-                "block_sum": self.block_sum.copy(), "recent": self.recent.copy(), "wealth": self.wealth.copy()}
+                "block_sum": self.block_sum.copy(), "recent": self.recent.copy(), "wealth": self.wealth.copy(),
+                "since": self.since.copy()}
 
     def set_state(self, state: dict) -> None:
         """Put back ``get_state`` into a detector fitted on the same reference."""
@@ -271,6 +277,7 @@ class JointShift:
         self.block_sum = np.asarray(state["block_sum"], dtype=np.int64).copy()
         self.recent = np.asarray(state["recent"], dtype=np.int64).copy()
         self.wealth = np.asarray(state["wealth"], dtype=np.int64).copy()
+        self.since = np.asarray(state["since"], dtype=np.int64).copy()
         if self.recent.shape != (self.window_blocks, self.ranked.shape[1]):
             raise ValueError("state does not fit this detector's coordinates")
         self.weights = self.recent.sum(axis=0) if self.blocks else None
