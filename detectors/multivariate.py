@@ -73,12 +73,13 @@ class MultivariateSettings:
 
     def __post_init__(self) -> None:
         check_range("false_alarm_budget", self.false_alarm_budget, 100, 1e12)
-        check_range("reference_size", self.reference_size, 400, 1_000_000, integer=True)
-        check_range("rearm_size", self.rearm_size, 400, 1_000_000, integer=True)
+        check_range("reference_size", self.reference_size, 400, 50_000, integer=True)
+        check_range("rearm_size", self.rearm_size, 400, 50_000, integer=True)
         check_range("block", self.block, 10, 100_000, integer=True)
         check_range("window_blocks", self.window_blocks, 1, 1000, integer=True)
+        check_range("block * window_blocks", self.block * self.window_blocks, 10, 100_000, integer=True)
         check_range("max_features", self.max_features, 2, 256, integer=True)
-        check_range("max_quadratic", self.max_quadratic, 1, 10_000, integer=True)
+        check_range("max_quadratic", self.max_quadratic, 1, 1024, integer=True)
         for name in self.detectors:
             if name not in MULTIVARIATE_DETECTORS:
                 raise ValueError(f"detectors: unknown detector {name!r}; allowed: {', '.join(MULTIVARIATE_DETECTORS)}")
