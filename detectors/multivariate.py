@@ -61,7 +61,7 @@ class MultivariateSettings:
     rearm_size: int = 2000
     #: The domain classifier's weights change every this many events.
     block: int = 200
-    #: ... and are learned from the last this many blocks.
+    #: The weights are learned from the last this many blocks of events.
     window_blocks: int = 5
     #: Most features watched together (those present most often in the reference, then by name).
     max_features: int = 32

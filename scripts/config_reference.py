@@ -101,7 +101,12 @@ def sections() -> list[tuple[str, str, list[tuple[str, str, str, str]]]]:
         if f.name in top_level:
             continue
         default = getattr(defaults, f.name)
-        if dataclasses.is_dataclass(default):
+        if f.name == "multivariate_models":
+            continue  # the `models` key of [multivariate], below
+        if f.name == "multivariate":
+            models = ("models", "`[]`", "", markdown(config_comments["multivariate_models"]))
+            out.append(("[multivariate]", _doc(type(default)), [models] + _dataclass_rows(type(default))))
+        elif dataclasses.is_dataclass(default):
             intro = markdown(config_comments[f.name]) if f.name in config_comments else _doc(type(default))
             out.append((f"[{f.name}]", intro, _dataclass_rows(type(default))))
         elif f.name == "features":
