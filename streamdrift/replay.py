@@ -75,23 +75,41 @@ def main(args) -> int:
 
 # -- offline -------------------------------------------------------------------------------------
 class Traces:
-    """Thinned value streams of every feature, for the report's plots (bounded memory)."""
+    """Thinned value streams of every feature, for the report's plots (bounded memory).
+
+    A stream counts the values its monitor is given, as ``intake.columns_of`` makes them: from
+    the first processed event of its model and segment that carries a value for the feature, one
+    value per processed event of theirs (null or absent: a missing value). Rejected events are in
+    no stream, so a point's position is the value index that the monitor's alerts name.
+    """
 
     def __init__(self) -> None:
         self.points: dict[tuple, list] = defaultdict(list)
         self.stride: dict[tuple, int] = defaultdict(lambda: 1)
-        self.count: dict[tuple, int] = defaultdict(int)
+        #: Values of each stream so far: the monitor's count (``FeatureMonitor.seen``).
+        self.count: dict[tuple, int] = {}
+        #: The features whose streams have started, per (model, segment), in order of start.
+        self.started: dict[tuple, list[str]] = defaultdict(list)
 
     def add(self, event: dict) -> None:
-        key_base = (event.get("model"), event.get("segment"))
-        for name, value in (event.get("features") or {}).items():
-            key = (*key_base, name)
+        """One event the pipeline processed (not rejected); a late label carries no feature."""
+        features = event.get("features")
+        if type(features) is not dict:
+            return
+        group = (event.get("model"), event.get("segment"))
+        started = self.started[group]
+        for name, value in features.items():
+            if value is not None and (*group, name) not in self.count:
+                self.count[(*group, name)] = 0
+                started.append(name)
+        for name in started:
+            key = (*group, name)
             n = self.count[key]
             self.count[key] = n + 1
             if n % self.stride[key]:
                 continue
             points = self.points[key]
-            points.append((n, value))
+            points.append((n, features.get(name)))
             if len(points) >= TRACE_POINTS:
                 self.points[key] = points[::2]
                 self.stride[key] *= 2
@@ -122,6 +140,12 @@ def offline(args, config) -> int:
                 print(f"warning: {notice}", file=sys.stderr)
             totals["processed"] += out.processed
             totals["rejected"] += len(out.rejected)
+            if traces is not None:
+                # Only what the monitors took: a rejected event is a value of no stream.
+                rejected = {id(r.record) for r in out.rejected}
+                for record in batch:
+                    if id(record) not in rejected:
+                        traces.add(record.data)
             for alert in out.alerts:
                 alerts_out.write(orjson.dumps(alert) + b"\n")
             for request in out.retrain_requests:
@@ -144,8 +168,6 @@ def offline(args, config) -> int:
                 if rejected_file:
                     rejected_file.write(orjson.dumps({"source": row.source, "line": row.line, "reason": row.error}) + b"\n")
                 continue
-            if traces is not None:
-                traces.add(row.event)
             batch.append(Record(row.raw, None, row.source, 0, row.line, None, row.event))
             if len(batch) >= BATCH:
                 flush()
@@ -197,20 +219,12 @@ def feature_traces(alerts, traces: Traces, pipeline: DriftPipeline) -> list:
         points = traces.points.get(key)
         if kind is None or not points:
             continue  # not a feature stream (prediction, label...) or never watched
-        out.extend(_traces_of(group, feature, kind, _watched_points(points, kind), traces.stride[key],
+        out.extend(_traces_of(group, feature, kind, points, traces.stride[key], traces.count[key],
                               by_feature[key]))
     return out
 
 
-def _watched_points(points: list, kind: str) -> list:
-    """The points whose value the monitor could take: a value of the other type was rejected
-    (dead-letter), so it must neither be plotted nor decide the kind of plot."""
-    if kind == "numeric":
-        return [(n, v) for n, v in points if v is None or type(v) in (int, float)]
-    return [(n, v) for n, v in points if v is None or type(v) in (str, bool)]
-
-
-def _traces_of(group, feature: str, kind: str, points: list, stride: int, alerts: list) -> list:
+def _traces_of(group, feature: str, kind: str, points: list, stride: int, count: int, alerts: list) -> list:
     from .report import FeatureTrace
 
     positions = np.array([n for n, _ in points], dtype=float)
@@ -223,12 +237,12 @@ def _traces_of(group, feature: str, kind: str, points: list, stride: int, alerts
     span = None if feature in group.reference else _warm_up_span(monitor, positions, missing, stride)
     value_alerts = [a for a in alerts if a["kind"] != "missing_rate"]
     found = [FeatureTrace(group.model, group.segment, feature, kind, positions, values,
-                          _band(value_alerts, kind, monitor), value_alerts, span)]
+                          _band(value_alerts, kind, monitor), value_alerts, span, count)]
     rate_alerts = [a for a in alerts if a["kind"] == "missing_rate"]
     if rate_alerts:
         found.append(FeatureTrace(group.model, group.segment, feature, "missing_rate", positions,
                                   missing.astype(float), _band(rate_alerts, "missing_rate", monitor),
-                                  rate_alerts, span))
+                                  rate_alerts, span, count))
     return found
 
 

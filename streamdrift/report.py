@@ -71,7 +71,9 @@ class FeatureTrace:
     rate stream its rate three times; ``reference_span`` the value indexes the reference was
     taken from, when it came from the stream itself (warm-up). ``detections`` are the alerts
     drawn on the plot; each needs ``detector``, ``index`` (value index where it fired) and,
-    optionally, ``severity``.
+    optionally, ``severity``. ``monitored`` is how many values the monitor was given (missing
+    ones included, values of rejected events not): the stream the value indexes count, and the
+    x axis; None when ``positions`` reach its end.
 
     >>> trace = FeatureTrace("fraud-v3", None, "amount", "numeric", np.arange(3), np.array([1.0, 2.0, 9.0]))
     >>> trace.label
@@ -87,10 +89,18 @@ class FeatureTrace:
     reference_band: tuple[float, float, float] | None = None
     detections: list[dict[str, Any]] = field(default_factory=list)
     reference_span: tuple[float, float] | None = None
+    monitored: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in VALUE_KINDS | RATE_KINDS:
             raise ValueError(f"kind must be one of {sorted(VALUE_KINDS | RATE_KINDS)}, got {self.kind!r}")
+
+    @property
+    def length(self) -> int:
+        """How many values the stream has: ``monitored``, else one past the last position."""
+        if self.monitored is not None:
+            return self.monitored
+        return int(np.asarray(self.positions)[-1]) + 1 if len(self.positions) else 0
 
     @property
     def label(self) -> str:
@@ -162,7 +172,10 @@ def plot_trace(trace: FeatureTrace, *, width: float = 9.5, height: float = 3.3, 
     >>> png[:8] == b"\\x89PNG\\r\\n\\x1a\\n", len(png) > 1000
     (True, True)
     """
-    fig = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=dpi)
+    # Fixed margins, not a layout fitted to each legend: the plots of a page then share one x
+    # scale on screen, so the same value index is at the same place in each of them.
+    fig.subplots_adjust(left=0.085, right=0.76, bottom=0.17, top=0.9)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     positions = np.asarray(trace.positions)
@@ -180,7 +193,7 @@ def plot_trace(trace: FeatureTrace, *, width: float = 9.5, height: float = 3.3, 
                    label="reference taken here")
     _plot_detections(ax, trace.detections)
     ax.set_title(_plain(trace.label), loc="left", fontsize=11)
-    ax.set_xlabel("value index")
+    ax.set_xlabel(_x_label(trace))
     ax.grid(True, alpha=0.25, linewidth=0.6)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
@@ -257,6 +270,21 @@ def render_report(path: str | os.PathLike[str], alerts: Sequence[dict[str, Any]]
 
 # --- plotting ----------------------------------------------------------------------------------
 
+def _x_label(trace: FeatureTrace) -> str:
+    """What the x axis counts: the monitor's values, so that it agrees with the alerts' indexes."""
+    return f"value index, of {trace.length:,} values processed (rejected events not counted)"
+
+
+def _about(n: int) -> int:
+    """``n`` to two significant digits: a window's length in values is approximate (the trace
+    may be thinned), and two plots of one stream must not seem to disagree on it.
+
+    >>> _about(398), _about(401), _about(66), _about(12_345)
+    (400, 400, 66, 12000)
+    """
+    return int(float(f"{n:.2g}")) if n > 0 else n
+
+
 def _plain(text: str) -> str:
     """A label matplotlib prints literally: ``$`` would otherwise start maths mode."""
     return text.replace("$", r"\$")
@@ -290,8 +318,8 @@ def _plot_numeric(ax: Any, positions: np.ndarray, values: np.ndarray, trace: Fea
         ends, windows, span = rolling
         q = np.quantile(windows, (0.05, 0.5, 0.95), axis=1).T
         ax.fill_between(ends, q[:, 0], q[:, 2], color="#1f77b4", alpha=0.25, linewidth=0,
-                        label=f"5–95% of last ~{span:,} values")
-        ax.plot(ends, q[:, 1], color="#1f77b4", linewidth=1.6, label=f"median of last ~{span:,} values")
+                        label=f"5–95% of last ~{_about(span):,} values")
+        ax.plot(ends, q[:, 1], color="#1f77b4", linewidth=1.6, label=f"median of last ~{_about(span):,} values")
     _fit_value_axis(ax, values, trace.reference_band, q)
     ax.set_ylabel(_plain(trace.feature))
 
@@ -356,7 +384,7 @@ def _plot_rate(ax: Any, positions: np.ndarray, values: np.ndarray, trace: Featur
     else:
         ends, windows, span = rolling
         rate = np.nanmean(windows, axis=1)
-    ax.plot(ends, rate, color="#1f77b4", linewidth=1.4, label=f"rate of last ~{span:,} values")
+    ax.plot(ends, rate, color="#1f77b4", linewidth=1.4, label=f"rate of last ~{_about(span):,} values")
     top = max(float(np.nanmax(rate)), trace.reference_band[2] if trace.reference_band else 0.0, 0.01)
     ax.set_ylim(0, min(1.0, top * 1.15))
     ax.set_ylabel(trace.kind.replace("_", " "))
@@ -459,7 +487,7 @@ def _where(alert: dict[str, Any]) -> str:
     where = alert.get("detected_at") or {}
     parts = []
     if alert.get("index") is not None:
-        parts.append(f"value #{_format_number(alert['index'])}")
+        parts.append(f"value index {_format_number(alert['index'])}")
     if where.get("offset") is not None:
         partition = f" p{where['partition']}" if where.get("partition") is not None else ""
         parts.append(f"{where.get('topic') or 'input'}{partition} offset {where['offset']}")
@@ -522,7 +550,9 @@ def _model_section(number: int, model: str, evidence: list[FeatureEvidence],
         parts.append("<p class='muted'>In the plots: green is the reference (band: its 5–95% range, "
                      "dashed: its median or rate), grey shading the values it was taken from; "
                      "vertical lines are detections (solid: critical, dashed: warning), coloured by "
-                     "detector; the x axis counts the feature's values.</p>")
+                     "detector; the x axis counts the values the feature's monitor processed "
+                     "(missing ones included, values of rejected events not), as an alert's value "
+                     "index does.</p>")
         for rank, item in enumerate(evidence[:max_plots], 1):
             parts.append(_feature_block(rank, item, traces.get((item.model, item.segment, item.feature), [])))
         if len(evidence) > max_plots:

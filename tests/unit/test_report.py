@@ -11,6 +11,7 @@ import numpy as np
 import orjson
 import pytest
 
+import streamdrift.report
 from streamdrift.cli import main
 from streamdrift.report import FeatureTrace, ReplayCounts, plot_trace, rank_drifted_features, render_report
 
@@ -176,10 +177,20 @@ def replayed(tmp_path_factory) -> dict:
     log.write_bytes(b"".join(line + b"\n" for line in lines))
     config.write_text(REPLAY_CONFIG)
     alerts, report = folder / "alerts.jsonl", folder / "report.html"
-    code = main(["replay", str(log), "--offline", "--config", str(config), "--alerts", str(alerts),
-                 "--report", str(report), "--quiet"])
+    drawn: list[FeatureTrace] = []
+    real_render = streamdrift.report.render_report
+
+    def render_and_keep(path, alerts, requests, traces, *args, **kwargs):
+        drawn.extend(traces)
+        return real_render(path, alerts, requests, traces, *args, **kwargs)
+
+    # The traces as the report receives them: the PNGs cannot be read back into series.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(streamdrift.report, "render_report", render_and_keep)
+        code = main(["replay", str(log), "--offline", "--config", str(config), "--alerts", str(alerts),
+                     "--report", str(report), "--quiet"])
     assert code == 0
-    return {"expected": expected, "html": report.read_text(encoding="utf-8"),
+    return {"expected": expected, "html": report.read_text(encoding="utf-8"), "lines": lines, "traces": drawn,
             "alerts": alerts.read_bytes().splitlines(),
             "retrain_requests": alerts.with_suffix(".retrain.jsonl").read_bytes().splitlines()}
 
@@ -210,3 +221,43 @@ def test_plot_kind_follows_the_monitored_kind(replayed):
     assert plots.get("churn-v1 · amount") == "numeric", plots
     assert plots.get("churn-v1 · tenure") == "numeric", plots
     assert "categorical" not in plots.values()
+
+
+def test_x_axis_counts_the_values_the_monitor_processed(replayed):
+    # churn-v1's amount: 3,000 numbers processed, and a rejected "twelve" every 250 events. The
+    # plot and its alert lines must count the processed values only, as the alerts' indexes do.
+    processed = []  # (log line, amount) of each processed value, in stream order
+    for line_number, line in enumerate(replayed["lines"], 1):
+        try:
+            event = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(event, dict) or event.get("model") != "churn-v1":
+            continue
+        if isinstance(event["features"].get("amount"), float):
+            processed.append((line_number, event["features"]["amount"]))
+    assert len(processed) == EVENTS_PER_MODEL
+    value_index = {line_number: i for i, (line_number, _) in enumerate(processed)}
+
+    trace = next(t for t in replayed["traces"] if t.label == "churn-v1 · amount")
+    assert trace.length == EVENTS_PER_MODEL
+    positions = trace.positions.astype(int)
+    assert positions[-1] < EVENTS_PER_MODEL and positions[-1] >= EVENTS_PER_MODEL - 4  # thinned: every 2nd
+    # Every plotted point is at the index of its value among the processed ones.
+    np.testing.assert_array_equal(trace.values, [processed[p][1] for p in positions])
+    # Every alert line is at the index of the value of the event that raised it.
+    alerts = [orjson.loads(a) for a in replayed["alerts"]]
+    amount_alerts = [a for a in alerts if a["model"] == "churn-v1" and a["feature"] == "amount"]
+    assert amount_alerts
+    assert sorted(d["index"] for d in trace.detections) == sorted(a["index"] for a in amount_alerts)
+    for alert in amount_alerts:
+        assert value_index[alert["detected_at"]["offset"]] == alert["index"]
+    assert "the x axis counts the values the feature's monitor processed" in replayed["html"]
+
+
+def test_x_axis_label_says_what_it_counts():
+    trace = FeatureTrace("m", None, "x", "numeric", np.arange(0, 6000, 4), np.zeros(1500), monitored=5991)
+    assert trace.length == 5991
+    assert FeatureTrace("m", None, "x", "numeric", np.arange(0, 80, 4), np.zeros(20)).length == 77
+    assert streamdrift.report._x_label(trace) == \
+        "value index, of 5,991 values processed (rejected events not counted)"
