@@ -45,7 +45,7 @@ import warnings
 import numpy as np
 from scipy.special import ndtri
 
-from .cusum import QUANTUM, first_crossing
+from .cusum import QUANTUM
 from .detection import Hit, require_fitted
 from .errors import check_range
 
@@ -109,6 +109,7 @@ class JointShift:
             mean, sd = np.nanmean(phi, axis=0), np.nanstd(phi, axis=0)
         self.phi_mean = np.nan_to_num(mean, nan=0.0)
         self.phi_scale = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
+        self._per_step = U_QUANTUM / self.phi_scale
         self.ranked = self._coordinates(second)  # the half that ranks scores: the weights never see it
         n = self.ranked.shape[0]
         positions = np.arange(2 * n + 1) / 2.0  # half steps: an event tied with reference scores
@@ -117,11 +118,12 @@ class JointShift:
         self.share = float(share)
         self.threshold = math.log(self.share * len(BET_SIZES))
         self._limit = int(math.ceil(self.threshold * QUANTUM))
-        self._steps = []
+        steps = []
         for lam in BET_SIZES:
             top = float(np.max(lam * null))
             psi = top + math.log(float(np.mean(np.exp(lam * null - top))))
-            self._steps.append(np.floor((lam * scores - psi) * QUANTUM).astype(np.int64))
+            steps.append(np.floor((lam * scores - psi) * QUANTUM).astype(np.int64))
+        self._steps = np.array(steps)  # bet sizes x rank positions: each step of each wealth
         self._reset()
         self._fitted = True
         self._drift = False
@@ -164,24 +166,25 @@ class JointShift:
         return self._coordinates(np.asarray(rows, dtype=np.float64))
 
     def _bet(self, chunk: np.ndarray, pos: int) -> Hit | None:
+        """Every bet's e-CUSUM over the chunk at once (``cusum.first_crossing``'s closed form,
+        one row per bet size): its wealth, where its run began, and the first crossing."""
         score = _times(chunk, self.weights_exact)
         where = np.searchsorted(self.ranked_scores, score, "left") + np.searchsorted(self.ranked_scores, score, "right")
-        first, ends, zeros = None, [], []
-        for k, steps in enumerate(self._steps):
-            at, wealth, zero = first_crossing(steps[where], int(self.wealth[k]), self._limit)
-            ends.append(wealth)
-            zeros.append(zero)
-            if at is not None and (first is None or at < first[0]):
-                first = (at, k)
-        if first is not None:
-            at, k = first
-            for j, steps in enumerate(self._steps):  # every bet's wealth as it stood at the hit
-                _, ends[j], zeros[j] = first_crossing(steps[where[:at + 1]], int(self.wealth[j]), self._limit)
-        self.wealth[:] = ends
-        for j, zero in enumerate(zeros):
-            if zero >= 0:  # the bet's wealth was back at 1 there: its run starts after it
-                self.since[j] = self.watched + zero + 1
-        if first is None:
+        c = np.cumsum(self._steps[:, where], axis=1)
+        s = c - np.minimum(np.minimum.accumulate(c, axis=1), -self.wealth[:, None])
+        over = s > self._limit
+        at = k = None
+        if over.any():
+            firsts = np.where(over.any(axis=1), over.argmax(axis=1), s.shape[1])
+            at = int(firsts.min())
+            k = int(np.argmax(firsts == at))  # the smallest bet size among the first to cross
+            s = s[:, :at + 1]  # every bet's wealth as it stood at the hit
+        self.wealth[:] = s[:, -1]
+        zero = s == 0
+        last = s.shape[1] - 1 - zero[:, ::-1].argmax(axis=1)
+        # A bet whose wealth was back at 1 in the chunk: its run starts after the last such row.
+        self.since = np.where(zero.any(axis=1), self.watched + last + 1, self.since)
+        if at is None:
             return None
         began = int(self.since[k]) - self.watched  # the run's start, among this chunk's rows
         return Hit(index=pos + at, direction=None, statistic=float(self.wealth[k] / QUANTUM), threshold=self.threshold,
@@ -249,9 +252,13 @@ class JointShift:
         """Standardised terms as integers; a missing term is 0, the reference mean: it says
         nothing, so a feature that goes missing moves no coordinate (the missing-rate detector
         of that feature watches that)."""
-        u = (self._terms(x) - self.phi_mean) / self.phi_scale
-        u[np.isnan(u)] = 0.0
-        return np.rint(np.clip(u, -CLIP, CLIP, out=u) * U_QUANTUM, out=u)
+        u = self._terms(x)
+        u -= self.phi_mean
+        u *= self._per_step
+        if np.isnan(x).any():
+            u[np.isnan(u)] = 0.0
+        np.clip(u, -CLIP * U_QUANTUM, CLIP * U_QUANTUM, out=u)
+        return np.rint(u, out=u)
 
     # -- state --------------------------------------------------------------------------------
     def _reset(self) -> None:

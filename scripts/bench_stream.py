@@ -462,6 +462,9 @@ def main() -> int:
     parser.add_argument("--latency-rate", type=float,
                         help="events/s of (c) instead of half the measured rate (to study a given load; the "
                              "issue's target is at half the measured rate)")
+    parser.add_argument("--multivariate", action="store_true",
+                        help="also watch every model's features together ([multivariate] models = [\"*\"], "
+                             "reference_size 1000): its cost against a run without")
     parser.add_argument("--keep", help="keep the worker's config, log and the alerts of (c) in this directory")
     args = parser.parse_args()
     began = time.monotonic()
@@ -486,9 +489,13 @@ state = "{prefix}.state"
 partitions = {PARTITIONS}
 [detectors]
 reference_size = 1000
-""")
+""" + ("""[multivariate]
+models = ["*"]
+reference_size = 1000
+""" if args.multivariate else ""))
     print(f"streamdrift stream benchmark: {os.cpu_count()} cpus, embedded Tansu broker, {PARTITIONS} partitions, "
-          f"{args.events:,} events x {FEATURES} numeric features of {args.models} models, reference_size 1000")
+          f"{args.events:,} events x {FEATURES} numeric features of {args.models} models, reference_size 1000"
+          + (", multivariate monitor on" if args.multivariate else ""))
     print()
     checks: list[tuple[str, bool, str]] = []
     with EmbeddedBroker() as broker:
