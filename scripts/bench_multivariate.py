@@ -4,7 +4,8 @@ Streams of 20 numeric features after a 5,000-event reference (the monitor's warm
 settings (``MultivariateSettings()``: false-alarm budget 1e7 events per model). Rows:
 
 - stationary shapes (independent, strongly correlated, heavy-tailed correlated, a mixture): false
-  alarms per 1,000,000 events (target: at most 1);
+  alarms per 1,000,000 events (target: at most 1); and at a budget of 10^4, where false alarms
+  are frequent enough to count, whether they stay within 1 per 10^4 (the calibration itself);
 - the correlation of two features 0 -> 0.7, every marginal unchanged: share caught within 5,000
   events (target >= 99%) and the median delay;
 - a 2-D mixture (two features) rotated by 45 degrees: share within 5,000 (target >= 95%);
@@ -71,11 +72,11 @@ def feed(monitor: MultivariateMonitor, rows: np.ndarray) -> list:
     return found
 
 
-def false_alarms(shape: str, runs: int, events: int) -> tuple[int, int, float]:
+def false_alarms(shape: str, runs: int, events: int, budget: float = 1e7) -> tuple[int, int, float]:
     alarms, total, spent = 0, 0, 0.0
     for seed in range(runs):
         rng = np.random.default_rng(1000 + seed)
-        monitor = MultivariateMonitor(MultivariateSettings())
+        monitor = MultivariateMonitor(MultivariateSettings(false_alarm_budget=budget))
         feed(monitor, stationary(shape, rng, REFERENCE))
         done = 0
         while done < events:
@@ -129,6 +130,12 @@ def main() -> None:
         alarms, total, cost = false_alarms(shape, args.stationary_runs, args.events)
         print(f"| stationary, {shape} | {alarms} false alarms in {total:,} events "
               f"({alarms / total * 1e6:.2f} per 10^6; {cost:.1f} us/event) | <= 1 per 10^6 |", flush=True)
+    # The calibration itself, where alarms are frequent enough to count: at a budget of 10^4 a
+    # valid detector raises at most ~1 false alarm per 10^4 events (re-arming after each).
+    for shape in ("independent normal", "correlated 0.9 (one factor)", "heavy-tailed correlated (t3)"):
+        alarms, total, _ = false_alarms(shape, 1, args.events // 2, budget=1e4)
+        print(f"| stationary, {shape}, budget 10^4 | {alarms} false alarms in {total:,} events "
+              f"({alarms / total * 1e4:.2f} per 10^4) | <= 1 per 10^4 |", flush=True)
     rows = [
         ("correlation of f00, f01: 0 -> 0.7", lambda r, n: correlated(r, n, 0.0), lambda r, n: correlated(r, n, 0.7), 0.99),
         ("2-D mixture (f00, f01) rotated 45 degrees", lambda r, n: mixture(r, n, 0.0),

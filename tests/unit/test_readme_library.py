@@ -17,7 +17,7 @@ def library_examples() -> list[tuple[str, str]]:
 
 
 def test_the_library_section_has_its_examples():
-    assert len(library_examples()) == 3
+    assert len(library_examples()) == 4
 
 
 def test_each_example_prints_what_the_readme_shows():
