@@ -595,6 +595,9 @@ def _evidence_table(evidence: list[FeatureEvidence]) -> str:
 
 def _feature_block(rank: int, item: FeatureEvidence, traces: list[FeatureTrace]) -> str:
     title = f"{rank}. {item.feature}" + (f" (segment {item.segment})" if item.segment else "")
+    if all(a.get("kind") == "multivariate" for a in item.alerts):
+        return _joint_block(f"{rank}. all features together (multivariate)"
+                            + (f" (segment {item.segment})" if item.segment else ""), item)
     parts = [f"<div class='feature'><h3>{_esc(title)}</h3>"]
     if not traces:
         parts.append("<p class='muted'>No value trace was recorded for this feature.</p>")
@@ -607,6 +610,26 @@ def _feature_block(rank: int, item: FeatureEvidence, traces: list[FeatureTrace])
         parts.append(f"<figure data-kind='{_esc(trace.kind)}'>"
                      f"<img alt='{_esc(trace.label)}' src='data:image/png;base64,{png}'>"
                      f"<figcaption class='muted'>{_esc(_caption(trace))}</figcaption></figure>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _joint_block(title: str, item: FeatureEvidence) -> str:
+    """A multivariate alert has no value trace: what explains it, feature by feature, instead."""
+    parts = [f"<div class='feature' data-kind='multivariate'><h3>{_esc(title)}</h3>"]
+    for alert in item.alerts:
+        explained = alert.get("explained_by") or []
+        rows = [[str(k), f"<b>{_esc(e.get('feature'))}</b>",
+                 f"<td><span class='bar' style='width:{max(1, round(180 * float(e.get('share') or 0)))}px'></span> "
+                 f"{100 * float(e.get('share') or 0):.1f}%</td>",
+                 f"<td class='num'>{_esc(_format_number(e.get('move')))}</td>"] for k, e in enumerate(explained, 1)]
+        what = "mean (sds)" if alert.get("detector") == "multivariate_mean" else "square (spread)"
+        pairs = (alert.get("effect") or {}).get("pairs") or []
+        said = "; ".join(f"{' × '.join(p.get('features') or [])}: {_format_number(p.get('move'))}" for p in pairs)
+        parts.append(f"<p>{_esc(alert.get('detector'))} at {_esc(_where(alert))}: the features ranked by their share "
+                     f"of the classifier's weight, with the move of each one's {what}."
+                     + (f" Products that moved most: {_esc(said)}." if said else "") + "</p>")
+        parts.append(_table(["#", "feature", "share of weight", "move"], rows))
     parts.append("</div>")
     return "".join(parts)
 
@@ -666,4 +689,5 @@ td.id{font-family:ui-monospace,monospace;font-size:.75rem;color:#6e6e73;word-bre
 .crit{background:#c62828}.warn{background:#e09b00}
 .feature figure{margin:.3rem 0 1rem}.feature img{max-width:100%;display:block}
 .index{columns:3}
+span.bar{display:inline-block;height:.7rem;background:#5b8bd0;vertical-align:middle}
 """

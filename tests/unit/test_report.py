@@ -261,3 +261,19 @@ def test_x_axis_label_says_what_it_counts():
     assert FeatureTrace("m", None, "x", "numeric", np.arange(0, 80, 4), np.zeros(20)).length == 77
     assert streamdrift.report._x_label(trace) == \
         "value index, of 5,991 values processed (rejected events not counted)"
+
+
+def test_a_multivariate_alert_shows_what_explains_it(tmp_path):
+    alert = {"alert_id": "a-1", "model": "fraud-v3", "segment": None, "feature": "*", "kind": "multivariate",
+             "detector": "multivariate_covariance", "statistic": 18.2, "threshold": 17.9, "p_value": 1e-8,
+             "direction": None, "severity": "warning", "index": 4250,
+             "detected_at": {"ts": 1.0, "topic": "features", "partition": 0, "offset": 4250},
+             "effect": {"pairs": [{"features": ["x0", "x1"], "move": 0.61}]},
+             "explained_by": [{"feature": "x1", "share": 0.55, "move": 0.02}, {"feature": "x0", "share": 0.4, "move": -0.01}]}
+    path = tmp_path / "r.html"
+    render_report(path, [alert], [], [], "joint", ReplayCounts(5000, 5000, 0))
+    page = path.read_text()
+    block = page.split("data-kind='multivariate'", 1)[1].split("</div>", 1)[0]
+    assert "all features together (multivariate)" in page and "No value trace" not in page
+    table = block.split("<table", 1)[1]
+    assert table.index("x1") < table.index("x0") and "55.0%" in table and "x0 × x1: 0.61" in block
