@@ -1,19 +1,190 @@
-"""Intake: a batch of decoded events turned into what the monitors take, one run of values per
-stream of a model, with each value's place in the batch (for alert positions and ids).
+"""Intake: a batch of records turned into what the monitors take, one run of events per model and
+then one run of values per stream, with each value's place in the batch (for alert positions and ids).
 
-``DriftPipeline._route`` and ``_plain_runs`` (decode, label join, idle restarts, plain batches)
-hand each model its events; this module turns those into columns (``columns_of``) or, for a
-plain batch, a features x events matrix (``PlainRun``)."""
+``route`` decodes the records one by one (rejections, the label join, idle restarts) into a
+``Run`` per (model, segment); ``plain_runs`` does the same for a batch of plain events, as one
+``PlainRun`` per model. ``columns_of`` turns a run of events into columns; a ``PlainRun`` gives
+a features x events matrix."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from itertools import count
 from operator import attrgetter
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from .events import Event, PlainBatch, Record, decode
-from .model_monitors import CONCEPT, LABEL, LATE_LABEL, PREDICTION, ModelMonitors, _filled_streams
+from .concept import PendingPredictions, prediction_error
+from .config import Limits
+from .events import Event, LabelEvent, PlainBatch, Record, Rejected, decode, plain_batch
+from .model_monitors import CONCEPT, LABEL, LATE_LABEL, PREDICTION, ModelMonitors, _filled_streams, value_type
+
+if TYPE_CHECKING:
+    from .pipeline import Output
+
+#: A monitored (model, segment).
+Key = tuple[str, "str | None"]
+#: The models being monitored, and the function that gives a (model, segment) its monitors (made
+#: on first use, then in ``models``).
+Models = dict[Key, ModelMonitors]
+ModelFor = Callable[[str, "str | None"], ModelMonitors]
+
+
+@dataclass
+class Run:
+    """What ``route`` hands one (model, segment) (or, as ``Routed``, every one of them), each in
+    input order: its events; the errors of its predictions that met their label,
+    ``(record, error, ts)``; and its late labels that met their prediction, ``(record, label, ts)``,
+    for the label stream."""
+
+    events: list[Event] = field(default_factory=list)
+    errors: list[tuple[Record, float, float | None]] = field(default_factory=list)
+    late_labels: list[tuple[Record, object, float | None]] = field(default_factory=list)
+
+
+@dataclass
+class Routed:
+    """A batch routed by ``route``: the fields of ``Run``, per (model, segment) that has any."""
+
+    events: dict[Key, list[Event]] = field(default_factory=dict)
+    errors: dict[Key, list[tuple[Record, float, float | None]]] = field(default_factory=dict)
+    late_labels: dict[Key, list[tuple[Record, object, float | None]]] = field(default_factory=dict)
+
+    def pop(self, key: Key) -> Run:
+        """Take out what the batch had for ``key`` so far."""
+        return Run(self.events.pop(key, []), self.errors.pop(key, []), self.late_labels.pop(key, []))
+
+
+def route(records: list[Record], limits: Limits, models: Models, model_for: ModelFor,
+          pending: dict[str, PendingPredictions], dirty_pending: set[str], out: "Output",
+          restart: Callable[[Key, Run], None]) -> Routed:
+    """Decode the records one by one into what each (model, segment) gets.
+
+    On the way: rejections, label counts and expired predictions go to ``out``; a prediction
+    without its label waits in ``pending`` (per model; the models whose waiting changed are added
+    to ``dirty_pending``) and a late label takes it from there; a new (model, segment) beyond
+    limits.max_models is rejected. A model idle for longer than limits.idle_seconds starts afresh:
+    ``restart(key, run)`` is called with what the batch had for it so far and must retire it
+    (take it out of ``models``); the events from there on go to a new one from ``model_for``."""
+    routed = Routed()
+    groups, errors, late_labels = routed.events, routed.errors, routed.late_labels
+    for record in records:
+        result = decode(record, limits)
+        if isinstance(result, Rejected):
+            out.rejected.append(result)
+            continue
+        if isinstance(result, LabelEvent):
+            waiting = pending.get(result.model)
+            if waiting is not None:
+                out.predictions_expired += waiting.expire(result.ts)
+            hit = waiting.take(result.id) if waiting is not None else None
+            if hit is None:
+                out.processed += 1
+                out.labels_unmatched += 1
+                continue
+            prediction, segment, _, _ = hit
+            group = models.get((result.model, segment))
+            if group is None:
+                out.processed += 1
+                continue  # the model was evicted meanwhile
+            dirty_pending.add(result.model)
+            kind_of = value_type(result.label)
+            known = group.types.setdefault(LATE_LABEL, kind_of)
+            if known is not None and kind_of != known:
+                out.predictions_expired += 1  # its label cannot be used: the prediction stays unlabelled
+                out.rejected.append(Rejected(record, f"label has always been {known}; got {kind_of} value "
+                                                     f"{result.label!r}"))
+                continue
+            out.processed += 1
+            out.labels_joined += 1
+            errors.setdefault((result.model, segment), []).append(
+                (record, prediction_error(prediction, result.label), result.ts))
+            late_labels.setdefault((result.model, segment), []).append((record, result.label, result.ts))
+            continue
+        key = (result.model, result.segment)
+        if key not in models and len(models) >= limits.max_models:
+            out.rejected.append(Rejected(record, f"limits.max_models = {limits.max_models} "
+                                                 "(model, segment) pairs are already monitored"))
+            continue
+        group = model_for(result.model, result.segment)
+        idle = limits.idle_seconds
+        # Only a time the event states itself can restart a model: a message without ``ts``
+        # (Kafka timestamp: the producer's clock, not event time) never does.
+        if idle and result.ts is not None and result.ts_given:
+            last = groups[key][-1].ts if groups.get(key) else group.last_ts
+            if last is not None and result.ts - last > idle:
+                # Idle for longer than idle_seconds: the model starts afresh at this event.
+                # Decided on its own event times only, so it does not depend on batching.
+                restart(key, routed.pop(key))
+                group = model_for(result.model, result.segment)
+        if group.started is None:
+            group.started = result.ts
+        groups.setdefault(key, []).append(result)
+        if result.prediction is not None and result.id is not None:
+            if result.label is not None:
+                errors.setdefault(key, []).append(
+                    (record, prediction_error(result.prediction, result.label), result.ts))
+            else:
+                waiting = pending.get(result.model)
+                if waiting is None:
+                    waiting = pending[result.model] = PendingPredictions(
+                        limits.max_pending_predictions, limits.label_ttl_seconds)
+                before = waiting.expired
+                waiting.expire(result.ts)
+                waiting.add(result.id, result.prediction, result.segment, result.ts, record.offset)
+                out.predictions_expired += waiting.expired - before
+                dirty_pending.add(result.model)
+    return routed
+
+
+def plain_runs(records: list[Record], limits: Limits, models: Models,
+               model_for: ModelFor) -> dict[tuple[str, None], PlainRun] | None:
+    """The batch's events per model, as ``route`` would group them, when every event is plain
+    (``events.plain_batch``), no model is new beyond limits.max_models and none restarts after
+    being idle: then nothing else in ``route`` applies. ``None`` otherwise."""
+    batch = plain_batch(records, limits)
+    if batch is None:
+        return None
+    names = list(dict.fromkeys(batch.models))
+    new = sum(1 for model in names if (model, None) not in models)
+    if new and len(models) + new > limits.max_models:
+        return None
+    # Each model's positions in input order: a stable sort by model, in C.
+    code = dict(zip(names, count()))
+    codes = np.fromiter(map(code.__getitem__, batch.models), np.intp, len(records))
+    by_model = np.argsort(codes, kind="stable")
+    firsts = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(names)))[:-1]))
+    last = [models[(m, None)].last_ts if (m, None) in models else None for m in names]
+    if restarts(last, np.array(batch.ts)[by_model], firsts, limits.idle_seconds):
+        return None
+    runs = {}
+    for model, where in zip(names, np.split(by_model, firsts[1:])):
+        group = model_for(model, None)
+        runs[(model, None)] = PlainRun(records, batch, where)
+        if group.started is None:
+            group.started = batch.ts[where[0]]
+    return runs
+
+
+def restarts(last: list[float | None], ts: np.ndarray, firsts: np.ndarray, idle: float) -> bool:
+    """Whether an event comes more than ``idle`` seconds after the one before it of the same
+    model (or after the model's last event), which makes ``route`` start the model afresh there.
+    ``ts``: the times of each model's events in turn, in input order; model ``k``'s start at
+    ``firsts[k]``, its last event before the batch at ``last[k]`` (``None``: none).
+
+    >>> restarts([None, 100.0], np.array([0.0, 50.0, 120.0]), np.array([0, 2]), idle=60.0)
+    False
+    >>> restarts([None, 10.0], np.array([0.0, 50.0, 120.0]), np.array([0, 2]), idle=60.0)
+    True
+    """
+    if not idle:
+        return False
+    before = np.array([np.nan if t is None else t for t in last])  # no last event: no gap
+    gaps = np.diff(ts, prepend=np.nan)
+    gaps[firsts] = ts[firsts] - before
+    # A NaN gap (a reader's NaN time) is no restart, as ``ts - last > idle`` is False for it.
+    return bool(np.nanmax(gaps, initial=-np.inf) > idle)
 
 def columns_of(group: "ModelMonitors", events: list[Event]) -> dict[tuple[str, str], tuple[int, list]]:
     """Every monitored stream of a run of events, as ``(first event, column)``: features, then

@@ -3,8 +3,8 @@ requests and rejections out. No Kafka, no clocks, no I/O: ``streamdrift run`` an
 ``streamdrift replay --offline`` both call ``DriftPipeline.process``, which is why they publish
 identical alerts for the same input order.
 
-Read in one pass: ``process`` routes the batch (``_route``, or ``_plain_runs`` for a plain
-batch) into one run of events per model, turns each run into columns (``intake.py``), feeds
+Read in one pass: ``process`` has the batch routed (``intake.py``: decode, label join, idle
+restarts, plain batches) into one run of events per model, turns each run into columns, feeds
 them to the model's monitors (``model_monitors.py``; numeric streams that start at the run's
 first event together, by the fast path), and emits the alerts in input order. State records are
 keyed by ``state_keys.StateKey``.
@@ -13,7 +13,6 @@ keyed by ``state_keys.StateKey``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from itertools import count
 
 import numpy as np
 
@@ -24,9 +23,9 @@ from .detectors import NumericMonitor
 from .detectors.settings import BINARY_DETECTORS
 from .detectors.state import pack, unpack
 from .detectors.together import update_together
-from .concept import ERROR, PendingPredictions, prediction_error
-from .events import Event, LabelEvent, Record, Rejected, decode, plain_batch
-from .intake import Positions, PlainRun, columns_of
+from .concept import ERROR, PendingPredictions
+from .events import Event, Record, Rejected, decode  # noqa: F401  (decode: tests patch it here)
+from .intake import PlainRun, Positions, Run, columns_of, plain_runs, route
 from .model_monitors import (CONCEPT, CONCEPT_DETECTORS, JOINT, LABEL, LATE_LABEL, PREDICTION, ModelMonitors,  # noqa: F401
                              _bad_feature_name, _feature_streams, _remember_references, _sealed, packed, value_type)
 from .retrain import RetrainTracker
@@ -102,7 +101,9 @@ class DriftPipeline:
         if plain is not None:
             groups, errors, late_labels = plain, {}, {}
         else:
-            groups, errors, late_labels = self._route(records, out, order)
+            routed = route(records, self.config.limits, self.models, self._model, self.pending, self.dirty_pending,
+                           out, lambda key, run: self._restart(key, run, out, order))
+            groups, errors, late_labels = routed.events, routed.errors, routed.late_labels
         for key in dict.fromkeys([*groups, *errors]):
             group = self.models[key]
             events = groups.get(key, [])
@@ -117,129 +118,16 @@ class DriftPipeline:
         self._evict_idle()
         return out
 
-    def _route(self, records: list[Record], out: Output, order: dict[int, int]):
-        """Decode the records one by one: the events of each (model, segment), the errors of
-        predictions that met their label and the late labels, each in input order. Rejections,
-        label joins and idle restarts go to ``out`` and to the models on the way."""
-        groups: dict[tuple[str, str | None], list[Event]] = {}
-        # Errors of predictions that met their label, per (model, segment), in input order:
-        # (record, error, ts).
-        errors: dict[tuple[str, str | None], list[tuple[Record, float, float | None]]] = {}
-        # Late labels that met their prediction, for the label stream: (record, label, ts).
-        late_labels: dict[tuple[str, str | None], list[tuple[Record, object, float | None]]] = {}
-        limits = self.config.limits
-        for record in records:
-            result = decode(record, limits)
-            if isinstance(result, Rejected):
-                out.rejected.append(result)
-                continue
-            if isinstance(result, LabelEvent):
-                pending = self.pending.get(result.model)
-                if pending is not None:
-                    out.predictions_expired += pending.expire(result.ts)
-                hit = pending.take(result.id) if pending is not None else None
-                if hit is None:
-                    out.processed += 1
-                    out.labels_unmatched += 1
-                    continue
-                prediction, segment, _, _ = hit
-                group = self.models.get((result.model, segment))
-                if group is None:
-                    out.processed += 1
-                    continue  # the model was evicted meanwhile
-                self.dirty_pending.add(result.model)
-                kind_of = value_type(result.label)
-                known = group.types.setdefault(LATE_LABEL, kind_of)
-                if known is not None and kind_of != known:
-                    out.predictions_expired += 1  # its label cannot be used: the prediction stays unlabelled
-                    out.rejected.append(Rejected(record, f"label has always been {known}; got {kind_of} value "
-                                                         f"{result.label!r}"))
-                    continue
-                out.processed += 1
-                out.labels_joined += 1
-                errors.setdefault((result.model, segment), []).append(
-                    (record, prediction_error(prediction, result.label), result.ts))
-                late_labels.setdefault((result.model, segment), []).append((record, result.label, result.ts))
-                continue
-            key = (result.model, result.segment)
-            if key not in self.models and len(self.models) >= limits.max_models:
-                out.rejected.append(Rejected(record, f"limits.max_models = {limits.max_models} "
-                                                     "(model, segment) pairs are already monitored"))
-                continue
-            group = self._model(result.model, result.segment)
-            idle = limits.idle_seconds
-            # Only a time the event states itself can restart a model: a message without ``ts``
-            # (Kafka timestamp: the producer's clock, not event time) never does.
-            if idle and result.ts is not None and result.ts_given:
-                last = groups[key][-1].ts if groups.get(key) else group.last_ts
-                if last is not None and result.ts - last > idle:
-                    # Idle for longer than idle_seconds: the model starts afresh at this event.
-                    # Decided on its own event times only, so it does not depend on batching.
-                    if key in groups or key in errors:
-                        self._monitor(group, groups.pop(key, []), out, errors.pop(key, []), order,
-                                      late_labels.pop(key, []))
-                    self._retire(key)
-                    group = self._model(result.model, result.segment)
-            if group.started is None:
-                group.started = result.ts
-            groups.setdefault(key, []).append(result)
-            if result.prediction is not None and result.id is not None:
-                if result.label is not None:
-                    errors.setdefault(key, []).append(
-                        (record, prediction_error(result.prediction, result.label), result.ts))
-                else:
-                    pending = self.pending.get(result.model)
-                    if pending is None:
-                        pending = self.pending[result.model] = PendingPredictions(
-                            limits.max_pending_predictions, limits.label_ttl_seconds)
-                    before = pending.expired
-                    pending.expire(result.ts)
-                    pending.add(result.id, result.prediction, result.segment, result.ts, record.offset)
-                    out.predictions_expired += pending.expired - before
-                    self.dirty_pending.add(result.model)
-        return groups, errors, late_labels
-
     def _plain_runs(self, records: list[Record]) -> dict[tuple[str, None], PlainRun] | None:
-        """The batch's events per model, as ``_route`` would group them, when every event is
-        plain (``events.plain_batch``), no model is new beyond limits.max_models and none restarts
-        after being idle: then nothing else in ``_route`` applies. ``None`` otherwise."""
-        limits = self.config.limits
-        batch = plain_batch(records, limits)
-        if batch is None:
-            return None
-        models = list(dict.fromkeys(batch.models))
-        new = sum(1 for model in models if (model, None) not in self.models)
-        if new and len(self.models) + new > limits.max_models:
-            return None
-        # Each model's positions in input order: a stable sort by model, in C.
-        code = dict(zip(models, count()))
-        codes = np.fromiter(map(code.__getitem__, batch.models), np.intp, len(records))
-        by_model = np.argsort(codes, kind="stable")
-        firsts = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(models)))[:-1]))
-        if self._restarts(models, np.array(batch.ts)[by_model], firsts):
-            return None
-        runs = {}
-        for model, where in zip(models, np.split(by_model, firsts[1:])):
-            group = self._model(model, None)
-            runs[(model, None)] = PlainRun(records, batch, where)
-            if group.started is None:
-                group.started = batch.ts[where[0]]
-        return runs
+        """``intake.plain_runs`` of this pipeline's models (a seam the tests turn off)."""
+        return plain_runs(records, self.config.limits, self.models, self._model)
 
-    def _restarts(self, models: list[str], ts: np.ndarray, firsts: np.ndarray) -> bool:
-        """Whether an event comes more than limits.idle_seconds after the one before it of the
-        same model (or after the model's last event), which makes ``_route`` start the model
-        afresh there. ``ts``: the times of each model's events in turn, in input order; model
-        ``k``'s start at ``firsts[k]``."""
-        idle = self.config.limits.idle_seconds
-        if not idle:
-            return False
-        last = [self.models[(m, None)].last_ts if (m, None) in self.models else None for m in models]
-        before = np.array([np.nan if t is None else t for t in last])  # no last event: no gap
-        gaps = np.diff(ts, prepend=np.nan)
-        gaps[firsts] = ts[firsts] - before
-        # A NaN gap (a reader's NaN time) is no restart, as ``ts - last > idle`` is False for it.
-        return bool(np.nanmax(gaps, initial=-np.inf) > idle)
+    def _restart(self, key: tuple[str, str | None], run: Run, out: Output, order: dict[int, int]) -> None:
+        """A model idle for longer than limits.idle_seconds starts afresh: the part of the batch
+        it had before (``run``) is monitored first, then it is retired."""
+        if run.events or run.errors:
+            self._monitor(self.models[key], run.events, out, run.errors, order, run.late_labels)
+        self._retire(key)
 
     def _monitor_plain(self, group: ModelMonitors, run: PlainRun, out: Output, order: dict[int, int]) -> None:
         """``_monitor`` of a plain run: the usual batch (its known numeric features) is one matrix
