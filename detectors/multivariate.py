@@ -26,13 +26,14 @@ new regime, then watches again. Batches and single events give identical detecti
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from .detection import Detection
 from .errors import check_range
 from .joint import TERMS, JointShift
+from .settings import settings_from_dict
 
 #: The detectors of the multivariate monitor (``terms`` of ``JointShift``).
 MULTIVARIATE_DETECTORS = tuple(f"multivariate_{t}" for t in TERMS)
@@ -93,14 +94,7 @@ class MultivariateSettings:
 
     @classmethod
     def from_dict(cls, data: dict) -> "MultivariateSettings":
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown multivariate setting(s) {sorted(unknown)}; allowed: {sorted(names)}")
-        data = dict(data)
-        if "detectors" in data:
-            data["detectors"] = tuple(data["detectors"])
-        return cls(**data)
+        return settings_from_dict(cls, data, "multivariate")
 
 
 class MultivariateMonitor:

@@ -98,14 +98,20 @@ class MonitorSettings:
 
     @classmethod
     def from_dict(cls, data: dict) -> "MonitorSettings":
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown monitor setting(s) {sorted(unknown)}; allowed: {sorted(names)}")
-        data = dict(data)
-        if "detectors" in data:
-            data["detectors"] = tuple(data["detectors"])
-        return cls(**data)
+        return settings_from_dict(cls, data, "monitor")
+
+
+def settings_from_dict(cls, data: dict, what: str):
+    """A settings dataclass from a dict of its fields (``detectors`` as a list), naming the
+    unknown keys and the allowed ones."""
+    names = {f.name for f in fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"unknown {what} setting(s) {sorted(unknown)}; allowed: {sorted(names)}")
+    data = dict(data)
+    if "detectors" in data:
+        data["detectors"] = tuple(data["detectors"])
+    return cls(**data)
 
 
 @lru_cache(maxsize=1024)

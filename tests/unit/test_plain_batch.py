@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 import pytest
 
-from streamdrift import pipeline as pipeline_module
+from streamdrift import intake
 from streamdrift.config import Config, Limits
 from streamdrift.detectors import MonitorSettings
 from streamdrift.events import Record, plain_batch
@@ -175,7 +175,7 @@ def test_a_clean_batch_of_known_models_decodes_no_event(monkeypatch):
     pipeline = DriftPipeline(config())
     pipeline.process(records[:2_000])
     calls = []
-    monkeypatch.setattr(pipeline_module, "decode", lambda *args: calls.append(args))
+    monkeypatch.setattr(intake, "decode", lambda *args: calls.append(args))  # where events are made
     out = pipeline.process(records[2_000:])
     assert out.processed == 2_000 and not out.rejected and calls == []
 
