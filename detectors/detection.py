@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -105,6 +106,34 @@ class Detection:
     #: For a multivariate detection: the features that explain it, ranked (``feature``, its
     #: ``share`` of the detector's weight, its ``move``).
     explained_by: list = field(default_factory=list)
+
+    def effect_size(self) -> float | None:
+        """How big the change is, in one number: what ``MonitorSettings.min_effect`` is compared with.
+
+        - missing rate: the absolute change of the rate (0.03 = 3 points);
+        - categorical: the PSI of the window against the reference (0.1 is commonly read as a
+          moderate shift, 0.25 as a large one; PSI rather than the Jensen-Shannon distance
+          because it is what ``severity`` uses too);
+        - numeric (and prediction, label, concept-error streams): the absolute mean shift in
+          reference standard deviations; a reference without spread has no sd, so its
+          detections count as infinitely large;
+        - multivariate: ``None``, no floor applies.
+
+        >>> Detection("page_hinkley", "feature", 10, 5.0, 4.0, None, "up", "warning",
+        ...           effect={"psi": 0.02, "mean_shift_sd": -0.12}).effect_size()
+        0.12
+        """
+        if self.kind == "multivariate":
+            return None
+        if self.kind == "missing_rate":
+            return abs(self.window["missing_rate"] - self.reference["missing_rate"])
+        if self.detector == "categorical":
+            return self.effect["psi"]
+        # A detector of the spread (issue 17's scale detector, not built yet) adds its branch
+        # here: its ratio of window to reference sd, as |ratio - 1| so that 0.2 reads "20% wider
+        # or narrower" as 0.2 reads "a fifth of an sd" for a mean.
+        shift = self.effect.get("mean_shift_sd")
+        return math.inf if shift is None else abs(shift)
 
     def to_dict(self) -> dict:
         return {

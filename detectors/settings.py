@@ -62,6 +62,10 @@ class MonitorSettings:
     #: HDDM_A (opt-in): confidence of the Hoeffding bound of one drift check (river's
     #: `drift_confidence`; not calibrated to the false-alarm budget).
     hddm_a_drift_confidence: float = 0.001
+    #: Smallest effect size that makes a detection an alert (``Detection.effect_size``: the mean
+    #: shift in reference sds, the categories' PSI, the missing rate's absolute change); smaller
+    #: detections are counted, not published. 0 = off.
+    min_effect: float = 0.0
 
     def __post_init__(self) -> None:
         check_range("false_alarm_budget", self.false_alarm_budget, 100, 1e12)
@@ -79,6 +83,7 @@ class MonitorSettings:
         check_range("ddm_drift_threshold", self.ddm_drift_threshold, 0, 100, low_open=True)
         check_range("ddm_warm_start", self.ddm_warm_start, 1, 1_000_000, integer=True)
         check_range("hddm_a_drift_confidence", self.hddm_a_drift_confidence, 0, 0.5, low_open=True)
+        check_range("min_effect", self.min_effect, 0, 100)
         if not isinstance(self.sliding_reference, bool):
             raise ValueError(f"sliding_reference must be true or false, got {self.sliding_reference!r}")
         known = set(NUMERIC_DETECTORS) | set(CATEGORICAL_DETECTORS) | set(BINARY_DETECTORS)
@@ -94,6 +99,12 @@ class MonitorSettings:
         return chosen
 
     def to_dict(self) -> dict:
+        """The settings as plain values (``detectors`` as a list). ``min_effect`` is left out while
+        it is off, so the config versions and state records of earlier settings stay the same.
+
+        >>> "min_effect" in MonitorSettings().to_dict(), MonitorSettings(min_effect=0.2).to_dict()["min_effect"]
+        (False, 0.2)
+        """
         return dict(_as_dict(self))
 
     @classmethod
@@ -118,4 +129,7 @@ def settings_from_dict(cls, data: dict, what: str):
 def _as_dict(settings: MonitorSettings) -> dict:
     """Every checkpoint writes each monitor's settings, and ``asdict`` is slow: features share a
     few settings objects, so their dicts are made once (callers copy before changing one)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}
+    data = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}
+    if not settings.min_effect:
+        del data["min_effect"]
+    return data

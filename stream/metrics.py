@@ -34,6 +34,9 @@ class Metrics:
                                        ["reason"], registry=r)
         self.alerts = Counter("streamdrift_alerts", "Drift alerts published",
                               ["model", "feature", "kind", "detector", "severity"], registry=r)
+        self.below_effect_floor = Counter("streamdrift_below_effect_floor",
+                                          "Detections not published: their effect size was below min_effect",
+                                          ["model", "feature", "kind", "detector"], registry=r)
         self.retrain_requests = Counter("streamdrift_retrain_requests", "Retrain requests published", ["model"],
                                         registry=r)
         self.lag = Gauge("streamdrift_consumer_lag", "Messages not yet consumed", ["topic", "partition"], registry=r)

@@ -37,9 +37,10 @@ log = logging.getLogger("streamdrift.worker")
 #: when others have: measured on Tansu, aiokafka's default of 500 ms took 600 ms per 20,000 events.
 FETCH_MAX_WAIT_MS = 50
 
-#: What ``/health`` counts: events in (= processed + rejected), alerts, retrain requests, late labels.
+#: What ``/health`` counts: events in (= processed + rejected), alerts, retrain requests, late labels,
+#: detections below their effect floor (``min_effect``).
 COUNTS = ("in", "processed", "rejected", "alerts", "retrain_requests", "labels_joined", "labels_unmatched",
-          "predictions_expired")
+          "predictions_expired", "below_effect_floor")
 
 #: State records packed at a time by a periodic checkpoint on its way to the broker: between
 #: two such slices the hot path runs (one slice of numeric monitors packs in ~1 ms).
@@ -306,6 +307,9 @@ class Worker:
             m.alerts.labels(a["model"], a["feature"], a["kind"], a["detector"], a["severity"]).inc()
         for r in out.retrain_requests:
             m.retrain_requests.labels(r["model"]).inc()
+        for a in out.below_effect_floor:
+            m.below_effect_floor.labels(a["model"], a["feature"], a["kind"], a["detector"]).inc()
+        self.counts["below_effect_floor"] += len(out.below_effect_floor)
         m.labels_joined.inc(out.labels_joined)
         m.labels_unmatched.inc(out.labels_unmatched)
         m.predictions_expired.inc(out.predictions_expired)

@@ -53,6 +53,9 @@ class Output:
     predictions_expired: int = 0
     #: Things an operator should know that are not errors in an event (logged as warnings).
     notices: list[str] = field(default_factory=list)
+    #: Detections smaller than their stream's ``min_effect``: alerts as they would have been
+    #: (plus ``effect_size`` and ``min_effect``), in input order; not published, no retrain.
+    below_effect_floor: list[dict] = field(default_factory=list)
 
 
 class DriftPipeline:
@@ -84,6 +87,8 @@ class DriftPipeline:
         self.dirty_pending: set[str] = set()
         #: Alerts of the batch being processed, emitted in order at its end.
         self._found: list[tuple[tuple, dict, RetrainTracker]] = []
+        #: Detections of the batch below their stream's effect floor (order key, alert).
+        self._below_floor: list[tuple[tuple, dict]] = []
 
     def _model(self, model: str, segment: str | None) -> ModelMonitors:
         key = (model, segment)
@@ -95,7 +100,7 @@ class DriftPipeline:
 
     def process(self, records: list[Record]) -> Output:
         out = Output()
-        self._found = []
+        self._found, self._below_floor = [], []
         order = Positions(records)
         plain = self._plain_runs(records)
         if plain is not None:
@@ -157,6 +162,9 @@ class DriftPipeline:
             request = tracker.observe(alert)
             if request is not None:
                 out.retrain_requests.append(request)
+        below, self._below_floor = self._below_floor, []
+        below.sort(key=lambda item: item[0])
+        out.below_effect_floor.extend(alert for _, alert in below)
 
     def _valid_columns(self, group: ModelMonitors, events: list[Event], out: Output):
         """Columns of the events whose every value is usable; the others are rejected."""
@@ -316,12 +324,24 @@ class DriftPipeline:
     def _alerts(self, group: ModelMonitors, kind: str, name: str, detections, start: int, source,
                 order: dict[int, int]) -> list[tuple[int, str, str, dict]]:
         """Alerts of one stream's detections: ``start`` is the monitor's value count before the
-        update, ``source(i)`` the ``(record, ts)`` of the update's ``i``-th value."""
+        update, ``source(i)`` the ``(record, ts)`` of the update's ``i``-th value. A detection
+        smaller than the stream's ``min_effect`` is kept aside for ``Output.below_effect_floor``
+        instead (the monitor has re-armed as after any detection)."""
         found = []
+        floor = 0.0 if (kind, name) == JOINT else group.monitors[(kind, name)].settings.min_effect
         for detection in detections:
             record, ts = source(detection.index - start)
             alert = build_alert(group.model, group.segment, name, kind, detection, ts, record, self.version,
                                 group.started)
+            if kind == CONCEPT:
+                alert["kind"] = CONCEPT  # a missing-rate detection on the error stream is a concept alert too
+                alert["effect"]["error_before"] = detection.reference.get("mean")
+                alert["effect"]["error_after"] = detection.window.get("mean")
+            size = detection.effect_size() if floor else None
+            if size is not None and size < floor:
+                alert["effect_size"], alert["min_effect"] = size, floor
+                self._below_floor.append(((order[id(record)], kind, name, detection.detector), alert))
+                continue
             found.append((order[id(record)], kind, name, alert))
         return found
 
@@ -359,12 +379,7 @@ class DriftPipeline:
                                f"{', '.join(kept)} instead")
             start = monitor.seen
             detections = monitor.update(values)
-        found = self._alerts(group, CONCEPT, ERROR, detections, start, lambda i: (errors[i][0], errors[i][2]), order)
-        for (_, _, _, alert), detection in zip(found, detections):
-            alert["kind"] = CONCEPT  # a missing-rate detection on the error stream is a concept alert too
-            alert["effect"]["error_before"] = detection.reference.get("mean")
-            alert["effect"]["error_after"] = detection.window.get("mean")
-        return found
+        return self._alerts(group, CONCEPT, ERROR, detections, start, lambda i: (errors[i][0], errors[i][2]), order)
 
     def _retire(self, key: tuple[str, str | None]) -> None:
         """Drop a (model, segment): tombstones for the state topic, so a restore does not bring

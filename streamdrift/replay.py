@@ -127,8 +127,9 @@ def offline(args, config) -> int:
     alerts_path = Path(args.alerts)
     retrain_path = Path(args.retrain) if args.retrain else alerts_path.with_suffix(".retrain.jsonl")
     traces = Traces() if args.report else None
-    totals = {"rows": 0, "processed": 0, "rejected": 0, "bad_rows": 0, "alerts": 0, "retrain_requests": 0}
-    all_alerts, all_requests = [], []
+    totals = {"rows": 0, "processed": 0, "rejected": 0, "bad_rows": 0, "alerts": 0, "retrain_requests": 0,
+              "below_effect_floor": 0}
+    all_alerts, all_requests, all_below = [], [], []
     rejected_file = open(args.rejected, "wb") if args.rejected else None
     started = time.perf_counter()
     with open(alerts_path, "wb") as alerts_out, open(retrain_path, "wb") as retrain_out:
@@ -152,9 +153,12 @@ def offline(args, config) -> int:
                 retrain_out.write(orjson.dumps(request) + b"\n")
             totals["alerts"] += len(out.alerts)
             totals["retrain_requests"] += len(out.retrain_requests)
+            totals["below_effect_floor"] += len(out.below_effect_floor)
             if args.report or args.changes:
                 all_alerts.extend(out.alerts)
                 all_requests.extend(out.retrain_requests)
+            if args.report:
+                all_below.extend(out.below_effect_floor)
             if rejected_file:
                 for r in out.rejected:
                     rejected_file.write(orjson.dumps({"source": r.record.topic, "line": r.record.offset,
@@ -180,7 +184,9 @@ def offline(args, config) -> int:
     console.print(f"replayed {totals['rows']:,} rows in {elapsed:.1f} s ({totals['rows'] / max(elapsed, 1e-9):,.0f}/s): "
                   f"{totals['processed']:,} processed, {totals['rejected']:,} rejected, {totals['bad_rows']:,} bad rows; "
                   f"{totals['alerts']:,} alerts -> {alerts_path}, {totals['retrain_requests']:,} retrain requests -> "
-                  f"{retrain_path}")
+                  f"{retrain_path}"
+                  + (f"; {totals['below_effect_floor']:,} detections below min_effect not published"
+                     if totals["below_effect_floor"] else ""))
     for source, line, error in summary.bad_examples[:10]:
         console.print(f"  bad row {source}:{line}: {error}")
     if args.changes:
@@ -190,19 +196,20 @@ def offline(args, config) -> int:
         print()
         print(format_table(detector_totals(rows)))
     if args.report:
-        write_report(args.report, all_alerts, all_requests, traces, pipeline, totals, args.log)
+        write_report(args.report, all_alerts, all_requests, traces, pipeline, totals, args.log, all_below)
         console.print(f"report -> {args.report}")
     return 0
 
 
-def write_report(path, alerts, requests, traces: Traces, pipeline: DriftPipeline, totals: dict, logs) -> None:
+def write_report(path, alerts, requests, traces: Traces, pipeline: DriftPipeline, totals: dict, logs,
+                 below_effect_floor=()) -> None:
     from .report import ReplayCounts, render_report
 
     counts = ReplayCounts(events_read=totals["rows"], processed=totals["processed"], rejected=totals["rejected"],
                           unreadable=totals["bad_rows"])
     render_report(path, alerts, requests, feature_traces(alerts, traces, pipeline),
                   title=f"streamdrift replay of {', '.join(map(str, logs))}", counts=counts,
-                  models={model for model, _ in pipeline.models})
+                  models={model for model, _ in pipeline.models}, below_effect_floor=below_effect_floor)
 
 
 def feature_traces(alerts, traces: Traces, pipeline: DriftPipeline) -> list:

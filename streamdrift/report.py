@@ -209,7 +209,8 @@ def plot_trace(trace: FeatureTrace, *, width: float = 9.5, height: float = 3.3, 
 def render_report(path: str | os.PathLike[str], alerts: Sequence[dict[str, Any]],
                   retrain_requests: Sequence[dict[str, Any]], traces: Sequence[FeatureTrace],
                   title: str, counts: ReplayCounts, *, models: Iterable[str] = (),
-                  max_plots_per_model: int = 20, max_alert_rows: int = 2_000) -> None:
+                  max_plots_per_model: int = 20, max_alert_rows: int = 2_000,
+                  below_effect_floor: Sequence[dict[str, Any]] = ()) -> None:
     """Write the self-contained HTML report of a replay to ``path``.
 
     The headline shows ``counts`` and how many alerts and retrain requests there are (the
@@ -219,6 +220,8 @@ def render_report(path: str | os.PathLike[str], alerts: Sequence[dict[str, Any]]
     of the feature: values, missing rate...), the alerts table (at most ``max_alert_rows`` rows
     over the whole report) and the retrain requests. A trace without detections gets the alerts
     of its kind drawn: missing-rate alerts on a missing-rate trace, the others on the values.
+    ``below_effect_floor`` (detections smaller than their ``min_effect``, not published) are
+    counted in the headline and the largest few listed after it.
 
     >>> import pathlib, shutil, tempfile
     >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -254,7 +257,8 @@ def render_report(path: str | os.PathLike[str], alerts: Sequence[dict[str, Any]]
     body = [
         f"<header><h1>{_esc(title)}</h1>",
         f"<p class='muted'>Generated {_esc(_format_ts(dt.datetime.now(dt.timezone.utc).timestamp()))}</p>",
-        _summary_cards(counts, len(alerts), len(retrain_requests)),
+        _summary_cards(counts, len(alerts), len(retrain_requests), len(below_effect_floor)),
+        _below_floor_table(below_effect_floor),
         _model_index(models, ranked),
         "</header>",
         *sections,
@@ -517,12 +521,15 @@ def _severity(severity: Any) -> str:
     return f"<span class='badge {css}'>{_esc(severity or 'warning')}</span>"
 
 
-def _summary_cards(counts: ReplayCounts, n_alerts: int, n_requests: int) -> str:
-    """The headline: one card per count, unreadable rows only when there were some."""
+def _summary_cards(counts: ReplayCounts, n_alerts: int, n_requests: int, n_below: int = 0) -> str:
+    """The headline: one card per count, unreadable rows and detections below the effect floor
+    only when there were some."""
     cards = [("events read", counts.events_read), ("processed", counts.processed), ("rejected", counts.rejected)]
     if counts.unreadable:
         cards.append(("unreadable rows", counts.unreadable))
     cards += [("alerts", n_alerts), ("retrain requests", n_requests)]
+    if n_below:
+        cards.append(("below effect floor", n_below))
     return "<div class='cards'>" + "".join(
         f"<div class='card'><div class='big'>{_esc(_format_number(value))}</div>"
         f"<div class='muted'>{label}</div></div>" for label, value in cards) + "</div>"
@@ -654,6 +661,24 @@ def _alerts_table(alerts: list[dict[str, Any]]) -> str:
                      f"<td class='num'>{_esc(_format_number(a.get('p_value')))}</td>", _esc(a.get("direction")),
                      _esc(_shift(a)), f"<td class='id'>{_esc(a.get('alert_id'))}</td>"])
     return _table(head, rows, drop_empty=("segment", "p-value", "direction", "shift"))
+
+
+#: Rows of the table of detections below the effect floor (the largest effects first).
+BELOW_FLOOR_ROWS = 20
+
+
+def _below_floor_table(below: Sequence[dict[str, Any]]) -> str:
+    """The largest detections that ``min_effect`` kept from being published: how close the floor is."""
+    if not below:
+        return ""
+    largest = sorted(below, key=lambda a: -a["effect_size"])[:BELOW_FLOOR_ROWS]
+    head = ["model", "feature", "segment", "detector", "effect size", "min_effect", "detected at"]
+    rows = [[_esc(a.get("model")), _esc(_feature_name(a)), _esc(a.get("segment") or ""), _esc(a.get("detector")),
+             f"<td class='num'>{_esc(_format_number(a['effect_size']))}</td>",
+             f"<td class='num'>{_esc(_format_number(a['min_effect']))}</td>", _esc(_where(a))] for a in largest]
+    shown = f"the largest {len(largest)} of {len(below):,}" if len(below) > len(largest) else f"{len(below):,}"
+    return (f"<p class='muted'>Detections below their effect floor (<code>min_effect</code>), not published: "
+            f"{shown}.</p>" + _table(head, rows, drop_empty=("segment",)))
 
 
 def _requests_table(requests: list[dict[str, Any]]) -> str:
