@@ -103,7 +103,7 @@ class JointShift:
         scale = np.nanstd(np.where(np.isfinite(first), first, np.nan), axis=0)
         self.scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
         self._plan_terms()
-        phi = self._terms(first)
+        phi = self._terms(self.standardise(first))
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a term missing in every row: mean 0, sd 1
             mean, sd = np.nanmean(phi, axis=0), np.nanstd(phi, axis=0)
@@ -139,6 +139,24 @@ class JointShift:
         self._drift = bool(hits)
         return hits
 
+    def standardise(self, rows: np.ndarray) -> np.ndarray:
+        """Rows as this detector standardises them (NaN = missing), the same for every
+        ``JointShift`` fitted on the same reference: a caller running several computes it once
+        and gives it to each one's ``update_standardised``."""
+        z = rows - self.center
+        z /= self.scale
+        np.minimum(z, CLIP, out=z)
+        np.maximum(z, -CLIP, out=z)
+        return z
+
+    def update_standardised(self, z: np.ndarray, missing: bool) -> list[Hit]:
+        """``update`` of rows already standardised (``standardise``); ``missing``: whether any
+        value of them is missing. ``z`` is not changed."""
+        require_fitted(self)
+        hits = self.update_coordinates(self._coordinates_of(z, missing)) if z.shape[0] else []
+        self._drift = bool(hits)
+        return hits
+
     # -- the hot path -------------------------------------------------------------------------
     def update_coordinates(self, u: np.ndarray) -> list[Hit]:
         """``update`` on rows already made coordinates by ``coordinates``."""
@@ -152,7 +170,7 @@ class JointShift:
                 end = hit.index + 1  # the rows up to the hit count, as they would one by one
                 chunk = u[pos:end]
                 self.held = True
-            self.block_sum += chunk.sum(axis=0).astype(np.int64)
+            self.block_sum += chunk.sum(axis=0)  # integers in float64, exact (see the module docstring)
             self.watched += end - pos
             if self.watched % self.block == 0:
                 self._close_block()
@@ -195,7 +213,7 @@ class JointShift:
     def _close_block(self) -> None:
         self.recent[self.blocks % self.window_blocks] = self.block_sum
         self.blocks += 1
-        self.block_sum = np.zeros_like(self.block_sum)
+        self.block_sum = np.zeros(self.block_sum.shape)
         self.weights = self.recent.sum(axis=0)
         self.weights_exact = self.weights.astype(np.float64)
         self.ranked_scores = np.sort(_times(self.ranked, self.weights_exact))
@@ -234,10 +252,9 @@ class JointShift:
                 v /= np.linalg.norm(v, axis=0)
                 self.projections = np.rint(v * U_QUANTUM)  # integers, exact in float64 products
 
-    def _terms(self, x: np.ndarray) -> np.ndarray:
-        """The terms of each row; NaN where a feature they are made of is missing (a projection
-        takes a missing feature as its reference mean)."""
-        z = np.clip((x - self.center) / self.scale, -CLIP, CLIP)
+    def _terms(self, z: np.ndarray) -> np.ndarray:
+        """The terms of each standardised row; NaN where a feature they are made of is missing
+        (a projection takes a missing feature as its reference mean)."""
         if self.terms == "mean":
             return z
         if self.pairs is not None:
@@ -252,12 +269,15 @@ class JointShift:
         """Standardised terms as integers; a missing term is 0, the reference mean: it says
         nothing, so a feature that goes missing moves no coordinate (the missing-rate detector
         of that feature watches that)."""
-        u = self._terms(x)
-        u -= self.phi_mean
+        return self._coordinates_of(self.standardise(x), bool(np.isnan(x).any()))
+
+    def _coordinates_of(self, z: np.ndarray, missing: bool) -> np.ndarray:
+        u = self._terms(z) - self.phi_mean  # a new array: ``z`` may serve another detector
         u *= self._per_step
-        if np.isnan(x).any():
+        if missing:
             u[np.isnan(u)] = 0.0
-        np.clip(u, -CLIP * U_QUANTUM, CLIP * U_QUANTUM, out=u)
+        np.minimum(u, CLIP * U_QUANTUM, out=u)
+        np.maximum(u, -CLIP * U_QUANTUM, out=u)
         return np.rint(u, out=u)
 
     # -- state --------------------------------------------------------------------------------
@@ -266,7 +286,7 @@ class JointShift:
         self.watched = 0
         self.blocks = 0
         self.held = False
-        self.block_sum = np.zeros(dim, dtype=np.int64)
+        self.block_sum = np.zeros(dim)  # integers, in float64 while the block fills
         self.recent = np.zeros((self.window_blocks, dim), dtype=np.int64)
         self.weights = self.weights_exact = None
         self.ranked_scores = None
@@ -278,7 +298,7 @@ class JointShift:
         """What the detector learned since ``fit`` (its reference is the caller's to keep)."""
         require_fitted(self)
         return {"watched": self.watched, "blocks": self.blocks, "held": int(self.held),
-                "block_sum": self.block_sum.copy(), "recent": self.recent.copy(), "wealth": self.wealth.copy(),
+                "block_sum": self.block_sum.astype(np.int64), "recent": self.recent.copy(), "wealth": self.wealth.copy(),
                 "since": self.since.copy()}
 
     def set_state(self, state: dict) -> None:
@@ -287,7 +307,7 @@ class JointShift:
         self.watched = int(state["watched"])
         self.blocks = int(state["blocks"])
         self.held = bool(state["held"])
-        self.block_sum = np.asarray(state["block_sum"], dtype=np.int64).copy()
+        self.block_sum = np.asarray(state["block_sum"], dtype=np.float64).copy()
         self.recent = np.asarray(state["recent"], dtype=np.int64).copy()
         self.wealth = np.asarray(state["wealth"], dtype=np.int64).copy()
         self.since = np.asarray(state["since"], dtype=np.int64).copy()

@@ -147,7 +147,8 @@ class MultivariateMonitor:
         if kinds:
             for name, kind in kinds.items():
                 self.kinds.setdefault(name, kind)
-        self._learn_kinds(columns)
+        if not self.kinds.keys() >= columns.keys():
+            self._learn_kinds(columns)
         out: list[Detection] = []
         pos = 0
         while pos < n:
@@ -160,7 +161,12 @@ class MultivariateMonitor:
                     self._fit()
                 continue
             rows = self._encode(columns, pos, n)
-            hits = [(hit.index, name, part, hit) for name, part in self.parts.items() for hit in part.update(rows)]
+            hits = []
+            if self.parts:
+                # Every part was fitted on the same reference rows: one standardisation serves all.
+                z, missing = next(iter(self.parts.values())).standardise(rows), bool(np.isnan(rows).any())
+                hits = [(hit.index, name, part, hit) for name, part in self.parts.items()
+                        for hit in part.update_standardised(z, missing)]
             if not hits:
                 self.seen += n - pos
                 pos = n

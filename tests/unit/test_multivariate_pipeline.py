@@ -64,15 +64,24 @@ def test_models_not_named_are_not_watched_jointly_and_the_default_is_off():
     assert Config().version == from_mapping({"multivariate": {"models": []}}).version
 
 
-@pytest.mark.parametrize("size", [1, 333, 8000])
+PLAIN = as_records(feature_events(0, 4000, categorical=False) +
+                   feature_events(4000, 4000, correlation=0.8, categorical=False))
+
+
+@pytest.mark.parametrize("size", [333, 8000])
 def test_batches_change_nothing(size):
     """The general path (a categorical feature) and the plain path (numbers only) alike."""
-    expected = run(DriftPipeline(CONFIG), STREAM, 1000)
-    assert run(DriftPipeline(CONFIG), STREAM if size != 1 else STREAM[3900:4600], size) == \
-        (expected if size != 1 else [])
-    plain = as_records(feature_events(0, 4000, categorical=False) +
-                       feature_events(4000, 4000, correlation=0.8, categorical=False))
-    assert run(DriftPipeline(CONFIG), plain, size) == run(DriftPipeline(CONFIG), plain, 8000) != []
+    assert run(DriftPipeline(CONFIG), STREAM, size) == run(DriftPipeline(CONFIG), STREAM, 1000) != []
+    assert run(DriftPipeline(CONFIG), PLAIN, size) == run(DriftPipeline(CONFIG), PLAIN, 8000) != []
+
+
+@pytest.mark.parametrize("records", [STREAM, PLAIN], ids=["general", "plain"])
+def test_one_event_at_a_time_changes_nothing(records):
+    """Through the alert: warmed up in one batch, then the changed part one event per batch."""
+    whole, single = DriftPipeline(CONFIG), DriftPipeline(CONFIG)
+    expected = run(whole, records, 8000)
+    found = run(single, records[:4000], 4000) + run(single, records[4000:4600], 1)
+    assert found == expected and len(found) == 1
 
 
 def test_rejected_events_are_not_watched():
