@@ -54,6 +54,8 @@ class CategoricalMonitor(FeatureMonitor):
     """
 
     numeric = False
+    #: What a state record calls this monitor (``state.monitor_record``).
+    kind = "categorical"
 
     def __init__(self, settings: MonitorSettings | None = None, reference: dict | None = None):
         super().__init__(settings)

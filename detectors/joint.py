@@ -21,7 +21,7 @@ a linear domain classifier learned online, whose scores are bet on:
    alarms at least that share (an e-detector: Shin, Ramdas & Rinaldo 2022). No simulation.
 
 Everything on the hot path is exact integer arithmetic (coordinates quantised to integers; their
-dot products and sums, done by BLAS in float64, stay below 2^53, which the limits on ``block *
+dot products and sums, done in float64, stay below 2^53, which the limits on ``block *
 window_blocks`` and ``max_quadratic`` guarantee), so a batch of a thousand rows and the same rows
 one by one give identical hits and state.
 
@@ -98,9 +98,9 @@ class JointShift:
         check_range("share", share, 1, low_open=True)
         first, second = x[0::2], x[1::2]
         self.width = x.shape[1]
-        center = np.nanmean(np.where(np.isfinite(first), first, np.nan), axis=0) if first.size else None
-        self.center = np.nan_to_num(center, nan=0.0)
-        scale = np.nanstd(np.where(np.isfinite(first), first, np.nan), axis=0)
+        present = np.where(np.isfinite(first), first, np.nan)
+        self.center = np.nan_to_num(np.nanmean(present, axis=0), nan=0.0)
+        scale = np.nanstd(present, axis=0)
         self.scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
         self._plan_terms()
         phi = self._terms(self.standardise(first))
@@ -159,7 +159,7 @@ class JointShift:
 
     # -- the hot path -------------------------------------------------------------------------
     def update_coordinates(self, u: np.ndarray) -> list[Hit]:
-        """``update`` on rows already made coordinates by ``coordinates``."""
+        """``update`` on rows already made integer-valued coordinates (``_coordinates``)."""
         u = np.asarray(u, dtype=np.float64)
         n, pos = u.shape[0], 0
         while pos < n and not self.held:
@@ -178,10 +178,6 @@ class JointShift:
                 return [hit]
             pos = end
         return []
-
-    def coordinates(self, rows: np.ndarray) -> np.ndarray:
-        """Integer-valued coordinates of rows (what ``update_coordinates`` takes)."""
-        return self._coordinates(np.asarray(rows, dtype=np.float64))
 
     def _bet(self, chunk: np.ndarray, pos: int) -> Hit | None:
         """Every bet's e-CUSUM over the chunk at once (``cusum.first_crossing``'s closed form,

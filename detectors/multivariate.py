@@ -26,10 +26,12 @@ new regime, then watches again. Batches and single events give identical detecti
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .categorical import as_category
 from .detection import Detection
 from .errors import check_range
 from .joint import TERMS, JointShift
@@ -106,7 +108,7 @@ class MultivariateMonitor:
     the same shape) is the training data to compare with from the first event on.
     """
 
-    numeric = False
+    #: What a state record calls this monitor (``state.monitor_record``).
     kind = "multivariate"
 
     def __init__(self, settings: MultivariateSettings | None = None, reference: dict | None = None):
@@ -231,7 +233,7 @@ class MultivariateMonitor:
         self.collect_target = target
         self.collected: dict[str, list] = {}
         self.collected_rows = 0
-        self.parts = {} if self.calibrations else self.parts
+        self.parts = {}  # nothing watches while a reference is collected
 
     def _collect(self, columns: dict, start: int, stop: int) -> None:
         take = stop - start
@@ -246,7 +248,7 @@ class MultivariateMonitor:
             if kind == "numeric":
                 values.extend(np.asarray(part, dtype=np.float64).astype(np.float32).tolist())
             else:
-                values.extend(None if v is None else _category(v) for v in part)
+                values.extend(map(as_category, part))
         for name, values in self.collected.items():
             if len(values) < self.collected_rows + take:
                 values.extend([_MISSING[self.kinds[name]]] * (self.collected_rows + take - len(values)))
@@ -260,11 +262,7 @@ class MultivariateMonitor:
         self.encoders = {}
         for name in self.names:
             if self.kinds[name] == "categorical":
-                counts: dict[str, int] = {}
-                for v in self.collected[name]:
-                    if v is not None:
-                        counts[v] = counts.get(v, 0) + 1
-                self.encoders[name] = counts
+                self.encoders[name] = dict(Counter(v for v in self.collected[name] if v is not None))
         self.reference_rows = self._encode(self.collected, 0, self.collected_rows).astype(np.float32)
         self.collect_target = None
         self.collected = {}
@@ -303,7 +301,7 @@ class MultivariateMonitor:
             else:
                 counts = self.encoders[name]
                 total = sum(counts.values()) or 1
-                rows[:, k] = [np.nan if v is None else counts.get(_category(v), 0) / total for v in part]
+                rows[:, k] = [np.nan if v is None else counts.get(as_category(v), 0) / total for v in part]
         return rows
 
     # -- state --------------------------------------------------------------------------------
@@ -344,11 +342,6 @@ class MultivariateMonitor:
 
 
 _MISSING = {"numeric": math.nan, "categorical": None}
-
-
-def _category(value) -> str:
-    """A category as the reference file and the categorical monitors name it (booleans too)."""
-    return "true" if value is True else "false" if value is False else str(value)
 
 
 def _kind_of(column) -> str | None:

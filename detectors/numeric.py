@@ -41,6 +41,8 @@ class NumericMonitor(FeatureMonitor):
     """
 
     numeric = True
+    #: What a state record calls this monitor (``state.monitor_record``).
+    kind = "numeric"
 
     def __init__(self, settings: MonitorSettings | None = None, reference: np.ndarray | None = None):
         super().__init__(settings)

@@ -152,12 +152,11 @@ def monitor_record(monitor, reference_tag: str | None = None) -> dict:
     >>> pack(record) == now, pack(record) == encode_monitor(m)
     (True, False)
     """
-    kind = getattr(monitor, "kind", None) or ("numeric" if monitor.numeric else "categorical")
     state = monitor.get_state()
-    tagged = reference_tag is not None and kind != "categorical" and state.get("reference") is not None
+    tagged = reference_tag is not None and monitor.kind != "categorical" and state.get("reference") is not None
     if tagged:
         state["reference"] = None  # stored in a record of its own, named by the tag
-    record = {"type": kind, "settings": monitor.settings.to_dict(), "monitor": frozen(state)}
+    record = {"type": monitor.kind, "settings": monitor.settings.to_dict(), "monitor": frozen(state)}
     if tagged:
         record["reference_tag"] = reference_tag
     return record
@@ -209,11 +208,9 @@ def decode_monitor(blob: bytes, references: dict | None = None):
             raise StateError(f"the reference record {tag!r} of this monitor is missing")
         data["monitor"]["reference"] = values
     try:
-        if data["type"] == "multivariate":
-            monitor = MultivariateMonitor(MultivariateSettings.from_dict(data["settings"]))
-        else:
-            cls = {"numeric": NumericMonitor, "categorical": CategoricalMonitor}[data["type"]]
-            monitor = cls(MonitorSettings.from_dict(data["settings"]))
+        cls, settings = {"numeric": (NumericMonitor, MonitorSettings), "categorical": (CategoricalMonitor, MonitorSettings),
+                         "multivariate": (MultivariateMonitor, MultivariateSettings)}[data["type"]]
+        monitor = cls(settings.from_dict(data["settings"]))
         monitor.set_state(data["monitor"])
     except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
         raise StateError(f"state record does not describe a monitor: {exc!r}") from None

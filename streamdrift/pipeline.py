@@ -222,16 +222,10 @@ class DriftPipeline:
                 continue  # only nulls so far: the type is not known yet, nothing to watch
             group.types[(kind, name)] = type_
             monitor = group.monitor(kind, name)
-            covered = group.covered.get((kind, name))
-            if covered is not None:
-                # Replayed after a restore: values this stream's checkpoint already holds are skipped.
-                skip = 0
-                while first + skip < len(events) and events[first + skip].record.offset < covered:
-                    skip += 1
+            skip = self._replayed(group, (kind, name), events, first)
+            if skip:
                 first += skip
                 column = column[skip:]
-                if first < len(events):
-                    del group.covered[(kind, name)]
                 if not column:
                     continue
             group.dirty.add((kind, name))
@@ -249,8 +243,12 @@ class DriftPipeline:
             matrix = np.array([column for *_, column in together], dtype=np.float64)
             found.extend(self._update_together(group, [(kind, name) for kind, name, _, _ in together], matrix,
                                                self._events_from(events, 0), order))
-        if group.joint is not None and events:
-            found.extend(self._monitor_jointly(group, self._joint_columns(group, columns, events), None, order, events))
+        if group.joint is not None:
+            skip = self._replayed(group, JOINT, events, 0)
+            if skip < len(events):
+                joint = self._joint_columns(group, columns, events)
+                found.extend(self._monitor_jointly(group, {name: c[skip:] for name, c in joint.items()} if skip else joint,
+                                                   self._events_from(events, skip), order))
         if events:
             self._finish(group, found, events[-1].record, events[-1].ts)
         else:
@@ -274,23 +272,25 @@ class DriftPipeline:
             out[name] = values
         return out
 
-    def _monitor_jointly(self, group: ModelMonitors, columns: dict, source, order: dict[int, int],
-                         events: list[Event] | None = None) -> list[tuple[int, str, str, dict]]:
-        """Feed the model's multivariate monitor one run (``columns``: feature -> values over the
-        run's events; ``source`` or ``events`` say where each event is)."""
-        joint = group.joint
+    @staticmethod
+    def _replayed(group: ModelMonitors, stream: tuple[str, str], events: list[Event], first: int) -> int:
+        """After a restore: how many of the events from ``first`` on the stream's checkpoint
+        already holds (they are skipped for it); once an event lies beyond, the mark is dropped."""
+        covered = group.covered.get(stream)
+        if covered is None:
+            return 0
         skip = 0
-        covered = group.covered.pop(JOINT, None)
-        if covered is not None and events is not None:
-            # Replayed after a restore: events its checkpoint already holds are skipped.
-            while skip < len(events) and events[skip].record.offset < covered:
-                skip += 1
-            if skip == len(events):
-                group.covered[JOINT] = covered
-                return []
-            columns = {name: column[skip:] for name, column in columns.items()}
-        if source is None:
-            source = self._events_from(events, skip)
+        while first + skip < len(events) and events[first + skip].record.offset < covered:
+            skip += 1
+        if first + skip < len(events):
+            del group.covered[stream]
+        return skip
+
+    def _monitor_jointly(self, group: ModelMonitors, columns: dict, source,
+                         order: dict[int, int]) -> list[tuple[int, str, str, dict]]:
+        """Feed the model's multivariate monitor one run (``columns``: feature -> values over the
+        run's events; ``source(i)``: where its ``i``-th event is)."""
+        joint = group.joint
         group.dirty.add(JOINT)
         start = joint.seen
         kinds = {name: group.types[("feature", name)] for name in columns}

@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
+from .detectors.categorical import as_category
 from .logs import ColumnMapping, LogReader
 from .model_monitors import JOINT_REFERENCE, LABEL, PREDICTION, value_type
 
@@ -44,7 +45,7 @@ def load_references(path: str, mapping: ColumnMapping | None = None) -> dict:
             if types == {"numeric"}:
                 out[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
             elif types == {"categorical"}:
-                counts = Counter("true" if v is True else "false" if v is False else v for v in values)
+                counts = Counter(map(as_category, values))
                 out[name] = dict(counts)
             # mixed or empty columns give no reference: the feature warms up from the stream
         # The rows, aligned (a row without a feature: missing there), for the multivariate monitor.

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from .detectors.categorical import as_category
 from .logs import ColumnMapping, LogFormatError, LogReader
 
 DEFAULT_MIN_AUC = 0.55
@@ -136,21 +137,13 @@ def read_dataset(path: str, *, model: str | None = None, ignore: Sequence[str] =
         if kind == "numeric":
             columns[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
         else:
-            columns[name] = np.array([_category(v) for v in values], dtype=object)
+            columns[name] = np.array([as_category(v) for v in values], dtype=object)
     for name in names:
         if name not in kinds:
             columns[name] = np.full(len(rows), None, dtype=object)
     if not names:
         raise ValidationInputError(f"{path}: the rows have no feature columns")
     return Dataset(path, columns, kinds, np.asarray(lines), len(rows), summary.bad_rows)
-
-
-def _category(value: Any) -> str | None:
-    if value is None:
-        return None
-    if value is True or value is False:
-        return "true" if value else "false"
-    return value
 
 
 def _column_kind(path: str, name: str, values: list[Any], lines: list[int]) -> str | None:
