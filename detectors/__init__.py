@@ -26,12 +26,13 @@ from .multivariate import MULTIVARIATE_DETECTORS, MultivariateMonitor, Multivari
 from .numeric import NumericMonitor
 from .page_hinkley import PageHinkley
 from .reference import Reference
+from .scale import Scale
 from .settings import CATEGORICAL_DETECTORS, NUMERIC_DETECTORS, MonitorSettings
 from .state import StateError, decode_monitor, encode_monitor, monitor_record, reference_tag
 
 __all__ = [
     "ADWIN", "DDM", "HDDM_A", "Detector", "Hit", "NotFittedError", "CategoricalMonitor", "Detection", "FrequencyTest", "WindowedKS", "MissingRate",
-    "NumericMonitor", "PageHinkley", "Reference", "MonitorSettings", "NUMERIC_DETECTORS",
+    "NumericMonitor", "PageHinkley", "Reference", "Scale", "MonitorSettings", "NUMERIC_DETECTORS",
     "CATEGORICAL_DETECTORS", "JointShift", "MultivariateMonitor", "MultivariateSettings", "MULTIVARIATE_DETECTORS",
     "StateError", "encode_monitor", "monitor_record", "decode_monitor", "reference_tag",
 ]

@@ -114,7 +114,9 @@ class Detection:
         - categorical: the PSI of the window against the reference (0.1 is commonly read as a
           moderate shift, 0.25 as a large one; PSI rather than the Jensen-Shannon distance
           because it is what ``severity`` uses too);
-        - numeric (and prediction, label, concept-error streams): the absolute mean shift in
+        - scale: how far the window's sd is from the reference's, relative: ``|sd ratio - 1|``
+          (0.2 = 20% wider or narrower, as 0.2 is a fifth of an sd for a mean);
+        - other numeric (and prediction, label, concept-error streams): the absolute mean shift in
           reference standard deviations; a reference without spread has no sd, so its
           detections count as infinitely large;
         - multivariate: ``None``, no floor applies.
@@ -129,9 +131,9 @@ class Detection:
             return abs(self.window["missing_rate"] - self.reference["missing_rate"])
         if self.detector == "categorical":
             return self.effect["psi"]
-        # A detector of the spread (issue 17's scale detector, not built yet) adds its branch
-        # here: its ratio of window to reference sd, as |ratio - 1| so that 0.2 reads "20% wider
-        # or narrower" as 0.2 reads "a fifth of an sd" for a mean.
+        if self.detector == "scale":
+            ratio = self.effect.get("sd_ratio")
+            return math.inf if ratio is None else abs(ratio - 1.0)
         shift = self.effect.get("mean_shift_sd")
         return math.inf if shift is None else abs(shift)
 

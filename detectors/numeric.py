@@ -1,5 +1,5 @@
-"""The monitor of one numeric feature: ADWIN, Page-Hinkley, windowed KS, histogram G-test and
-missing rate, sharing one reference, one budget and one recent window."""
+"""The monitor of one numeric feature: ADWIN, Page-Hinkley, scale, windowed KS, histogram G-test
+and missing rate, sharing one reference, one budget and one recent window."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from .missing_rate import MissingRate
 from .monitor import FeatureMonitor, evaluation_points
 from .page_hinkley import PageHinkley
 from .reference import Reference, summarize
+from .scale import Scale
 from .settings import BINARY_DETECTORS, MonitorSettings
 from .window import Ring
 
@@ -24,6 +25,8 @@ from .window import Ring
 CRITICAL_PSI = 0.25
 #: Page-Hinkley / ADWIN: a mean shift of this many reference sds in the new regime is critical.
 CRITICAL_SHIFT_SD = 1.0
+#: Scale: a spread this many times the reference's (or this many times narrower) is critical.
+CRITICAL_SD_RATIO = 1.5
 
 
 class NumericMonitor(FeatureMonitor):
@@ -48,6 +51,7 @@ class NumericMonitor(FeatureMonitor):
         super().__init__(settings)
         s = self.settings
         self.page_hinkley = PageHinkley(shift=s.shift)
+        self.scale = Scale(change=s.scale_change)
         self.adwin = self._new_adwin()
         self.ks = WindowedKS(window=s.window, evaluate_every=s.evaluate_every,
                              sliding_reference=s.sliding_reference)
@@ -102,6 +106,7 @@ class NumericMonitor(FeatureMonitor):
         self.reference_missing, self.reference_total = missing, total
         share = self._share()
         self.page_hinkley.fit(ref, share)
+        self.scale.fit(ref, share)
         # ADWIN is fed the uniform scores the monitor makes once for all its detectors. Its
         # delta bounds the false-alarm probability of one cut test, run every block * clock
         # values: fit sets it from the share.
@@ -133,13 +138,14 @@ class NumericMonitor(FeatureMonitor):
                 found.append(self._missing_detection(base, hits[0], missing))
         if values.size:
             positions = ref.positions(values)
-            need_u = self._armed("page_hinkley") or self._armed("adwin")
-            u = ref.uniform_scores(positions) if need_u else None
-            if self._armed("page_hinkley"):
-                hits = self.page_hinkley.update_scores(ndtri(u))
+            cusums = [d for d in (self.page_hinkley, self.scale) if self._armed(d.name)]
+            u = ref.uniform_scores(positions) if cusums or self._armed("adwin") else None
+            z = ndtri(u) if cusums else None
+            for detector in cusums:
+                hits = detector.update_scores(z)
                 if hits:
                     # Describe the values since the CUSUM's own change-point estimate.
-                    found.append(self._detection("page_hinkley", hits[0], present, base, values,
+                    found.append(self._detection(detector.name, hits[0], present, base, values,
                                                  recent=hits[0].since_change))
             if self._armed("adwin"):
                 hits = self.adwin.update_scores(u)
@@ -243,7 +249,12 @@ class NumericMonitor(FeatureMonitor):
         shift = 0.0
         if ref_summary.get("std"):
             shift = effect["mean_shift_sd"] = (win_summary["mean"] - ref_summary["mean"]) / ref_summary["std"]
-        if recent is None:
+            effect["sd_ratio"] = win_summary["std"] / ref_summary["std"]
+        if detector == "scale":
+            ratio = effect.get("sd_ratio")
+            wide = ratio is not None and (ratio >= CRITICAL_SD_RATIO or ratio * CRITICAL_SD_RATIO <= 1.0)
+            severity = "critical" if wide else "warning"
+        elif recent is None:
             severity = "critical" if effect["psi"] >= CRITICAL_PSI else "warning"
         else:
             severity = "critical" if abs(shift) >= CRITICAL_SHIFT_SD else "warning"
@@ -259,6 +270,7 @@ class NumericMonitor(FeatureMonitor):
         state["reference_missing"] = self.reference_missing
         state["reference_total"] = self.reference_total
         state["page_hinkley"] = self.page_hinkley.get_state()
+        state["scale"] = self.scale.get_state()
         state["adwin"] = self.adwin.get_state()
         state["missing_rate"] = self.missing_rate.get_state()
         for name, detector in self.binary.items():
@@ -272,6 +284,8 @@ class NumericMonitor(FeatureMonitor):
             self._fit(np.asarray(state["reference"], dtype=np.float64), int(state["reference_missing"]),
                       int(state["reference_total"]))
             self.page_hinkley.set_state(state["page_hinkley"])
+            if "scale" in state:  # a checkpoint from before the scale detector: it starts afresh
+                self.scale.set_state(state["scale"])
             self.adwin.set_state(state["adwin"])
             self.missing_rate.set_state(state["missing_rate"])
             for name, detector in self.binary.items():

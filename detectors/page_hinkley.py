@@ -48,6 +48,8 @@ class PageHinkley:
     def __init__(self, shift: float = 0.5):
         check_range("page_hinkley.shift", shift, 0, 10, low_open=True)
         self.shift = shift
+        #: Each side's drift allowance, in units of ``statistic``.
+        self.allowance = shift / 2.0
         self.reference: Reference | None = None
         self.threshold = 0
         self.drift_detected = False
@@ -68,19 +70,21 @@ class PageHinkley:
         """Calibrate the threshold so that both sides together keep ``share`` values between
         false alarms (on average), and start afresh."""
         if not isinstance(reference, Reference):
-            raise TypeError(f"PageHinkley.fit takes a Reference, got {type(reference).__name__}")
+            raise TypeError(f"{type(self).__name__}.fit takes a Reference, got {type(reference).__name__}")
         check_range("share", share, 1, low_open=False)
         run_length = share
         self.reference = reference
         positions, weights = reference.null_positions()
         z = reference.normal_scores(positions)
-        allowance = self.shift / 2.0
-        mean = np.average(z, weights=weights)
-        sd = float(np.sqrt(np.average((z - mean) ** 2, weights=weights)))  # weights are counts
+        self._centre(z, weights)
+        x = self.statistic(z)
+        allowance = self.allowance
+        mean = np.average(x, weights=weights)
+        sd = float(np.sqrt(np.average((x - mean) ** 2, weights=weights)))  # weights are counts
         guard = calibration.REFERENCE_GUARD * sd / np.sqrt(reference.size)
         # Each side keeps twice the run length; the guard moves the null towards the alarm side.
         thresholds = []
-        for scores in (z - allowance + guard, -z - allowance + guard):
+        for scores in (x - allowance + guard, -x - allowance + guard):
             if np.average(scores, weights=weights) >= 0:
                 # The reference is too small for this shift: its own uncertainty is as large as
                 # the drift allowance, so no threshold keeps the budget. The detector stays off.
@@ -91,6 +95,13 @@ class PageHinkley:
         self.threshold = NEVER if math.isinf(h) else int(round(h * QUANTUM))
         self.drift_detected = False
         self._reset()
+
+    def _centre(self, z: np.ndarray, weights: np.ndarray) -> None:
+        """Learn what ``statistic`` needs from the null scores (nothing: normal scores are centred)."""
+
+    def statistic(self, z: np.ndarray) -> np.ndarray:
+        """What the two sides sum, from each value's normal score: the score itself (a mean shift)."""
+        return z
 
     @property
     def threshold_value(self) -> float:
@@ -112,14 +123,15 @@ class PageHinkley:
         """``update`` for values already turned into their normal scores in the reference (what a
         monitor does once for all its detectors)."""
         require_fitted(self)
-        allowance = self.shift / 2.0
+        allowance = self.allowance
+        x = self.statistic(z)
         before = self.count
         hits = []
         for side, sign in (("up", 1.0), ("down", -1.0)):
             start = self.up if side == "up" else self.down
             if start > self.threshold:
                 continue  # in alarm since an earlier call: held until the next fit
-            i, s, zero = first_crossing(quantise(sign * z - allowance), start, self.threshold)
+            i, s, zero = first_crossing(quantise(sign * x - allowance), start, self.threshold)
             since = self.up_since if side == "up" else self.down_since
             if zero >= 0:
                 since = before + zero + 1

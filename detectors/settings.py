@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from .errors import check_range
 
-NUMERIC_DETECTORS = ("adwin", "page_hinkley", "ks", "histogram", "missing_rate")
+NUMERIC_DETECTORS = ("adwin", "page_hinkley", "scale", "ks", "histogram", "missing_rate")
 CATEGORICAL_DETECTORS = ("categorical", "missing_rate")
 #: Opt-in detectors of 0/1 error streams (river's DDM and HDDM_A, ``detectors/binary.py``): they
 #: run only when ``detectors`` names them, on numeric streams whose values are all 0 or 1.
@@ -42,6 +42,8 @@ class MonitorSettings:
     detectors: tuple[str, ...] = ()
     #: Page-Hinkley: smallest mean shift to catch fast, in reference standard deviations.
     shift: float = 0.5
+    #: Scale: smallest relative change of the variance to catch fast (0.4 = 40% more or less).
+    scale_change: float = 0.4
     #: Histogram: number of equally likely reference bins.
     bins: int = 10
     #: ADWIN: values per bucket.
@@ -75,6 +77,7 @@ class MonitorSettings:
         check_range("categorical_window", self.categorical_window, 20, 1_000_000, integer=True)
         check_range("evaluate_every", self.evaluate_every, 1, min(self.window, self.categorical_window), integer=True)
         check_range("shift", self.shift, 0, 10, low_open=True)
+        check_range("scale_change", self.scale_change, 0, 10, low_open=True)
         check_range("bins", self.bins, 2, 100, integer=True)
         check_range("adwin_block", self.adwin_block, 1, 4096, integer=True)
         check_range("adwin_clock", self.adwin_clock, 1, 4096, integer=True)

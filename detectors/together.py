@@ -156,7 +156,17 @@ def _schedule(cache: FastPath, monitor: NumericMonitor, n: int) -> tuple:
     shape = tuple(map(len, adwin.levels)) if "adwin" in monitor.active else ()
     points = _evaluation_points(monitor.watched, n, s.evaluate_every, s.window)
     return (cache.settings_key(monitor.settings), monitor.active, points, min(monitor.watched, s.window), shape, adwin.width, adwin.blocks_seen % adwin.clock, len(adwin.pending),
-            adwin.delta)
+            adwin.delta, _cusum_names(monitor.active))
+
+
+@functools.lru_cache(maxsize=64)
+def _cusum_names(active: tuple) -> tuple:
+    """The Page-Hinkley-type CUSUMs among a monitor's detectors, in one order."""
+    return tuple(name for name in CUSUMS if name in active)
+
+
+#: The detectors that are two one-sided CUSUMs on a function of the normal scores.
+CUSUMS = ("page_hinkley", "scale")
 
 
 #: A model's features usually share the running count, so their schedules repeat.
@@ -182,11 +192,12 @@ def _advance(cache: FastPath, key: tuple, monitors: list[NumericMonitor], x: np.
     commit = []
     if "missing_rate" in active:
         commit.append(_missing_rate(monitors, tables, n, quiet, vouched))
-    if "page_hinkley" in active:
-        steps = np.empty((2, k, n), dtype=tables.up.dtype)
-        tables.up.take(ascending).take(rank, out=steps[0])  # read in sorted order, then unsorted
-        tables.down.take(ascending).take(rank, out=steps[1])
-        commit.append(_page_hinkley(monitors, tables, steps.reshape(2 * k, n), quiet, vouched))
+    cusums = key[-1]
+    if cusums:
+        # Read in sorted order, then put back in arrival order: (sides, names, k, n).
+        table = tables.cusum_steps(cusums)
+        steps = table.take(ascending, axis=2).reshape(2 * len(cusums), k * n).take(rank, axis=1)
+        commit.append(_cusums(monitors, tables, cusums, steps.reshape(-1, n), quiet, vouched))
     if "adwin" in active:
         # Reference.uniform_scores, from the count tables (int32 sums are exact, then the same division).
         u = ((tables.below.take(ascending) + tables.at_or_below.take(ascending) + 1) / tables.denominator).take(rank)
@@ -398,12 +409,20 @@ class _Tables:
         self.below, self.at_or_below, self.cell = below.ravel(), at_or_below.ravel(), cell.ravel()
         self.denominator = (2.0 * (self.size + 1))[:, None]
         self.cells = cells
-        # Page-Hinkley's increments of every position (``quantise(+-z - allowance)``, elementwise).
-        z = ndtri(u.ravel())
-        allowance = monitors[0].page_hinkley.shift / 2.0
-        # |z| < 5.3 for a reference of a million values and shift <= 10: |step| < 2**24 fits int32.
-        self.up = np.rint((z - allowance) * QUANTUM).astype(np.int64).astype(np.int32)
-        self.down = np.rint((-z - allowance) * QUANTUM).astype(np.int64).astype(np.int32)
+        # The CUSUMs' increments of every position (``quantise(+-statistic - allowance)``,
+        # elementwise as ``PageHinkley.update_scores``), and their thresholds, by name.
+        z = ndtri(u)
+        self._steps, self._thresholds, self._stacks = {}, {}, {}
+        for name in CUSUMS:
+            detectors = [getattr(m, name) for m in monitors]
+            x = np.stack([d.statistic(row) for d, row in zip(detectors, z)]).ravel()
+            allowance = detectors[0].allowance
+            # |z| < 5.3 for a reference of a million values, shift <= 10: |step| < 2**25 fits int32.
+            self._steps[name] = [np.rint((x - allowance) * QUANTUM).astype(np.int64).astype(np.int32),
+                                 np.rint((-x - allowance) * QUANTUM).astype(np.int64).astype(np.int32)]
+            self._thresholds[name] = np.array([d.threshold for d in detectors], dtype=np.int64)
+        #: The CUSUMs' sums (up sides, then down sides) and counts as this path left them.
+        self.cusum_sums: tuple | None = None
         self.adwin: _AdwinVectors | None = None
         self.recent: _RecentPositions | None = None
         self.rings: _Rings | None = None
@@ -417,11 +436,6 @@ class _Tables:
                               np.array([mr.threshold for mr in rates], dtype=np.int64),
                               np.array([mr.enabled for mr in rates], dtype=bool))
         self.missing_sums: np.ndarray | None = None
-        phs = [m.page_hinkley for m in monitors]
-        self.ph_threshold = np.array([ph.threshold for ph in phs] * 2, dtype=np.int64)
-        #: Page-Hinkley's sums (up sides, then down sides) and counts as this path left them.
-        self.ph_sums: np.ndarray | None = None
-        self.ph_counts: np.ndarray | None = None
         self.critical = np.array([m.ks.critical for m in monitors])  # both fixed by the fit
         self.hist_critical = np.array([m.histogram.critical for m in monitors])
 
@@ -433,6 +447,19 @@ class _Tables:
             if ref is not m.reference or edges is not m.edges or cell_of is not m.histogram.cell_of:
                 return False
         return True
+
+    def cusum_steps(self, names: tuple) -> np.ndarray:
+        """The increments of the CUSUMs named, as one (2 sides, names, positions) table."""
+        stack = self._stacks.get(names)
+        if stack is None:
+            stack = self._stacks[names] = np.stack([np.stack([self._steps[n][side] for n in names])
+                                                    for side in (0, 1)])
+        return stack
+
+    def cusum_threshold(self, names: tuple) -> np.ndarray:
+        """Thresholds of the rows of ``_cusums``: up sides name by name, then down sides."""
+        once = np.concatenate([self._thresholds[n] for n in names])
+        return np.concatenate((once, once))
 
     def rank_sizes(self, w: int) -> tuple[np.ndarray, np.ndarray]:
         """``r * size`` and ``(r - 1) * size`` for the ranks ``r`` of a window of ``w`` (made per
@@ -540,34 +567,37 @@ def _cusum(increments: np.ndarray, start: np.ndarray, threshold: np.ndarray):
     return crossed, s[:, -1], last_zero
 
 
-def _page_hinkley(monitors, tables: "_Tables", steps: np.ndarray, quiet: np.ndarray, trusted: bool):
-    """Every Page-Hinkley from its quantised increments (``quantise(+-z - shift / 2)``): rows
-    ``0..k-1`` of ``steps`` are the upward sides, rows ``k..2k-1`` the downward ones."""
-    phs = [m.page_hinkley for m in monitors]
-    k = len(phs)
-    if trusted and tables.ph_sums is not None:
-        start, counts = tables.ph_sums, tables.ph_counts
+def _cusums(monitors, tables: "_Tables", names: tuple, steps: np.ndarray, quiet: np.ndarray, trusted: bool):
+    """Every Page-Hinkley-type CUSUM named (``page_hinkley``, ``scale``) from its quantised
+    increments (``quantise(+-statistic - allowance)``): with ``m`` = len(names) * k detectors,
+    name by name, rows ``0..m-1`` of ``steps`` are their upward sides, ``m..2m-1`` the downward."""
+    detectors = [getattr(monitor, name) for name in names for monitor in monitors]
+    m = len(detectors)
+    kept = tables.cusum_sums
+    if trusted and kept is not None and kept[0] == names:
+        start, counts = kept[1], kept[2]
     else:
-        start = np.array([ph.up for ph in phs] + [ph.down for ph in phs], dtype=np.int64)
-        counts = np.array([ph.count for ph in phs], dtype=np.int64)
-    crossed, sums, zeros = _cusum(steps, start, tables.ph_threshold)
-    quiet &= ~(crossed[:k] | crossed[k:])
+        start = np.array([d.up for d in detectors] + [d.down for d in detectors], dtype=np.int64)
+        counts = np.array([d.count for d in detectors], dtype=np.int64)
+    crossed, sums, zeros = _cusum(steps, start, tables.cusum_threshold(names))
+    quiet &= ~(crossed[:m] | crossed[m:]).reshape(len(names), -1).any(axis=0)
     n = steps.shape[1]
+    k = len(monitors)
 
     def apply(quiet_rows, everyone):
         since = (zeros + np.concatenate((counts, counts)) + 1).tolist()
-        ups, downs, zero, after = sums[:k].tolist(), sums[k:].tolist(), (zeros >= 0).tolist(), (counts + n).tolist()
-        for i in quiet_rows:
-            ph = phs[i]
-            ph.up, ph.down, ph.count = ups[i], downs[i], after[i]
-            if zero[i]:
-                ph.up_since = since[i]
-            if zero[k + i]:
-                ph.down_since = since[k + i]
-        if everyone:
-            tables.ph_sums, tables.ph_counts = sums.copy(), counts + n  # not a view of the whole cusum
-        else:
-            tables.ph_sums = None
+        ups, downs, zero, after = sums[:m].tolist(), sums[m:].tolist(), (zeros >= 0).tolist(), (counts + n).tolist()
+        for first in range(0, m, k):
+            for i in quiet_rows:
+                j = first + i
+                d = detectors[j]
+                d.up, d.down, d.count = ups[j], downs[j], after[j]
+                if zero[j]:
+                    d.up_since = since[j]
+                if zero[m + j]:
+                    d.down_since = since[m + j]
+        # Kept only when all moved on (not a view of the whole cusum).
+        tables.cusum_sums = (names, sums.copy(), counts + n) if everyone else None
     return apply
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.special import ndtri
 
-from streamdrift.detectors import CategoricalMonitor, MissingRate, MonitorSettings, NumericMonitor, PageHinkley
+from streamdrift.detectors import CategoricalMonitor, MissingRate, MonitorSettings, NumericMonitor, PageHinkley, Scale
 from streamdrift.detectors import calibration
 
 
@@ -91,17 +91,20 @@ def fitted_numeric(**kw) -> NumericMonitor:
     return NumericMonitor(MonitorSettings(false_alarm_budget=2_000_000, **kw), reference=x)
 
 
-def test_numeric_monitor_with_five_detectors_gives_each_five_budgets():
+def test_numeric_monitor_with_six_detectors_gives_each_six_budgets():
     monitor = fitted_numeric()
     s = monitor.settings
-    assert len(monitor.active) == 5
-    share = 5 * s.false_alarm_budget
+    assert len(monitor.active) == 6
+    share = 6 * s.false_alarm_budget
     assert monitor.ks.level == pytest.approx(s.evaluate_every / share)
     assert monitor.histogram.level == pytest.approx(s.evaluate_every / share)
     assert monitor.adwin.delta == pytest.approx(s.adwin_block * s.adwin_clock / share)
     ph = PageHinkley(shift=s.shift)
     ph.fit(monitor.reference, share)
     assert monitor.page_hinkley.threshold == ph.threshold
+    scale = Scale(change=s.scale_change)
+    scale.fit(monitor.reference, share)
+    assert monitor.scale.threshold == scale.threshold
     mr = MissingRate(min_change=s.missing_min_change)
     mr.fit_counts(monitor.reference_missing, monitor.reference_total, share)
     assert monitor.missing_rate.threshold.tolist() == mr.threshold.tolist()
@@ -109,11 +112,11 @@ def test_numeric_monitor_with_five_detectors_gives_each_five_budgets():
 
 def test_share_follows_the_number_of_active_detectors():
     two = fitted_numeric(detectors=("ks", "adwin"))
-    five = fitted_numeric()
-    assert two.ks.level == pytest.approx(2.5 * five.ks.level)
-    assert two.adwin.delta == pytest.approx(2.5 * five.adwin.delta)
+    six = fitted_numeric()
+    assert two.ks.level == pytest.approx(3 * six.ks.level)
+    assert two.adwin.delta == pytest.approx(3 * six.adwin.delta)
     # Fewer detectors, each with a smaller share, hence a lower KS critical value.
-    assert two.ks.critical < five.ks.critical
+    assert two.ks.critical < six.ks.critical
 
 
 def test_categorical_monitor_shares_its_budget_between_two_detectors():
@@ -129,5 +132,5 @@ def test_share_is_kept_after_a_rearm():
     monitor.update(np.concatenate([rng.normal(0, 1, 8000), rng.normal(2, 1, 4000)]))
     assert monitor.calibrations >= 2
     s = monitor.settings
-    assert monitor.adwin.delta == pytest.approx(s.adwin_block * s.adwin_clock / (5 * s.false_alarm_budget))
-    assert monitor.ks.level == pytest.approx(s.evaluate_every / (5 * s.false_alarm_budget))
+    assert monitor.adwin.delta == pytest.approx(s.adwin_block * s.adwin_clock / (6 * s.false_alarm_budget))
+    assert monitor.ks.level == pytest.approx(s.evaluate_every / (6 * s.false_alarm_budget))

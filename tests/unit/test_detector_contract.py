@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from streamdrift.detectors import (ADWIN, DDM, HDDM_A, Detector, FrequencyTest, Hit, JointShift, MissingRate,
-                                   NotFittedError, PageHinkley, Reference, WindowedKS)
+                                   NotFittedError, PageHinkley, Reference, Scale, WindowedKS)
 
 SHARE = 5e6
 
@@ -59,6 +59,7 @@ SHARES = [0.3, 0.25, 0.2, 0.15, 0.1]
 
 CASES = {
     "page_hinkley": Case(lambda: PageHinkley(shift=0.5), lambda: REFERENCE, shifted),
+    "scale": Case(Scale, lambda: REFERENCE, lambda: shifted(shift=0.0, sd=1.6)),
     "adwin": Case(lambda: ADWIN(block=16, clock=2), lambda: REFERENCE, shifted),
     "adwin_bounded": Case(lambda: ADWIN(block=16, clock=2), lambda: None,
                           lambda: np.concatenate([np.random.default_rng(3).uniform(0, 1, 3000),
@@ -175,6 +176,7 @@ def test_fit_starts_afresh(name):
 
 @pytest.mark.parametrize("make, name", [
     (lambda: PageHinkley(shift=0), "page_hinkley.shift"),
+    (lambda: Scale(change=0), "scale_change"),
     (lambda: ADWIN(delta=0), "adwin.delta"),
     (lambda: ADWIN(block=0), "adwin.block"),
     (lambda: WindowedKS(window=10), "ks.window"),

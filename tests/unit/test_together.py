@@ -39,7 +39,7 @@ def detections(found) -> list[tuple]:
     MonitorSettings(reference_size=600, rearm_size=300, window=200, evaluate_every=50),
     MonitorSettings(reference_size=1000, window=300, evaluate_every=300, adwin_block=16, adwin_clock=1,
                     false_alarm_budget=1e4),
-    MonitorSettings(reference_size=500, window=100, evaluate_every=7, detectors=("ks", "page_hinkley")),
+    MonitorSettings(reference_size=500, window=100, evaluate_every=7, detectors=("ks", "scale")),
 ])
 def test_together_equals_one_by_one(kind, settings):
     rng = np.random.default_rng(zlib.crc32(f"{kind}/{settings.window}".encode()))  # not hash(): salted per run
