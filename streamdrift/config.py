@@ -49,6 +49,8 @@ class Topics:
     retrain_requests: str = "retrain-requests"
     #: Output: rejected events, with reason and source in headers.
     dead_letter: str = "features-dlq"
+    #: Output: rollback and promote decisions of new model versions.
+    model_decisions: str = "model-decisions"
     #: Compacted topic of detector state checkpoints.
     state: str = "streamdrift-state"
     #: Partitions of topics created on start (existing topics are left as they are).
@@ -69,6 +71,25 @@ class RetrainPolicy:
     min_severity: str = "warning"
     #: A concept-drift alert alone triggers a request.
     on_concept: bool = True
+
+
+@dataclass(frozen=True)
+class VersionPolicy:
+    """When a new model version is rolled back or promoted (TOML ``[versions]``, per model ``[versions.models."glob"]``)."""
+
+    #: Tolerated degradation of the mean loss (0/1 error: a rate, 0.02 = 2 points; absolute
+    #: error: the label's unit): rollback when the new version is worse by more, promote when by less.
+    margin: float = 0.0
+    #: Chance of a wrong decision (a rollback of a version no worse than ``margin``, or a
+    #: promotion of one worse), for all labels at once.
+    error_rate: float = 0.01
+    #: Labelled predictions of each version (shadow: labels met by both) before any decision.
+    min_labels: int = 200
+    #: The version a new one is compared with; empty: the version seen before it (per model).
+    baseline: str = ""
+    #: ``auto`` (shadow when the first label of the new version meets the baseline's prediction of
+    #: the same id too, else split), ``shadow`` or ``split``.
+    traffic: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -146,6 +167,10 @@ class Config:
     multivariate_models: tuple[str, ...] = ()
     #: How they are watched (the rest of ``[multivariate]``).
     multivariate: MultivariateSettings = field(default_factory=MultivariateSettings)
+    #: When a new model version is rolled back or promoted (TOML ``[versions]``).
+    versions: VersionPolicy = field(default_factory=VersionPolicy)
+    #: Per-model version policies by model-name glob (TOML ``[versions.models."glob"]``).
+    versions_models: tuple[tuple[str, VersionPolicy], ...] = ()
     #: Passed to every Kafka client (TOML ``[security]``): security_protocol, sasl_mechanism,
     #: sasl_plain_username, sasl_plain_password, ssl_cafile, ssl_certfile, ssl_keyfile.
     security: tuple[tuple[str, str], ...] = ()
@@ -158,6 +183,8 @@ class Config:
                     "retrain": [self.retrain.__dict__] + [(g, p.__dict__) for g, p in self.retrain_models]}
         if self.multivariate_models:  # absent when off: the versions of earlier configs stay
             relevant["multivariate"] = {"models": list(self.multivariate_models), **self.multivariate.to_dict()}
+        if self.versions != VersionPolicy() or self.versions_models:  # absent at the defaults, as above
+            relevant["versions"] = [self.versions.__dict__] + [(g, p.__dict__) for g, p in self.versions_models]
         return hashlib.sha256(orjson.dumps(relevant, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
 
     def settings_for(self, feature: str) -> MonitorSettings:
@@ -180,6 +207,13 @@ class Config:
             if fnmatch.fnmatchcase(model, pattern):
                 return policy
         return self.retrain
+
+    def version_policy_for(self, model: str) -> VersionPolicy:
+        """The version policy of one model (first matching ``[versions.models."glob"]`` wins)."""
+        for pattern, policy in self.versions_models:
+            if fnmatch.fnmatchcase(model, pattern):
+                return policy
+        return self.versions
 
     def security_options(self) -> dict:
         """The ``[security]`` table as aiokafka client options (certificate files become an SSL
@@ -251,6 +285,28 @@ def _policy(data: dict, where: str) -> RetrainPolicy:
     return policy
 
 
+def _version_policy(data: dict, where: str) -> VersionPolicy:
+    """``[versions]`` (or one model's table): the ``VersionPolicy``, each value checked.
+
+    >>> _version_policy({"error_rate": 0.6}, "versions")
+    Traceback (most recent call last):
+    ...
+    streamdrift.config.ConfigError: versions.error_rate must be > 0 and < 0.5, got 0.6
+    """
+    # A baseline of "" (the default: the version seen before) is allowed back in a model's table.
+    baseline = data.get("baseline")
+    policy = _build(VersionPolicy, {k: v for k, v in data.items() if not (k == "baseline" and v == "")}, where)
+    if baseline == "":
+        policy = replace(policy, baseline="")
+    if not 0 < policy.error_rate < 0.5:
+        raise ConfigError(f"{where}.error_rate must be > 0 and < 0.5, got {policy.error_rate:g}")
+    if policy.min_labels < 2:
+        raise ConfigError(f"{where}.min_labels must be an integer >= 2, got {policy.min_labels}")
+    if policy.traffic not in ("auto", "shadow", "split"):
+        raise ConfigError(f"{where}.traffic must be \"auto\", \"shadow\" or \"split\", got {policy.traffic!r}")
+    return policy
+
+
 def _monitor_settings(data: dict, where: str, base: MonitorSettings | None = None) -> MonitorSettings:
     try:
         if base is None:
@@ -312,6 +368,18 @@ def from_mapping(data: dict) -> Config:
             for pattern, table in models.items())
     if "limits" in data:
         kwargs["limits"] = _build(Limits, data.pop("limits"), "limits")
+    if "versions" in data:
+        versions = data.pop("versions")
+        if not isinstance(versions, dict):
+            raise ConfigError("[versions] must be a table")
+        versions = dict(versions)
+        models = versions.pop("models", {})
+        if not isinstance(models, dict) or not all(isinstance(t, dict) for t in models.values()):
+            raise ConfigError("versions.models must be tables by model-name glob, e.g. [versions.models.\"fraud-*\"]")
+        kwargs["versions"] = _version_policy(versions, "versions")
+        kwargs["versions_models"] = tuple(
+            (pattern, _version_policy({**kwargs["versions"].__dict__, **table}, f"versions.models.{pattern}"))
+            for pattern, table in models.items())
     if "multivariate" in data:
         kwargs["multivariate_models"], kwargs["multivariate"] = _multivariate(data.pop("multivariate"))
     if "security" in data:
@@ -331,7 +399,7 @@ def from_mapping(data: dict) -> Config:
         kwargs["security"] = tuple(sorted((k, str(v)) for k, v in security.items()))
     if data:
         raise ConfigError(f"unknown setting(s) {sorted(data)}; allowed top-level keys: {', '.join(TOP_LEVEL_KEYS)} "
-                          "and tables topics, detectors, features, retrain, limits, multivariate, security")
+                          "and tables topics, detectors, features, retrain, limits, multivariate, versions, security")
     config = Config(**kwargs)
     _check(config)
     return config

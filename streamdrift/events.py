@@ -4,6 +4,8 @@ Everything a producer can get wrong ends here as a ``Rejected`` with a reason a 
 on; nothing raises. The event format is DESIGN.md's: ``model`` and ``features`` required;
 ``ts``, ``id``, ``segment``, ``prediction``, ``label`` optional.
 
+``model_version`` (optional) names the model version that made the prediction.
+
 ``decode`` checks an event's envelope; the values of its features are checked a column at a
 time by the pipeline (``value_problem`` names what is wrong with one), which keeps the per-event
 cost of the hot path to one ``orjson.loads`` and a few type checks.
@@ -56,6 +58,8 @@ class Event:
     record: Record
     #: Whether ``ts`` came from the event itself (not the Kafka message timestamp).
     ts_given: bool = True
+    #: The model version that made the prediction (``model_version``), or ``None``.
+    version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,9 @@ class LabelEvent:
     label: object
     ts: float | None
     record: Record
+    #: The version whose prediction this label is for (``model_version``); ``None``: every
+    #: version's prediction of this ``id`` (shadow deployments).
+    version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +195,11 @@ def decode(record: Record, limits: Limits) -> Event | LabelEvent | Rejected:
                                 or SEPARATOR in segment):
         return Rejected(record, "\"segment\" must be a string (up to limits.max_string_length characters, "
                                 "without the control character U+001F)")
+    version = get("model_version")
+    if version is not None:
+        problem = version_problem(version, limits)
+        if problem:
+            return Rejected(record, problem)
     event_id = get("id")
     if event_id is not None:
         if type(event_id) is int:
@@ -208,7 +220,20 @@ def decode(record: Record, limits: Limits) -> Event | LabelEvent | Rejected:
         given = False
         if record.timestamp_ms is not None:
             ts = record.timestamp_ms / 1000.0
-    return Event(model, segment, ts, event_id, features, prediction, label, record, given)
+    return Event(model, segment, ts, event_id, features, prediction, label, record, given, version)
+
+
+def version_problem(version, limits: Limits) -> str | None:
+    """Why ``version`` cannot name a model version, or ``None``.
+
+    >>> version_problem("v2", Limits()), version_problem(2, Limits())
+    (None, '"model_version" must be a non-empty string (up to limits.max_string_length characters, without the control character U+001F), got int')
+    """
+    if type(version) is str and version and len(version) <= limits.max_string_length and SEPARATOR not in version:
+        return None
+    got = f"a string of {len(version)} characters" if type(version) is str else type(version).__name__
+    return ("\"model_version\" must be a non-empty string (up to limits.max_string_length characters, "
+            f"without the control character U+001F), got {got}")
 
 
 #: Separates the parts of state-topic keys; names may not contain it.
@@ -225,10 +250,15 @@ def _label_event(data: dict, model: str, record: Record, limits: Limits) -> Labe
     problem = value_problem("label", label, limits)
     if problem or label is None:
         return Rejected(record, problem or "a late label's \"label\" must not be null")
+    version = data.get("model_version")
+    if version is not None:
+        problem = version_problem(version, limits)
+        if problem:
+            return Rejected(record, problem)
     ts = parse_ts(data["ts"]) if data.get("ts") is not None else None
     if ts is None and record.timestamp_ms is not None:
         ts = record.timestamp_ms / 1000.0
-    return LabelEvent(model=model, id=str(event_id), label=label, ts=ts, record=record)
+    return LabelEvent(model=model, id=str(event_id), label=label, ts=ts, record=record, version=version)
 
 
 #: The keys of a plain feature event, what most producers send: ``id`` is optional.

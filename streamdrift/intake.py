@@ -18,17 +18,24 @@ import numpy as np
 from .concept import PendingPredictions, prediction_error
 from .config import Limits
 from .events import Event, LabelEvent, PlainBatch, Record, Rejected, decode, plain_batch
-from .model_monitors import CONCEPT, LABEL, LATE_LABEL, PREDICTION, ModelMonitors, _filled_streams, value_type
+from .model_monitors import (CONCEPT, LABEL, LATE_LABEL, PREDICTION, ModelMonitors, _filled_streams, group_key,
+                             value_type)
+from .model_versions import ModelVersions
 
 if TYPE_CHECKING:
     from .pipeline import Output
 
-#: A monitored (model, segment).
-Key = tuple[str, "str | None"]
-#: The models being monitored, and the function that gives a (model, segment) its monitors (made
-#: on first use, then in ``models``).
+#: A monitored (model, segment), or (model, segment, version) for events with a ``model_version``
+#: (``model_monitors.group_key``).
+Key = tuple
+#: The models being monitored, and the function that gives a (model, segment[, version]) its
+#: monitors (made on first use, then in ``models``).
 Models = dict[Key, ModelMonitors]
-ModelFor = Callable[[str, "str | None"], ModelMonitors]
+ModelFor = Callable[..., ModelMonitors]
+#: The versions of each model (``model_version``), and the function that gives a model its own.
+VersionsFor = Callable[[str], ModelVersions]
+#: One label's losses for the version comparisons: ``(model, record, ts, {version: loss})``.
+Losses = tuple[str, Record, "float | None", dict]
 
 
 @dataclass
@@ -50,6 +57,8 @@ class Routed:
     events: dict[Key, list[Event]] = field(default_factory=dict)
     errors: dict[Key, list[tuple[Record, float, float | None]]] = field(default_factory=dict)
     late_labels: dict[Key, list[tuple[Record, object, float | None]]] = field(default_factory=dict)
+    #: Labels that met predictions of model versions, in input order, for their comparisons.
+    losses: list[Losses] = field(default_factory=list)
 
     def pop(self, key: Key) -> Run:
         """Take out what the batch had for ``key`` so far."""
@@ -58,7 +67,8 @@ class Routed:
 
 def route(records: list[Record], limits: Limits, models: Models, model_for: ModelFor,
           pending: dict[str, PendingPredictions], dirty_pending: set[str], out: "Output",
-          restart: Callable[[Key, Run], None]) -> Routed:
+          restart: Callable[[Key, Run], None], versions: dict[str, ModelVersions] | None = None,
+          versions_for: VersionsFor | None = None) -> Routed:
     """Decode the records one by one into what each (model, segment) gets.
 
     On the way: rejections, label counts and expired predictions go to ``out``; a prediction
@@ -66,48 +76,32 @@ def route(records: list[Record], limits: Limits, models: Models, model_for: Mode
     to ``dirty_pending``) and a late label takes it from there; a new (model, segment) beyond
     limits.max_models is rejected. A model idle for longer than limits.idle_seconds starts afresh:
     ``restart(key, run)`` is called with what the batch had for it so far and must retire it
-    (take it out of ``models``); the events from there on go to a new one from ``model_for``."""
+    (take it out of ``models``); the events from there on go to a new one from ``model_for``.
+
+    Events with a ``model_version`` are monitored per version (``group_key``); ``versions_for``
+    registers each model's versions in ``versions``. A late label names the version of its
+    prediction, or (without ``model_version``) is for every version's prediction of its ``id``;
+    the losses of the versions it met go to ``Routed.losses``. A label for a version the model
+    never had an event of is rejected."""
     routed = Routed()
     groups, errors, late_labels = routed.events, routed.errors, routed.late_labels
+    versions = {} if versions is None else versions
     for record in records:
         result = decode(record, limits)
         if isinstance(result, Rejected):
             out.rejected.append(result)
             continue
         if isinstance(result, LabelEvent):
-            waiting = pending.get(result.model)
-            if waiting is not None:
-                out.predictions_expired += waiting.expire(result.ts)
-            hit = waiting.take(result.id) if waiting is not None else None
-            if hit is None:
-                out.processed += 1
-                out.labels_unmatched += 1
-                continue
-            prediction, segment, _, _ = hit
-            group = models.get((result.model, segment))
-            if group is None:
-                out.processed += 1
-                continue  # the model was evicted meanwhile
-            dirty_pending.add(result.model)
-            kind_of = value_type(result.label)
-            known = group.types.setdefault(LATE_LABEL, kind_of)
-            if known is not None and kind_of != known:
-                out.predictions_expired += 1  # its label cannot be used: the prediction stays unlabelled
-                out.rejected.append(Rejected(record, f"label has always been {known}; got {kind_of} value "
-                                                     f"{result.label!r}"))
-                continue
-            out.processed += 1
-            out.labels_joined += 1
-            errors.setdefault((result.model, segment), []).append(
-                (record, prediction_error(prediction, result.label), result.ts))
-            late_labels.setdefault((result.model, segment), []).append((record, result.label, result.ts))
+            _join_label(result, record, models, pending, dirty_pending, versions, routed, out)
             continue
-        key = (result.model, result.segment)
+        key = group_key(result.model, result.segment, result.version)
         if key not in models and len(models) >= limits.max_models:
             out.rejected.append(Rejected(record, f"limits.max_models = {limits.max_models} "
                                                  "(model, segment) pairs are already monitored"))
             continue
-        group = model_for(result.model, result.segment)
+        group = _group_for(model_for, result)
+        if result.version is not None:
+            versions_for(result.model).see(result.version)
         idle = limits.idle_seconds
         # Only a time the event states itself can restart a model: a message without ``ts``
         # (Kafka timestamp: the producer's clock, not event time) never does.
@@ -117,14 +111,16 @@ def route(records: list[Record], limits: Limits, models: Models, model_for: Mode
                 # Idle for longer than idle_seconds: the model starts afresh at this event.
                 # Decided on its own event times only, so it does not depend on batching.
                 restart(key, routed.pop(key))
-                group = model_for(result.model, result.segment)
+                group = _group_for(model_for, result)
         if group.started is None:
             group.started = result.ts
         groups.setdefault(key, []).append(result)
         if result.prediction is not None and result.id is not None:
             if result.label is not None:
-                errors.setdefault(key, []).append(
-                    (record, prediction_error(result.prediction, result.label), result.ts))
+                error = prediction_error(result.prediction, result.label)
+                errors.setdefault(key, []).append((record, error, result.ts))
+                if result.version is not None:
+                    routed.losses.append((result.model, record, result.ts, {result.version: error}))
             else:
                 waiting = pending.get(result.model)
                 if waiting is None:
@@ -132,10 +128,62 @@ def route(records: list[Record], limits: Limits, models: Models, model_for: Mode
                         limits.max_pending_predictions, limits.label_ttl_seconds)
                 before = waiting.expired
                 waiting.expire(result.ts)
-                waiting.add(result.id, result.prediction, result.segment, result.ts, record.offset)
+                waiting.add(result.id, result.prediction, result.segment, result.ts, record.offset, result.version)
                 out.predictions_expired += waiting.expired - before
                 dirty_pending.add(result.model)
     return routed
+
+
+def _group_for(model_for: ModelFor, event: Event) -> ModelMonitors:
+    """The monitors of an event's (model, segment[, version])."""
+    if event.version is None:
+        return model_for(event.model, event.segment)
+    return model_for(event.model, event.segment, event.version)
+
+
+def _join_label(label: LabelEvent, record: Record, models: Models, pending: dict[str, PendingPredictions],
+                dirty_pending: set[str], versions: dict[str, ModelVersions], routed: Routed, out: "Output") -> None:
+    """A late label meets the predictions of its ``id`` (of its version, or of every version):
+    their errors, the late-label stream, the versions' losses; or it is counted unmatched, or
+    rejected."""
+    known_versions = versions.get(label.model)
+    if label.version is not None and (known_versions is None or not known_versions.knows(label.version)):
+        seen = known_versions.seen if known_versions is not None else []
+        out.rejected.append(Rejected(record, f"model_version {label.version!r} of model {label.model!r} is unknown: "
+                                             f"no feature event carried it (known: {', '.join(seen) or 'none'})"))
+        return
+    waiting = pending.get(label.model)
+    if waiting is not None:
+        out.predictions_expired += waiting.expire(label.ts)
+    hits = waiting.take_all(label.id, label.version) if waiting is not None else []
+    if not hits:
+        out.processed += 1
+        out.labels_unmatched += 1
+        return
+    kind_of = value_type(label.label)
+    met = []
+    for version, (prediction, segment, _, _) in hits:
+        group = models.get(group_key(label.model, segment, version))
+        if group is None:
+            continue  # the model was evicted meanwhile
+        dirty_pending.add(label.model)
+        known = group.types.setdefault(LATE_LABEL, kind_of)
+        if known is not None and kind_of != known:
+            out.predictions_expired += len(hits)  # its label cannot be used: the predictions stay unlabelled
+            out.rejected.append(Rejected(record, f"label has always been {known}; got {kind_of} value "
+                                                 f"{label.label!r}"))
+            return
+        met.append((group.key, version, prediction_error(prediction, label.label)))
+    out.processed += 1
+    if not met:
+        return
+    out.labels_joined += 1
+    for key, _, error in met:
+        routed.errors.setdefault(key, []).append((record, error, label.ts))
+        routed.late_labels.setdefault(key, []).append((record, label.label, label.ts))
+    losses = {version: error for _, version, error in met if version is not None}
+    if losses:
+        routed.losses.append((label.model, record, label.ts, losses))
 
 
 def plain_runs(records: list[Record], limits: Limits, models: Models,

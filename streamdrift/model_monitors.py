@@ -1,5 +1,5 @@
-"""The monitors of one (model, segment): its streams' value types and monitors, its retrain
-incident, its input position, and its checkpoint records."""
+"""The monitors of one (model, segment[, model version]): its streams' value types and monitors,
+its retrain incident, its input position, and its checkpoint records."""
 
 from __future__ import annotations
 
@@ -52,12 +52,34 @@ _NUMERIC = NUMBERS
 _CATEGORICAL = {str, bool}
 
 
-class ModelMonitors:
-    """The monitors of one (model, segment), its value types and its retrain incident."""
+def group_key(model: str, segment: str | None, version: str | None = None) -> tuple:
+    """The key of one monitored (model, segment[, version]) in ``DriftPipeline.models``: events
+    without a ``model_version`` keep the ``(model, segment)`` key they always had.
 
-    def __init__(self, model: str, segment: str | None, config: Config, reference: dict | None):
+    >>> group_key("m", None), group_key("m", "eu", "v2")
+    (('m', None), ('m', 'eu', 'v2'))
+    """
+    return (model, segment) if version is None else (model, segment, version)
+
+
+def version_of(key: tuple) -> str | None:
+    """The model version of a ``group_key`` (``None``: events without one).
+
+    >>> version_of(("m", None)), version_of(("m", None, "v2"))
+    (None, 'v2')
+    """
+    return key[2] if len(key) > 2 else None
+
+
+class ModelMonitors:
+    """The monitors of one (model, segment[, version]), its value types and its retrain incident."""
+
+    def __init__(self, model: str, segment: str | None, config: Config, reference: dict | None,
+                 version: str | None = None):
         self.model = model
         self.segment = segment
+        #: The model version whose events these monitors watch (``None``: events without one).
+        self.version = version
         self.config = config
         self.reference = reference or {}
         self.types: dict[tuple[str, str], str] = {}  # (kind, name) -> numeric | categorical
@@ -169,15 +191,25 @@ class ModelMonitors:
             self._takes_plain = known
         return ok
 
+    @property
+    def key(self) -> tuple:
+        """This group's key in ``DriftPipeline.models`` (``group_key``)."""
+        return group_key(self.model, self.segment, self.version)
+
     def state_keys(self) -> list[str]:
-        joint = [StateKey.monitor(self.model, self.segment, JOINT).format()] if self.joint is not None else []
-        return [StateKey.of_model(self.model, self.segment).format()] + \
-            [StateKey.monitor(self.model, self.segment, stream).format() for stream in self.monitors] + joint + \
+        joint = [self._monitor_key(JOINT)] if self.joint is not None else []
+        return [self._model_key()] + [self._monitor_key(stream) for stream in self.monitors] + joint + \
             [self._reference_key(stream, tag) for stream, (_, tag) in self.saved_references.items()] + \
             self.stale_references
 
+    def _model_key(self) -> str:
+        return StateKey.of_model(self.model, self.segment, self.version).format()
+
+    def _monitor_key(self, stream: tuple[str, str]) -> str:
+        return StateKey.monitor(self.model, self.segment, stream, self.version).format()
+
     def _reference_key(self, stream: tuple[str, str], tag: str) -> str:
-        return StateKey.reference(self.model, self.segment, stream, tag).format()
+        return StateKey.reference(self.model, self.segment, stream, tag, self.version).format()
 
     # -- checkpoints: one record for the model, one per monitor (a model's state can exceed a
     # -- Kafka message, a monitor's cannot: it is bounded by its reference and window sizes) --
@@ -186,7 +218,7 @@ class ModelMonitors:
         ``DriftPipeline.checkpoint``."""
         seal = _sealed if deferred else pack
         position = {"partition": self.partition, "offset": self.next_offset}
-        records = [(StateKey.of_model(self.model, self.segment).format(), seal({**position, "model": self.model, "segment": self.segment,
+        records = [(self._model_key(), seal({**position, "model": self.model, "segment": self.segment,
                                   "types": [[k, n, t] for (k, n), t in self.types.items()],
                                   "tracker": self.tracker.get_state(), "last_ts": self.last_ts,
                                   "started": self.started}))]
@@ -202,7 +234,7 @@ class ModelMonitors:
                 value = partial(_pack_monitor, position, detectors.monitor_record(monitor, tag))
             else:
                 value = _pack_monitor(position, detectors.encode_monitor(monitor, tag))
-            records.append((StateKey.monitor(self.model, self.segment, key).format(), value))
+            records.append((self._monitor_key(key), value))
         self.dirty.clear()
         return records
 

@@ -27,7 +27,9 @@ from .concept import ERROR, PendingPredictions
 from .events import Event, Record, Rejected, decode  # noqa: F401  (decode: tests patch it here)
 from .intake import PlainRun, Positions, Run, columns_of, plain_runs, route
 from .model_monitors import (CONCEPT, CONCEPT_DETECTORS, JOINT, LABEL, LATE_LABEL, PREDICTION, ModelMonitors,  # noqa: F401
-                             _bad_feature_name, _feature_streams, _remember_references, _sealed, packed, value_type)
+                             _bad_feature_name, _feature_streams, _remember_references, _sealed, group_key, packed,
+                             value_type, version_of)
+from .model_versions import ModelVersions
 from .retrain import RetrainTracker
 from .state_keys import PENDING, REFERENCE, StateKey, StateKeyError, is_reference_record
 
@@ -56,6 +58,11 @@ class Output:
     #: Detections smaller than their stream's ``min_effect``: alerts as they would have been
     #: (plus ``effect_size`` and ``min_effect``), in input order; not published, no retrain.
     below_effect_floor: list[dict] = field(default_factory=list)
+    #: Rollback and promote decisions of new model versions, in input order (``model-decisions``).
+    decisions: list[dict] = field(default_factory=list)
+    #: Each label that met predictions of model versions, in input order: ``(model, ts, {version:
+    #: loss}, ids of the decisions it made)`` (for the replay report and the metrics).
+    version_losses: list[tuple] = field(default_factory=list)
 
 
 class DriftPipeline:
@@ -75,27 +82,44 @@ class DriftPipeline:
         self.version = config.version
         #: Supplied reference data: {model or "*": {feature: ndarray | {category: count}}}.
         self.references = references or {}
-        self.models: dict[tuple[str, str | None], ModelMonitors] = {}
+        #: Keyed by ``group_key``: (model, segment), or (model, segment, version) for events with a
+        #: ``model_version``.
+        self.models: dict[tuple, ModelMonitors] = {}
         self.evicted = 0
         self.latest_ts: float | None = None
-        #: (model, segment) pairs changed since the last checkpoint.
-        self.dirty: set[tuple[str, str | None]] = set()
+        #: ``group_key``s of the models changed since the last checkpoint.
+        self.dirty: set[tuple] = set()
         #: State-topic keys of evicted models, to be written as tombstones with the next checkpoint.
         self.evicted_keys: list[str] = []
         #: Predictions waiting for late labels, per model, and the models whose waiting changed.
         self.pending: dict[str, PendingPredictions] = {}
         self.dirty_pending: set[str] = set()
+        #: Each model's versions and their comparisons (events with ``model_version``), and the
+        #: models whose versions changed.
+        self.versions: dict[str, ModelVersions] = {}
+        self.dirty_versions: set[str] = set()
         #: Alerts of the batch being processed, emitted in order at its end.
         self._found: list[tuple[tuple, dict, RetrainTracker]] = []
         #: Detections of the batch below their stream's effect floor (order key, alert).
         self._below_floor: list[tuple[tuple, dict]] = []
 
-    def _model(self, model: str, segment: str | None) -> ModelMonitors:
-        key = (model, segment)
+    def _model(self, model: str, segment: str | None, version: str | None = None) -> ModelMonitors:
+        key = group_key(model, segment, version)
         found = self.models.get(key)
         if found is None:
-            ref = self.references.get(model, self.references.get("*"))
-            found = self.models[key] = ModelMonitors(model, segment, self.config, ref)
+            # A model version's own training data (``--reference`` rows with a model_version), else the model's.
+            ref = self.references.get((model, version)) if version is not None else None
+            if ref is None:
+                ref = self.references.get(model, self.references.get("*"))
+            found = self.models[key] = ModelMonitors(model, segment, self.config, ref, version)
+        return found
+
+    def _versions_for(self, model: str) -> ModelVersions:
+        """The versions of ``model`` (made on its first event with a ``model_version``)."""
+        found = self.versions.get(model)
+        if found is None:
+            found = self.versions[model] = ModelVersions(model, self.config.version_policy_for(model))
+        self.dirty_versions.add(model)
         return found
 
     def process(self, records: list[Record]) -> Output:
@@ -107,8 +131,10 @@ class DriftPipeline:
             groups, errors, late_labels = plain, {}, {}
         else:
             routed = route(records, self.config.limits, self.models, self._model, self.pending, self.dirty_pending,
-                           out, lambda key, run: self._restart(key, run, out, order))
+                           out, lambda key, run: self._restart(key, run, out, order), self.versions,
+                           self._versions_for)
             groups, errors, late_labels = routed.events, routed.errors, routed.late_labels
+            self._compare_versions(routed.losses, out)
         for key in dict.fromkeys([*groups, *errors]):
             group = self.models[key]
             events = groups.get(key, [])
@@ -123,11 +149,22 @@ class DriftPipeline:
         self._evict_idle()
         return out
 
+    def _compare_versions(self, losses, out: Output) -> None:
+        """Feed each label's losses per version to its model's comparisons; their decisions."""
+        for model, record, ts, by_version in losses:
+            versions = self.versions.get(model)
+            if versions is None:
+                continue
+            decisions = versions.observe(by_version, record, ts, self.version)
+            out.decisions.extend(decisions)
+            out.version_losses.append((model, ts, by_version, [d["decision_id"] for d in decisions]))
+            self.dirty_versions.add(model)
+
     def _plain_runs(self, records: list[Record]) -> dict[tuple[str, None], PlainRun] | None:
         """``intake.plain_runs`` of this pipeline's models (a seam the tests turn off)."""
         return plain_runs(records, self.config.limits, self.models, self._model)
 
-    def _restart(self, key: tuple[str, str | None], run: Run, out: Output, order: dict[int, int]) -> None:
+    def _restart(self, key: tuple, run: Run, out: Output, order: dict[int, int]) -> None:
         """A model idle for longer than limits.idle_seconds starts afresh: the part of the batch
         it had before (``run``) is monitored first, then it is retired."""
         if run.events or run.errors:
@@ -317,7 +354,7 @@ class DriftPipeline:
         if last is not None:
             group.partition = last.partition
             group.next_offset = last.offset + 1
-            self.dirty.add((group.model, group.segment))
+            self.dirty.add(group.key)
         if last_ts is not None:
             group.last_ts = last_ts
 
@@ -332,7 +369,7 @@ class DriftPipeline:
         for detection in detections:
             record, ts = source(detection.index - start)
             alert = build_alert(group.model, group.segment, name, kind, detection, ts, record, self.version,
-                                group.started)
+                                group.started, group.version)
             if kind == CONCEPT:
                 alert["kind"] = CONCEPT  # a missing-rate detection on the error stream is a concept alert too
                 alert["effect"]["error_before"] = detection.reference.get("mean")
@@ -381,7 +418,7 @@ class DriftPipeline:
             detections = monitor.update(values)
         return self._alerts(group, CONCEPT, ERROR, detections, start, lambda i: (errors[i][0], errors[i][2]), order)
 
-    def _retire(self, key: tuple[str, str | None]) -> None:
+    def _retire(self, key: tuple) -> None:
         """Drop a (model, segment): tombstones for the state topic, so a restore does not bring
         it back."""
         group = self.models.pop(key)
@@ -408,9 +445,11 @@ class DriftPipeline:
         for key in stale:
             self._retire(key)
         if stale:
-            alive = {model for model, _ in self.models}
+            alive = {key[0] for key in self.models}
             for model in [m for m in self.pending if m not in alive]:
                 del self.pending[model]
+            for model in [m for m in self.versions if m not in alive]:
+                del self.versions[model]
 
     # -- state ------------------------------------------------------------------------------
     def checkpoint(self, partitions=None, deferred: bool = False) -> list[tuple[str, object]]:
@@ -437,7 +476,7 @@ class DriftPipeline:
         if partitions is None:
             records.extend((key, None) for key in self.evicted_keys)
             self.evicted_keys = []
-        for key in sorted(self.dirty, key=lambda k: (k[0], k[1] or "")):
+        for key in sorted(self.dirty, key=lambda k: (k[0], k[1] or "", version_of(k) or "")):
             group = self.models.get(key)
             if group is None:
                 self.dirty.discard(key)
@@ -447,7 +486,7 @@ class DriftPipeline:
             records.extend(group.checkpoint_records(deferred=deferred))
             self.dirty.discard(key)
         for model in sorted(self.dirty_pending):
-            partition = next((g.partition for (m, _), g in self.models.items() if m == model), None)
+            partition = self._partition_of(model)
             if partition is None:
                 self.dirty_pending.discard(model)
                 continue
@@ -458,7 +497,24 @@ class DriftPipeline:
                 records.append((StateKey.pending(model).format(), seal({"partition": partition, "offset": None,
                                                                        "pending": pending.get_state()})))
             self.dirty_pending.discard(model)
+        for model in sorted(self.dirty_versions):
+            partition = self._partition_of(model)
+            if partition is None:
+                self.dirty_versions.discard(model)
+                continue
+            if partitions is not None and partition not in partitions:
+                continue
+            versions = self.versions.get(model)
+            if versions is not None:
+                records.append((StateKey.versions(model).format(), seal({"partition": partition, "offset": None,
+                                                                        "versions": versions.get_state()})))
+            self.dirty_versions.discard(model)
         return records
+
+    def _partition_of(self, model: str) -> int | None:
+        """The input partition of a model's events (that of any of its monitored groups)."""
+        return next((g.partition for key, g in self.models.items() if key[0] == model and g.partition is not None),
+                    None)
 
     def restore(self, records: list[tuple[str, bytes]]) -> int:
         """Rebuild models from their latest checkpoint records (references first, then models,
@@ -466,7 +522,7 @@ class DriftPipeline:
         monitors = 0
         references: dict[tuple, dict[str, np.ndarray]] = {}  # (model, segment, kind, name) -> {tag: values}
         # References first (their monitors need them), then models, then the rest.
-        order = {"reference": 0, "model": 1, "pending": 1, "monitor": 2}
+        order = {"reference": 0, "model": 1, "pending": 1, "versions": 1, "monitor": 2}
         parsed = []
         for key, value in records:
             if value is None:  # a tombstone: that state was dropped (evicted model)
@@ -479,7 +535,12 @@ class DriftPipeline:
             state = unpack(value)
             model, segment = key.model, key.segment
             if key.what == "reference":
-                references.setdefault((model, segment, *key.stream), {})[key.tag] = state["reference"]
+                references.setdefault((*group_key(model, segment, key.version), *key.stream), {})[key.tag] = \
+                    state["reference"]
+                continue
+            if key.what == "versions":
+                self.versions[model] = ModelVersions(model, self.config.version_policy_for(model))
+                self.versions[model].set_state(state["versions"])
                 continue
             if key.what == "pending":
                 limits = self.config.limits
@@ -488,18 +549,18 @@ class DriftPipeline:
                 pending.set_state(state["pending"])
                 continue
             if key.what == "model":
-                group = self._model(model, segment)
+                group = self._model(model, segment, key.version)
                 group.types = {(k, n): t for k, n, t in state["types"]}
                 group.tracker.set_state(state["tracker"])
                 group.last_ts = state["last_ts"]
                 group.started = state.get("started")
                 group.partition, group.next_offset = state["partition"], state["offset"]
             else:
-                group = self.models.get((model, segment))
+                group = self.models.get(group_key(model, segment, key.version))
                 if group is None:
                     continue
                 stream = key.stream
-                known = references.get((model, segment, *stream), {})
+                known = references.get((*group.key, *stream), {})
                 try:
                     monitor = detectors.decode_monitor(state["monitor"].tobytes(), known)
                 except detectors.StateError:
@@ -526,10 +587,11 @@ class DriftPipeline:
             group.dirty = set(group.monitors) | ({JOINT} if group.joint is not None else set())
             group.saved_references.clear()
         self.dirty_pending = set(self.pending)
+        self.dirty_versions = set(self.versions)
         for key, value in unwritten:
             if value is None and is_reference_record(key):
                 parsed = StateKey.parse(key)
-                group = self.models.get((parsed.model, parsed.segment))
+                group = self.models.get(group_key(parsed.model, parsed.segment, parsed.version))
                 if group is not None and key not in group.stale_references:
                     group.stale_references.append(key)
 

@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .config import ConfigError, load
 from .events import Record
 from .logs import ColumnMapping, LogReader
+from .model_monitors import group_key
 from .pipeline import DriftPipeline
 from .process_tuning import tune_gc
 
@@ -44,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip", type=int, default=0, help="resume: skip this many events first")
     p.add_argument("--alerts", help="offline: write alerts here (JSONL)")
     p.add_argument("--retrain", help="offline: write retrain requests here (default: <alerts>.retrain.jsonl)")
+    p.add_argument("--decisions", help="offline: write model-version decisions here (default: <alerts>.decisions.jsonl)")
     p.add_argument("--rejected", help="offline: write rejected events and bad rows here (JSONL)")
     p.add_argument("--report", help="offline: write an HTML report with plots here")
     p.add_argument("--changes", help="offline backtest: known change points (CSV/JSONL: model, feature, index)")
@@ -96,7 +98,8 @@ class Traces:
         features = event.get("features")
         if type(features) is not dict:
             return
-        group = (event.get("model"), event.get("segment"))
+        version = event.get("model_version")
+        group = group_key(event.get("model"), event.get("segment"), version if type(version) is str else None)
         started = self.started[group]
         for name, value in features.items():
             if value is not None and (*group, name) not in self.count:
@@ -115,6 +118,52 @@ class Traces:
                 self.stride[key] *= 2
 
 
+class VersionLosses:
+    """Each model version's losses on its labelled predictions, thinned, for the report's plot
+    of both versions' loss over time (bounded memory), and where each decision was made.
+
+    The x axis counts the labels that met a prediction of one of the model's versions (one label
+    of a shadow deployment meets two), in input order.
+    """
+
+    def __init__(self) -> None:
+        #: model -> [(label index, {version: loss})], every ``stride``-th label.
+        self.points: dict[str, list] = defaultdict(list)
+        self.stride: dict[str, int] = defaultdict(lambda: 1)
+        self.count: dict[str, int] = defaultdict(int)
+        #: decision id -> the label index it was made at.
+        self.decided_at: dict[str, int] = {}
+
+    def add(self, version_losses) -> None:
+        for model, _, by_version, decided in version_losses:
+            n = self.count[model]
+            self.count[model] = n + 1
+            for decision in decided:
+                self.decided_at[decision] = n
+            if n % self.stride[model]:
+                continue
+            points = self.points[model]
+            points.append((n, by_version))
+            if len(points) >= TRACE_POINTS * 4:
+                self.points[model] = points[::2]
+                self.stride[model] *= 2
+
+    def traces(self, pipeline: DriftPipeline) -> list:
+        from .report import VersionTrace
+
+        out = []
+        for model in sorted(self.points):
+            versions = pipeline.versions.get(model)
+            names = versions.seen if versions is not None else sorted({v for _, lv in self.points[model] for v in lv})
+            series = {}
+            for version in names:
+                at = [(n, lv[version]) for n, lv in self.points[model] if version in lv]
+                if at:
+                    series[version] = (np.array([n for n, _ in at], dtype=float), np.array([v for _, v in at]))
+            out.append(VersionTrace(model, series, self.count[model], dict(self.decided_at)))
+        return out
+
+
 def offline(args, config) -> int:
     console = Console(stderr=True)
     references = None
@@ -126,13 +175,17 @@ def offline(args, config) -> int:
     reader = LogReader(args.log, mapping_from(args))
     alerts_path = Path(args.alerts)
     retrain_path = Path(args.retrain) if args.retrain else alerts_path.with_suffix(".retrain.jsonl")
+    decisions_path = Path(args.decisions) if getattr(args, "decisions", None) else \
+        alerts_path.with_suffix(".decisions.jsonl")
     traces = Traces() if args.report else None
     totals = {"rows": 0, "processed": 0, "rejected": 0, "bad_rows": 0, "alerts": 0, "retrain_requests": 0,
-              "below_effect_floor": 0}
-    all_alerts, all_requests, all_below = [], [], []
+              "below_effect_floor": 0, "decisions": 0}
+    all_alerts, all_requests, all_below, all_decisions = [], [], [], []
+    losses = VersionLosses() if args.report else None
     rejected_file = open(args.rejected, "wb") if args.rejected else None
     started = time.perf_counter()
-    with open(alerts_path, "wb") as alerts_out, open(retrain_path, "wb") as retrain_out:
+    with open(alerts_path, "wb") as alerts_out, open(retrain_path, "wb") as retrain_out, \
+            open(decisions_path, "wb") as decisions_out:
         batch: list[Record] = []
 
         def flush() -> None:
@@ -151,6 +204,12 @@ def offline(args, config) -> int:
                 alerts_out.write(orjson.dumps(alert) + b"\n")
             for request in out.retrain_requests:
                 retrain_out.write(orjson.dumps(request) + b"\n")
+            for decision in out.decisions:
+                decisions_out.write(orjson.dumps(decision) + b"\n")
+            totals["decisions"] += len(out.decisions)
+            all_decisions.extend(out.decisions)
+            if losses is not None:
+                losses.add(out.version_losses)
             totals["alerts"] += len(out.alerts)
             totals["retrain_requests"] += len(out.retrain_requests)
             totals["below_effect_floor"] += len(out.below_effect_floor)
@@ -185,6 +244,8 @@ def offline(args, config) -> int:
                   f"{totals['processed']:,} processed, {totals['rejected']:,} rejected, {totals['bad_rows']:,} bad rows; "
                   f"{totals['alerts']:,} alerts -> {alerts_path}, {totals['retrain_requests']:,} retrain requests -> "
                   f"{retrain_path}"
+                  + (f"; {totals['decisions']:,} model-version decisions -> {decisions_path}"
+                     if totals["decisions"] or pipeline.versions else "")
                   + (f"; {totals['below_effect_floor']:,} detections below min_effect not published"
                      if totals["below_effect_floor"] else ""))
     for source, line, error in summary.bad_examples[:10]:
@@ -196,20 +257,22 @@ def offline(args, config) -> int:
         print()
         print(format_table(detector_totals(rows)))
     if args.report:
-        write_report(args.report, all_alerts, all_requests, traces, pipeline, totals, args.log, all_below)
+        write_report(args.report, all_alerts, all_requests, traces, pipeline, totals, args.log, all_below,
+                     all_decisions, losses)
         console.print(f"report -> {args.report}")
     return 0
 
 
 def write_report(path, alerts, requests, traces: Traces, pipeline: DriftPipeline, totals: dict, logs,
-                 below_effect_floor=()) -> None:
+                 below_effect_floor=(), decisions=(), losses: "VersionLosses | None" = None) -> None:
     from .report import ReplayCounts, render_report
 
     counts = ReplayCounts(events_read=totals["rows"], processed=totals["processed"], rejected=totals["rejected"],
                           unreadable=totals["bad_rows"])
     render_report(path, alerts, requests, feature_traces(alerts, traces, pipeline),
                   title=f"streamdrift replay of {', '.join(map(str, logs))}", counts=counts,
-                  models={model for model, _ in pipeline.models}, below_effect_floor=below_effect_floor)
+                  models={key[0] for key in pipeline.models}, below_effect_floor=below_effect_floor,
+                  decisions=decisions, version_traces=losses.traces(pipeline) if losses is not None else ())
 
 
 def feature_traces(alerts, traces: Traces, pipeline: DriftPipeline) -> list:
@@ -217,11 +280,11 @@ def feature_traces(alerts, traces: Traces, pipeline: DriftPipeline) -> list:
     categorical), plus its missing rate when that drifted."""
     by_feature = defaultdict(list)
     for alert in alerts:
-        by_feature[(alert["model"], alert["segment"], alert["feature"])].append(alert)
+        by_feature[(*group_key(alert["model"], alert["segment"], alert.get("model_version")), alert["feature"])].append(alert)
     out = []
     for key in sorted(by_feature, key=lambda k: tuple(str(x) for x in k)):
-        model, segment, feature = key
-        group = pipeline.models.get((model, segment))
+        feature = key[-1]
+        group = pipeline.models.get(key[:-1])
         kind = group.types.get(("feature", feature)) if group else None
         points = traces.points.get(key)
         if kind is None or not points:

@@ -25,6 +25,8 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .report_versions import VersionTrace, versions_block  # noqa: F401  (VersionTrace: replay makes them)
+
 SEVERITY_RANK = {"warning": 1, "critical": 2}
 # A positive feature spread over more than this factor (0.5% to 99.5% quantile) is plotted on a
 # log axis, where a change of scale (amounts, durations, counts) is as visible as one of level.
@@ -210,7 +212,8 @@ def render_report(path: str | os.PathLike[str], alerts: Sequence[dict[str, Any]]
                   retrain_requests: Sequence[dict[str, Any]], traces: Sequence[FeatureTrace],
                   title: str, counts: ReplayCounts, *, models: Iterable[str] = (),
                   max_plots_per_model: int = 20, max_alert_rows: int = 2_000,
-                  below_effect_floor: Sequence[dict[str, Any]] = ()) -> None:
+                  below_effect_floor: Sequence[dict[str, Any]] = (),
+                  decisions: Sequence[dict[str, Any]] = (), version_traces: Sequence[Any] = ()) -> None:
     """Write the self-contained HTML report of a replay to ``path``.
 
     The headline shows ``counts`` and how many alerts and retrain requests there are (the
@@ -221,7 +224,9 @@ def render_report(path: str | os.PathLike[str], alerts: Sequence[dict[str, Any]]
     over the whole report) and the retrain requests. A trace without detections gets the alerts
     of its kind drawn: missing-rate alerts on a missing-rate trace, the others on the values.
     ``below_effect_floor`` (detections smaller than their ``min_effect``, not published) are
-    counted in the headline and the largest few listed after it.
+    counted in the headline and the largest few listed after it. ``decisions`` (model-version
+    rollbacks and promotions) and ``version_traces`` (``report_versions.VersionTrace``: each
+    version's losses) add a "Model versions" block to their model's section.
 
     >>> import pathlib, shutil, tempfile
     >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -243,9 +248,13 @@ def render_report(path: str | os.PathLike[str], alerts: Sequence[dict[str, Any]]
     requests_by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for request in retrain_requests:
         requests_by_model[str(request.get("model"))].append(request)
+    decisions_by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for decision in decisions:
+        decisions_by_model[str(decision.get("model"))].append(decision)
+    version_trace_of = {t.model: t for t in version_traces}
     # Models with drift first, so a long report opens on what needs attention.
-    models = sorted(set(models) | set(ranked) | {t.model for t in traces} | set(requests_by_model),
-                    key=lambda m: (m not in ranked, m))
+    models = sorted(set(models) | set(ranked) | {t.model for t in traces} | set(requests_by_model)
+                    | set(decisions_by_model), key=lambda m: (m not in ranked and m not in decisions_by_model, m))
 
     rows_left = max_alert_rows
     sections = []
@@ -253,11 +262,14 @@ def render_report(path: str | os.PathLike[str], alerts: Sequence[dict[str, Any]]
         section, rows_left = _model_section(
             number, model, ranked.get(model, []), traces_by_feature, requests_by_model.get(model, []),
             max_plots_per_model, rows_left)
+        block = versions_block(version_trace_of.get(model), decisions_by_model.get(model, []))
+        if block:
+            section = section.replace("</section>", block + "\n</section>")
         sections.append(section)
     body = [
         f"<header><h1>{_esc(title)}</h1>",
         f"<p class='muted'>Generated {_esc(_format_ts(dt.datetime.now(dt.timezone.utc).timestamp()))}</p>",
-        _summary_cards(counts, len(alerts), len(retrain_requests), len(below_effect_floor)),
+        _summary_cards(counts, len(alerts), len(retrain_requests), len(below_effect_floor), len(decisions)),
         _below_floor_table(below_effect_floor),
         _model_index(models, ranked),
         "</header>",
@@ -521,7 +533,8 @@ def _severity(severity: Any) -> str:
     return f"<span class='badge {css}'>{_esc(severity or 'warning')}</span>"
 
 
-def _summary_cards(counts: ReplayCounts, n_alerts: int, n_requests: int, n_below: int = 0) -> str:
+def _summary_cards(counts: ReplayCounts, n_alerts: int, n_requests: int, n_below: int = 0,
+                   n_decisions: int = 0) -> str:
     """The headline: one card per count, unreadable rows and detections below the effect floor
     only when there were some."""
     cards = [("events read", counts.events_read), ("processed", counts.processed), ("rejected", counts.rejected)]
@@ -530,6 +543,8 @@ def _summary_cards(counts: ReplayCounts, n_alerts: int, n_requests: int, n_below
     cards += [("alerts", n_alerts), ("retrain requests", n_requests)]
     if n_below:
         cards.append(("below effect floor", n_below))
+    if n_decisions:
+        cards.append(("model-version decisions", n_decisions))
     return "<div class='cards'>" + "".join(
         f"<div class='card'><div class='big'>{_esc(_format_number(value))}</div>"
         f"<div class='muted'>{label}</div></div>" for label, value in cards) + "</div>"

@@ -76,7 +76,7 @@ class RetrainTracker:
         else:
             reason = f"{len(features)} features drifted within {self.policy.window_seconds:g} s: {names}"
         key = "\x1f".join((trigger["model"], trigger["segment"] or "", first["alert_id"], trigger["alert_id"]))
-        return {
+        request = {
             "request_id": "r-" + hashlib.sha256(key.encode()).hexdigest()[:24],
             "model": trigger["model"],
             "segment": trigger["segment"],
@@ -87,6 +87,9 @@ class RetrainTracker:
             "created_at": trigger["detected_at"]["ts"],
             "trigger_alert_id": trigger["alert_id"],
         }
+        if "model_version" in trigger:  # the incident of one model version (its alerts' ids differ too)
+            request["model_version"] = trigger["model_version"]
+        return request
 
     def get_state(self) -> dict:
         return {"recent": self.recent, "cooldown_until": self.cooldown_until}
