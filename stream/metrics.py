@@ -39,6 +39,13 @@ class Metrics:
                                           ["model", "feature", "kind", "detector"], registry=r)
         self.retrain_requests = Counter("streamdrift_retrain_requests", "Retrain requests published", ["model"],
                                         registry=r)
+        self.model_decisions = Counter("streamdrift_model_decisions", "Rollback and promote decisions published",
+                                       ["model", "version", "baseline", "decision"], registry=r)
+        self.version_loss = Gauge("streamdrift_model_version_loss",
+                                  "Mean loss of a model version's labelled predictions (0/1 error or absolute error)",
+                                  ["model", "version"], registry=r)
+        self.version_labels = Gauge("streamdrift_model_version_labels",
+                                    "Labelled predictions of a model version", ["model", "version"], registry=r)
         self.lag = Gauge("streamdrift_consumer_lag", "Messages not yet consumed", ["topic", "partition"], registry=r)
         self.latency = Histogram("streamdrift_processing_latency_seconds",
                                  "From the input message's timestamp to its batch being published",

@@ -1,5 +1,5 @@
 """The processor's hot path: batches from the ``features`` topic through the pipeline to the
-alert, retrain-request and dead-letter topics; state checkpoints; offset commits.
+alert, retrain-request, model-decision and dead-letter topics; state checkpoints; offset commits.
 
 The loop only decodes, routes, publishes and commits; everything else is ``DriftPipeline``.
 Every ``checkpoint_seconds`` the state of the models changed since the last checkpoint goes to
@@ -40,7 +40,7 @@ FETCH_MAX_WAIT_MS = 50
 #: What ``/health`` counts: events in (= processed + rejected), alerts, retrain requests, late labels,
 #: detections below their effect floor (``min_effect``).
 COUNTS = ("in", "processed", "rejected", "alerts", "retrain_requests", "labels_joined", "labels_unmatched",
-          "predictions_expired", "below_effect_floor")
+          "predictions_expired", "below_effect_floor", "model_decisions")
 
 #: State records packed at a time by a periodic checkpoint on its way to the broker: between
 #: two such slices the hot path runs (one slice of numeric monitors packs in ~1 ms).
@@ -84,7 +84,8 @@ async def create_topics(config: Config) -> None:
     """The topics a worker reads and writes, those that do not exist yet (state: compacted)."""
     t = config.topics
     await ensure_topics(config.broker, {name: t.partitions for name in
-                                        (t.features, t.labels, t.alerts, t.retrain_requests, t.dead_letter, t.state)},
+                                        (t.features, t.labels, t.alerts, t.retrain_requests, t.model_decisions,
+                                         t.dead_letter, t.state)},
                         compacted={t.state}, security=config.security_options())
 
 
@@ -279,6 +280,9 @@ class Worker:
         if out.retrain_requests:
             sends.append(self.publisher.send_batch(
                 t.retrain_requests, [(r["model"].encode(), orjson.dumps(r), None) for r in out.retrain_requests]))
+        if out.decisions:
+            sends.append(self.publisher.send_batch(
+                t.model_decisions, [(d["model"].encode(), orjson.dumps(d), None) for d in out.decisions]))
         if out.rejected:
             sends.append(self.publisher.send_batch(
                 t.dead_letter, [dead_letter(r.record, r.reason) for r in out.rejected]))
@@ -291,6 +295,11 @@ class Worker:
         for request in out.retrain_requests:
             log.info("retrain request %s model=%s: %s", request["request_id"], request["model"], request["reason"],
                      extra={"request_id": request["request_id"], "model": request["model"]})
+        for d in out.decisions:
+            log.info("model decision %s model=%s: %s version %s (baseline %s), loss difference %+.4f [%+.4f, %+.4f] "
+                     "after %d labels", d["decision_id"], d["model"], d["decision"], d["version"], d["baseline"],
+                     d["loss_difference"]["estimate"], d["loss_difference"]["lower"], d["loss_difference"]["upper"],
+                     d["labels"], extra={"decision_id": d["decision_id"], "model": d["model"]})
 
     def _count(self, batch: list[Record], out: Output, started: float, now: float) -> None:
         m = self.metrics
@@ -307,6 +316,11 @@ class Worker:
             m.alerts.labels(a["model"], a["feature"], a["kind"], a["detector"], a["severity"]).inc()
         for r in out.retrain_requests:
             m.retrain_requests.labels(r["model"]).inc()
+        self.counts["model_decisions"] += len(out.decisions)
+        for d in out.decisions:
+            m.model_decisions.labels(d["model"], d["version"], d["baseline"], d["decision"]).inc()
+        if out.version_losses:
+            self._version_losses(out)
         for a in out.below_effect_floor:
             m.below_effect_floor.labels(a["model"], a["feature"], a["kind"], a["detector"]).inc()
         self.counts["below_effect_floor"] += len(out.below_effect_floor)
@@ -326,6 +340,19 @@ class Worker:
             m.evicted.inc(self.pipeline.evicted - self._evicted_seen)
             self._evicted_seen = self.pipeline.evicted
         m.monitored.set(self.pipeline.monitored_pairs)
+
+    def _version_losses(self, out: Output) -> None:
+        """Each version's mean loss and labels so far, of the models whose versions met labels."""
+        m = self.metrics
+        for model in {model for model, *_ in out.version_losses}:
+            versions = self.pipeline.versions.get(model)
+            if versions is None:
+                continue
+            for version in versions.seen:
+                n, total = versions.losses[version]
+                if n:
+                    m.version_loss.labels(model, version).set(total / n)
+                    m.version_labels.labels(model, version).set(n)
 
     async def _probe(self) -> None:
         """One round trip to the broker: proves it is there (health) and measures the lag."""

@@ -7,7 +7,7 @@ import time
 
 import orjson
 
-EXTRA_FIELDS = ("alert_id", "request_id", "model")
+EXTRA_FIELDS = ("alert_id", "request_id", "decision_id", "model")
 
 
 class JsonFormatter(logging.Formatter):

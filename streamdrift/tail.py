@@ -1,4 +1,5 @@
-"""``streamdrift tail``: what the system says, as it says it (drift alerts and retrain requests)."""
+"""``streamdrift tail``: what the system says, as it says it (drift alerts, retrain requests and
+model-version decisions)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,24 @@ from .config import Config
 
 
 def describe(topic_kind: str, message: dict) -> str:
-    """One readable line for an alert or a retrain request.
+    """One readable line for an alert, a retrain request or a model-version decision.
 
     >>> describe("alert", {"severity": "warning", "model": "m", "segment": None, "feature": "x", "kind": "feature",
     ...                    "detector": "ks", "direction": "up", "index": 12, "alert_id": "a-1",
     ...                    "window": {"mean": 1.0}, "reference": {"mean": 0.0}})
     '[yellow]WARNING [/] m x (feature) ks up at value 12  window mean 1 vs reference 0  a-1'
+    >>> describe("decision", {"decision": "rollback", "model": "m", "version": "v2", "baseline": "v1", "labels": 380,
+    ...                       "traffic": "shadow", "decision_id": "d-1",
+    ...                       "loss_difference": {"estimate": 0.05, "lower": 0.01, "upper": 0.09}})
+    '[bold red]ROLLBACK[/] m v2 (baseline v1, shadow): loss +0.05 [+0.01, +0.09] after 380 labels  d-1'
     """
+    if topic_kind == "decision":
+        color = "red" if message["decision"] == "rollback" else "green"
+        diff = message["loss_difference"]
+        return (f"[bold {color}]{message['decision'].upper():<8}[/] {message['model']} {message['version']} "
+                f"(baseline {message['baseline']}, {message['traffic']}): loss {diff['estimate']:+.3g} "
+                f"[{diff['lower']:+.3g}, {diff['upper']:+.3g}] after {message['labels']} labels  "
+                f"{message['decision_id']}")
     if topic_kind == "alert":
         color = "red" if message["severity"] == "critical" else "yellow"
         where = message["model"] + (f"/{message['segment']}" if message.get("segment") else "")
@@ -40,7 +52,8 @@ def describe(topic_kind: str, message: dict) -> str:
 
 async def _tail(config: Config, from_beginning: bool, as_json: bool, max_messages: int | None,
                 seconds: float | None, console: Console) -> int:
-    topics = {config.topics.alerts: "alert", config.topics.retrain_requests: "retrain"}
+    topics = {config.topics.alerts: "alert", config.topics.retrain_requests: "retrain",
+              config.topics.model_decisions: "decision"}
     consumer = AIOKafkaConsumer(bootstrap_servers=config.broker, enable_auto_commit=False,
                                 **config.security_options())
     await consumer.start()

@@ -47,6 +47,7 @@ create "$TOPIC_LABELS" --config retention.ms=$((7 * DAY_MS))
 # Outputs other systems act on (retraining jobs, on-call): a month of history.
 create "$TOPIC_ALERTS" --config retention.ms=$((30 * DAY_MS))
 create "$TOPIC_RETRAIN_REQUESTS" --config retention.ms=$((30 * DAY_MS))
+create "$TOPIC_MODEL_DECISIONS" --config retention.ms=$((30 * DAY_MS))
 # Rejected events: two weeks to find and fix the producer that sent them.
 create "$TOPIC_DEAD_LETTER" --config retention.ms=$((14 * DAY_MS))
 # Detector state checkpoints: only the latest record per key matters, so compact; hourly

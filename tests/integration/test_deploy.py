@@ -62,6 +62,8 @@ DASHBOARD_MUST_SHOW = {
     "streamdrift_consumer_lag": "consumer lag",
     "streamdrift_alerts_total": "alerts per model and feature",
     "streamdrift_retrain_requests_total": "retrain requests",
+    "streamdrift_model_decisions_total": "model-version decisions",
+    "streamdrift_model_version_loss": "loss per model version",
     "streamdrift_processing_latency_seconds_bucket": "processing latency",
 }
 
@@ -319,6 +321,7 @@ def test_topic_init_creates_the_configured_topics(compose: dict, tmp_path: Path)
     env = _environment(init)
     wanted = {"TOPIC_FEATURES": config.topics.features, "TOPIC_LABELS": config.topics.labels,
               "TOPIC_ALERTS": config.topics.alerts, "TOPIC_RETRAIN_REQUESTS": config.topics.retrain_requests,
+              "TOPIC_MODEL_DECISIONS": config.topics.model_decisions,
               "TOPIC_DEAD_LETTER": config.topics.dead_letter, "TOPIC_STATE": config.topics.state}
     for variable, topic in wanted.items():
         assert env.get(variable) == topic, f"kafka-init {variable}={env.get(variable)!r}, the config says {topic!r}"

@@ -49,6 +49,7 @@ features = "{prefix}.features"
 labels = "{prefix}.labels"
 alerts = "{prefix}.alerts"
 retrain_requests = "{prefix}.retrain"
+model_decisions = "{prefix}.decisions"
 dead_letter = "{prefix}.dlq"
 state = "{prefix}.state"
 partitions = 4
