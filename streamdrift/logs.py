@@ -87,7 +87,7 @@ class ReadSummary:
 class ColumnMapping:
     """How the columns of a CSV or Parquet log become a feature event.
 
-    Each of ``model``, ``id``, ``ts``, ``prediction``, ``label``, ``segment`` and
+    Each of ``model``, ``id``, ``ts``, ``prediction``, ``label``, ``segment``, ``model_version`` and
     ``change_point`` names the column holding that field (``None``: the log has no such column); a
     named column that the file lacks is simply absent from the events. ``features`` lists the
     feature columns; by default every column not mapped to a field is a feature. ``model_name``
@@ -106,6 +106,7 @@ class ColumnMapping:
     prediction: str | None = "prediction"
     label: str | None = "label"
     segment: str | None = "segment"
+    model_version: str | None = "model_version"
     change_point: str | None = "change_point"
     features: tuple[str, ...] | None = None
     model_name: str | None = None
@@ -114,7 +115,8 @@ class ColumnMapping:
     def _field_columns(self) -> dict[str, str]:
         """Event field -> column name, for the fields that this mapping takes from a column."""
         named = {"model": self.model, "id": self.id, "ts": self.ts, "prediction": self.prediction,
-                 "label": self.label, "segment": self.segment, "change_point": self.change_point}
+                 "label": self.label, "segment": self.segment, "model_version": self.model_version,
+                 "change_point": self.change_point}
         return {name: column for name, column in named.items() if column}
 
     def _plan(self, columns: list[str], source: str) -> _TablePlan:
@@ -442,7 +444,7 @@ def _change_mark(value: Any) -> bool | list[str] | None:
     return [name for name in re.split(r"\s*[;,|]\s*", text) if name]
 
 
-_TEXT_FIELDS = ("model", "id", "segment")
+_TEXT_FIELDS = ("model", "id", "segment", "model_version")
 
 
 def _build_event(plan: _TablePlan, cells: Sequence[Any], *, convert: bool) -> dict[str, Any]:

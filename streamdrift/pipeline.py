@@ -108,7 +108,8 @@ class DriftPipeline:
         found = self.models.get(key)
         if found is None:
             # A model version's own training data (``--reference`` rows with a model_version), else the model's.
-            ref = self.references.get((model, version)) if version is not None else None
+            ref = self.references.get((model, version), self.references.get(("*", version))) \
+                if version is not None else None
             if ref is None:
                 ref = self.references.get(model, self.references.get("*"))
             found = self.models[key] = ModelMonitors(model, segment, self.config, ref, version)

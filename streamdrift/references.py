@@ -2,7 +2,10 @@
 
 The file is read with the same readers as replay logs (CSV, JSONL, Parquet, gzip ok). Rows with a
 ``model`` name the model they are the reference of; rows without one (or a file without a model
-column, read with ``model_name="*"``) are the reference of every model.
+column, read with ``model_name="*"``) are the reference of every model. Rows with a
+``model_version`` too are that version's own training data: the reference of its monitors
+(events with that ``model_version``), so a new version fed differently prepared features is
+caught from its first events.
 """
 
 from __future__ import annotations
@@ -17,19 +20,22 @@ from .model_monitors import JOINT_REFERENCE, LABEL, PREDICTION, value_type
 
 
 def load_references(path: str, mapping: ColumnMapping | None = None) -> dict:
-    """``{model or "*": {feature: ndarray of numbers (NaN = missing) | {category: count}}}``.
+    """``{model or "*" or (model, version): {feature: ndarray of numbers (NaN = missing) | {category: count}}}``.
 
     Prediction and label references are stored under ``"prediction:prediction"`` and ``"label:label"``;
     the rows themselves, aligned, under ``"multivariate:rows"`` (``{feature: values}``, for the
     multivariate monitor).
     """
-    columns: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    rows: dict[str, list[dict]] = defaultdict(list)  # per model: each row's features, for the multivariate monitor
+    columns: dict[object, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    rows: dict[object, list[dict]] = defaultdict(list)  # per model: each row's features, for the multivariate monitor
     reader = LogReader(path, mapping or ColumnMapping(model_name="*"))
     for row in reader:
         if row.event is None:
             continue
         model = row.event.get("model") or "*"
+        version = row.event.get("model_version")
+        if version is not None:
+            model = (model, str(version))
         features = row.event.get("features") or {}
         rows[model].append(features)
         for name, value in features.items():
@@ -37,7 +43,7 @@ def load_references(path: str, mapping: ColumnMapping | None = None) -> dict:
         for kind in (PREDICTION, LABEL):
             if row.event.get(kind) is not None:
                 columns[model][f"{kind}:{kind}"].append(row.event[kind])
-    references: dict[str, dict] = {}
+    references: dict[object, dict] = {}
     for model, features in columns.items():
         out = {}
         for name, values in features.items():

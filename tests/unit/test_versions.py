@@ -256,3 +256,22 @@ def test_a_restored_pipeline_makes_the_same_decision_under_the_same_id():
     # The restart replays from before the checkpoint: labels the state already holds are skipped.
     _, rest = _process(restored, records[2200:])
     assert rest == whole
+
+
+def test_a_new_version_is_compared_with_its_own_training_reference(tmp_path):
+    """Training-serving skew: v2 was trained on x around 5 but is fed x around 0; its own
+    reference (rows with a model_version) catches it from the first events, v1 warms up."""
+    from streamdrift.references import load_references
+
+    rng = np.random.default_rng(11)
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b"".join(orjson.dumps({"model": "m", "model_version": "v2", "features": {"x": float(v)}}) + b"\n"
+                              for v in rng.normal(5, 1, 3000)))
+    references = load_references(str(path))
+    assert set(references) == {("m", "v2")}
+    events = [{"model": "m", "model_version": v, "ts": 1e9 + i, "features": {"x": float(rng.normal(0, 1))}}
+              for i in range(1500) for v in ("v1", "v2")]
+    pipeline = DriftPipeline(Config(), references)
+    alerts = [a for o in _process(pipeline, _records(events))[0] for a in o.alerts]
+    assert alerts and {a["model_version"] for a in alerts} == {"v2"}
+    assert min(a["index"] for a in alerts) < 200, "the skew shows within the first events"
