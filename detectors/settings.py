@@ -65,8 +65,8 @@ class MonitorSettings:
     #: `drift_confidence`; not calibrated to the false-alarm budget).
     hddm_a_drift_confidence: float = 0.001
     #: Smallest effect size that makes a detection an alert (``Detection.effect_size``: the mean
-    #: shift in reference sds, the categories' PSI, the missing rate's absolute change); smaller
-    #: detections are counted, not published. 0 = off.
+    #: shift in reference sds, the scale detector's |sd ratio - 1|, the categories' PSI, the missing
+    #: rate's absolute change); smaller detections are counted, not published. 0 = off.
     min_effect: float = 0.0
 
     def __post_init__(self) -> None:

@@ -26,7 +26,7 @@ T0 = 1_000_000_000.0
 #: DESIGN.md's alert schema: every alert carries these (``p_value`` and ``direction`` may be null).
 REQUIRED_FIELDS = ("alert_id", "model", "segment", "feature", "kind", "detector", "statistic", "threshold",
                    "p_value", "direction", "severity", "detected_at", "reference", "window", "config_version")
-DETECTORS = {"adwin", "page_hinkley", "ks", "histogram", "categorical", "missing_rate"}
+DETECTORS = {"adwin", "page_hinkley", "scale", "ks", "histogram", "categorical", "missing_rate"}
 
 
 def _normal_features(rng: np.random.Generator) -> np.ndarray:
