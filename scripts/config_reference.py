@@ -118,6 +118,10 @@ def sections() -> list[tuple[str, str, list[tuple[str, str, str, str]]]]:
             policy_rows = [("*any `[retrain]` key*", "the `[retrain]` value", "",
                             "Overrides that setting for the matching models.")]
             out.append(('[retrain.models."glob"]', markdown(config_comments.get(f.name, "")), policy_rows))
+        elif f.name == "versions_models":
+            policy_rows = [("*any `[versions]` key*", "the `[versions]` value", "",
+                            "Overrides that setting for the matching models.")]
+            out.append(('[versions.models."glob"]', markdown(config_comments.get(f.name, "")), policy_rows))
         elif f.name == "security":
             security_rows = []
             for key in SECURITY_KEYS:

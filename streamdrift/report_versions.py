@@ -36,7 +36,7 @@ class VersionTrace:
     decided_at: dict[str, int] = field(default_factory=dict)
 
 
-def rolling_mean(positions: np.ndarray, losses: np.ndarray, n_points: int = 200) -> tuple[np.ndarray, np.ndarray]:
+def rolling_mean(positions: np.ndarray, losses: np.ndarray, n_points: int = 80) -> tuple[np.ndarray, np.ndarray]:
     """The mean loss over consecutive blocks of points (at least ``MIN_ROLLING_LABELS`` each).
 
     >>> x, y = rolling_mean(np.arange(200.0), np.r_[np.zeros(100), np.ones(100)], n_points=4)

@@ -275,3 +275,20 @@ def test_a_new_version_is_compared_with_its_own_training_reference(tmp_path):
     alerts = [a for o in _process(pipeline, _records(events))[0] for a in o.alerts]
     assert alerts and {a["model_version"] for a in alerts} == {"v2"}
     assert min(a["index"] for a in alerts) < 200, "the skew shows within the first events"
+
+
+def test_offline_replay_writes_the_processors_decisions_and_reports_both_versions(tmp_path):
+    from streamdrift.cli import main
+
+    deployment = VersionedDeployment(model="fraud", requests=8000, start=1000, version_error=0.16, seed=7)
+    messages = list(deployment.messages_in_order())
+    log = tmp_path / "log.jsonl"
+    log.write_bytes(b"".join(orjson.dumps(m) + b"\n" for m in messages))
+    assert main(["replay", str(log), "--offline", "--alerts", str(tmp_path / "alerts.jsonl"),
+                 "--report", str(tmp_path / "report.html"), "--quiet"]) == 0
+    written = [orjson.loads(line) for line in (tmp_path / "alerts.decisions.jsonl").read_bytes().splitlines()]
+    _, expected = _process(DriftPipeline(Config()), _records(messages, topic_of=lambda m: str(log)))
+    assert [d["decision_id"] for d in written] == [d["decision_id"] for d in expected] and len(written) == 1
+    html = (tmp_path / "report.html").read_text()
+    assert "Model versions" in html and "model-version decisions" in html and written[0]["decision_id"] in html
+    assert "loss of each version of fraud" in html and html.count("data:image/png;base64,") == 1
