@@ -571,33 +571,40 @@ def _cusums(monitors, tables: "_Tables", names: tuple, steps: np.ndarray, quiet:
     """Every Page-Hinkley-type CUSUM named (``page_hinkley``, ``scale``) from its quantised
     increments (``quantise(+-statistic - allowance)``): with ``m`` = len(names) * k detectors,
     name by name, rows ``0..m-1`` of ``steps`` are their upward sides, ``m..2m-1`` the downward."""
-    detectors = [getattr(monitor, name) for name in names for monitor in monitors]
-    m = len(detectors)
     kept = tables.cusum_sums
     if trusted and kept is not None and kept[0] == names:
-        start, counts = kept[1], kept[2]
+        detectors, start, counts = kept[1], kept[2], kept[3]
     else:
+        detectors = [getattr(monitor, name) for name in names for monitor in monitors]
         start = np.array([d.up for d in detectors] + [d.down for d in detectors], dtype=np.int64)
         counts = np.array([d.count for d in detectors], dtype=np.int64)
+    m = len(detectors)
     crossed, sums, zeros = _cusum(steps, start, tables.cusum_threshold(names))
     quiet &= ~(crossed[:m] | crossed[m:]).reshape(len(names), -1).any(axis=0)
     n = steps.shape[1]
     k = len(monitors)
 
     def apply(quiet_rows, everyone):
-        since = (zeros + np.concatenate((counts, counts)) + 1).tolist()
-        ups, downs, zero, after = sums[:m].tolist(), sums[m:].tolist(), (zeros >= 0).tolist(), (counts + n).tolist()
-        for first in range(0, m, k):
-            for i in quiet_rows:
-                j = first + i
-                d = detectors[j]
-                d.up, d.down, d.count = ups[j], downs[j], after[j]
-                if zero[j]:
-                    d.up_since = since[j]
-                if zero[m + j]:
-                    d.down_since = since[m + j]
+        after = counts + n
+        if everyone:
+            rows, ups, downs, counted, zero_up, zero_down, before = (
+                detectors, sums[:m], sums[m:], after, zeros[:m], zeros[m:], counts)
+        else:
+            pick = (np.asarray(quiet_rows, dtype=np.intp)[None, :] + np.arange(0, m, k)[:, None]).ravel()
+            rows = [detectors[j] for j in pick.tolist()]
+            ups, downs, counted = sums[:m][pick], sums[m:][pick], after[pick]
+            zero_up, zero_down, before = zeros[:m][pick], zeros[m:][pick], counts[pick]
+        # A side whose sum was 0 in the batch: its run starts after the last such value.
+        since_up, since_down = (zero_up + before + 1).tolist(), (zero_down + before + 1).tolist()
+        for d, up, down, count, zu, su, zd, sd in zip(rows, ups.tolist(), downs.tolist(), counted.tolist(),
+                                                       zero_up.tolist(), since_up, zero_down.tolist(), since_down):
+            d.up, d.down, d.count = up, down, count
+            if zu >= 0:
+                d.up_since = su
+            if zd >= 0:
+                d.down_since = sd
         # Kept only when all moved on (not a view of the whole cusum).
-        tables.cusum_sums = (names, sums.copy(), counts + n) if everyone else None
+        tables.cusum_sums = (names, detectors, sums.copy(), after) if everyone else None
     return apply
 
 
