@@ -90,6 +90,11 @@ class VersionPolicy:
     #: ``auto`` (shadow when the first label of the new version meets the baseline's prediction of
     #: the same id too, else split), ``shadow`` or ``split``.
     traffic: str = "auto"
+    #: What a new version's numeric features are compared with when ``--reference`` has no rows of
+    #: that version: ``baseline``, the baseline version's reference (its live data, from the new
+    #: version's first event on: training-serving skew shows before any label), or ``warm_up``,
+    #: the new version's own first values.
+    reference: str = "baseline"
 
 
 @dataclass(frozen=True)
@@ -302,6 +307,8 @@ def _version_policy(data: dict, where: str) -> VersionPolicy:
         raise ConfigError(f"{where}.error_rate must be > 0 and < 0.5, got {policy.error_rate:g}")
     if policy.min_labels < 2:
         raise ConfigError(f"{where}.min_labels must be an integer >= 2, got {policy.min_labels}")
+    if policy.reference not in ("baseline", "warm_up"):
+        raise ConfigError(f"{where}.reference must be \"baseline\" or \"warm_up\", got {policy.reference!r}")
     if policy.traffic not in ("auto", "shadow", "split"):
         raise ConfigError(f"{where}.traffic must be \"auto\", \"shadow\" or \"split\", got {policy.traffic!r}")
     return policy

@@ -68,7 +68,7 @@ class Routed:
 def route(records: list[Record], limits: Limits, models: Models, model_for: ModelFor,
           pending: dict[str, PendingPredictions], dirty_pending: set[str], out: "Output",
           restart: Callable[[Key, Run], None], versions: dict[str, ModelVersions] | None = None,
-          versions_for: VersionsFor | None = None) -> Routed:
+          versions_for: VersionsFor | None = None, catch_up: Callable[[Key, Run], None] | None = None) -> Routed:
     """Decode the records one by one into what each (model, segment) gets.
 
     On the way: rejections, label counts and expired predictions go to ``out``; a prediction
@@ -82,7 +82,10 @@ def route(records: list[Record], limits: Limits, models: Models, model_for: Mode
     registers each model's versions in ``versions``. A late label names the version of its
     prediction, or (without ``model_version``) is for every version's prediction of its ``id``;
     the losses of the versions it met go to ``Routed.losses``. A label for a version the model
-    never had an event of is rejected."""
+    never had an event of is rejected. At the first event of a new version, ``catch_up(key, run)``
+    is called with what the batch had so far for its baseline's (model, segment, version) and must
+    monitor it: the new version's monitors may start from the baseline's reference as it is at
+    that event, whatever the batching."""
     routed = Routed()
     groups, errors, late_labels = routed.events, routed.errors, routed.late_labels
     versions = {} if versions is None else versions
@@ -99,9 +102,15 @@ def route(records: list[Record], limits: Limits, models: Models, model_for: Mode
             out.rejected.append(Rejected(record, f"limits.max_models = {limits.max_models} "
                                                  "(model, segment) pairs are already monitored"))
             continue
+        if result.version is not None:  # first: a new version's monitors may start from its baseline's reference
+            model_versions = versions_for(result.model)
+            if model_versions.see(result.version) and catch_up is not None:
+                baseline = model_versions.baseline_of(result.version)
+                if baseline is not None:
+                    before = group_key(result.model, result.segment, baseline)
+                    if before in models and (before in groups or before in errors or before in late_labels):
+                        catch_up(before, routed.pop(before))
         group = _group_for(model_for, result)
-        if result.version is not None:
-            versions_for(result.model).see(result.version)
         idle = limits.idle_seconds
         # Only a time the event states itself can restart a model: a message without ``ts``
         # (Kafka timestamp: the producer's clock, not event time) never does.

@@ -112,7 +112,30 @@ class DriftPipeline:
                 if version is not None else None
             if ref is None:
                 ref = self.references.get(model, self.references.get("*"))
+                if version is not None:
+                    ref = {**(ref or {}), **self._baseline_reference(model, segment, version)}
             found = self.models[key] = ModelMonitors(model, segment, self.config, ref, version)
+        return found
+
+    def _baseline_reference(self, model: str, segment: str | None, version: str) -> dict:
+        """A new version's reference from its baseline's monitors (``[versions] reference =
+        "baseline"``): each numeric feature, prediction and label stream's reference values
+        (missing ones as NaN), as the baseline's monitors hold them now. Categorical streams, the
+        error stream and the multivariate monitor warm up on the version's own events."""
+        versions = self.versions.get(model)
+        if versions is None or self.config.version_policy_for(model).reference != "baseline":
+            return {}
+        baseline = versions.baseline_of(version)
+        group = self.models.get(group_key(model, segment, baseline)) if baseline is not None else None
+        if group is None:
+            return {}
+        found = {}
+        for (kind, name), monitor in group.monitors.items():
+            reference = getattr(monitor, "reference", None) if monitor.numeric else None
+            if reference is None or kind == CONCEPT or (kind, name) == LATE_LABEL:
+                continue
+            values = np.concatenate([reference.values, np.full(monitor.reference_missing, np.nan)])
+            found[name if kind == "feature" else f"{kind}:{name}"] = values
         return found
 
     def _versions_for(self, model: str) -> ModelVersions:
@@ -133,7 +156,7 @@ class DriftPipeline:
         else:
             routed = route(records, self.config.limits, self.models, self._model, self.pending, self.dirty_pending,
                            out, lambda key, run: self._restart(key, run, out, order), self.versions,
-                           self._versions_for)
+                           self._versions_for, lambda key, run: self._monitor_run(key, run, out, order))
             groups, errors, late_labels = routed.events, routed.errors, routed.late_labels
             self._compare_versions(routed.losses, out)
         for key in dict.fromkeys([*groups, *errors]):
@@ -168,9 +191,14 @@ class DriftPipeline:
     def _restart(self, key: tuple, run: Run, out: Output, order: dict[int, int]) -> None:
         """A model idle for longer than limits.idle_seconds starts afresh: the part of the batch
         it had before (``run``) is monitored first, then it is retired."""
+        self._monitor_run(key, run, out, order)
+        self._retire(key)
+
+    def _monitor_run(self, key: tuple, run: Run, out: Output, order: dict[int, int]) -> None:
+        """Monitor part of a batch of one (model, segment[, version]) now, before the rest of the
+        batch is routed."""
         if run.events or run.errors:
             self._monitor(self.models[key], run.events, out, run.errors, order, run.late_labels)
-        self._retire(key)
 
     def _monitor_plain(self, group: ModelMonitors, run: PlainRun, out: Output, order: dict[int, int]) -> None:
         """``_monitor`` of a plain run: the usual batch (its known numeric features) is one matrix

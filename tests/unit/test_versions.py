@@ -156,6 +156,7 @@ def test_version_policy_per_model_glob_and_config_version():
     ({"margin": -1}, "versions.margin must be a number >= 0"),
     ({"traffic": "canary"}, 'versions.traffic must be "auto", "shadow" or "split"'),
     ({"min_labels": 1}, "versions.min_labels must be an integer >= 2"),
+    ({"reference": "training"}, 'versions.reference must be "baseline" or "warm_up"'),
     ({"margins": 1}, r"\[versions\] has unknown key\(s\) \['margins'\]"),
     ({"models": {"m*": {"traffic": "x"}}}, "versions.models.m\\*.traffic must be"),
 ])
@@ -292,3 +293,28 @@ def test_offline_replay_writes_the_processors_decisions_and_reports_both_version
     html = (tmp_path / "report.html").read_text()
     assert "Model versions" in html and "model-version decisions" in html and written[0]["decision_id"] in html
     assert "loss of each version of fraud" in html and html.count("data:image/png;base64,") == 1
+
+
+def test_a_new_version_starts_from_its_baselines_live_reference():
+    """Shadow deployment whose new version gets x scaled by 10 (a unit bug in its feature
+    pipeline): compared with the baseline's reference from its first event, it alerts at once;
+    with reference = "warm_up" it learns the bug as normal."""
+    rng = np.random.default_rng(12)
+    x = rng.normal(0, 1, 4000)
+    events = [{"model": "m", "model_version": "v1", "ts": 1e9 + i, "features": {"x": float(x[i])}} for i in range(2000)]
+    for i in range(2000, 4000):
+        events += [{"model": "m", "model_version": "v1", "ts": 1e9 + i, "features": {"x": float(x[i])}},
+                   {"model": "m", "model_version": "v2", "ts": 1e9 + i, "features": {"x": float(x[i] * 10)}}]
+    found = {}
+    for reference in ("baseline", "warm_up"):
+        config = Config(detectors=MonitorSettings(reference_size=1000), versions=VersionPolicy(reference=reference))
+        pipeline = DriftPipeline(config)
+        found[reference] = [a for o in _process(pipeline, _records(events))[0] for a in o.alerts]
+    assert found["baseline"] and {a["model_version"] for a in found["baseline"]} == {"v2"}
+    assert min(a["index"] for a in found["baseline"]) < 100
+    assert found["warm_up"] == []
+    # The baseline's reference as it is at the new version's first event, whatever the batching.
+    for batch in (1, 2001, 2500):
+        pipeline = DriftPipeline(Config(detectors=MonitorSettings(reference_size=1000)))
+        alerts = [a for o in _process(pipeline, _records(events), batch)[0] for a in o.alerts]
+        assert alerts == found["baseline"], f"batches of {batch}"
