@@ -254,8 +254,18 @@ class JointShift:
         if self.terms == "mean":
             return z
         if self.pairs is not None:
-            i, j = self.pairs
-            return z[:, i] * z[:, j]
+            # Row by row, z_i times z_j for j >= i: one product per feature into its slice of
+            # the output (the order of ``triu_indices``), instead of two gathers of every pair.
+            # Built as (terms x rows), where each product is a contiguous block, and returned
+            # transposed (a view: the arithmetic downstream is elementwise or exact sums).
+            d = z.shape[1]
+            columns = np.ascontiguousarray(z.T)
+            out = np.empty((d * (d + 1) // 2, z.shape[0]))
+            at = 0
+            for i in range(d):
+                np.multiply(columns[i], columns[i:], out=out[at:at + d - i])
+                at += d - i
+            return out.T
         # Integer projections: the same row gives the same value in a batch of any size.
         z = np.nan_to_num(z, nan=0.0)
         p = (np.rint(z * U_QUANTUM) @ self.projections) / U_QUANTUM ** 2
@@ -268,12 +278,13 @@ class JointShift:
         return self._coordinates_of(self.standardise(x), bool(np.isnan(x).any()))
 
     def _coordinates_of(self, z: np.ndarray, missing: bool) -> np.ndarray:
-        u = self._terms(z) - self.phi_mean  # a new array: ``z`` may serve another detector
+        terms = self._terms(z)
+        # A new array: ``z`` (the mean terms) may serve another detector; product terms are new.
+        u = np.subtract(terms, self.phi_mean, out=None if terms is z else terms)
         u *= self._per_step
         if missing:
             u[np.isnan(u)] = 0.0
-        np.minimum(u, CLIP * U_QUANTUM, out=u)
-        np.maximum(u, -CLIP * U_QUANTUM, out=u)
+        np.clip(u, -CLIP * U_QUANTUM, CLIP * U_QUANTUM, out=u)
         return np.rint(u, out=u)
 
     # -- state --------------------------------------------------------------------------------
@@ -315,7 +326,8 @@ class JointShift:
 
 
 def _times(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``rows @ weights`` without BLAS: a matrix-vector product that BLAS spreads over threads
-    costs 10-100x more on a busy machine (measured: 0.15 ms alone, 2-16 ms with the cores taken
-    by a worker per core), and einsum's one loop is as fast as single-threaded BLAS here."""
-    return np.einsum("ij,j->i", rows, weights)
+    """``rows @ weights``, exact: every entry is an integer and every partial sum stays below
+    2^53, so BLAS's summation order cannot change the result. Run BLAS on one thread where the
+    cores are busy (``process_tuning.limit_blas_threads``: the processor and ``replay`` do):
+    there it is 2.5-4x faster than einsum, while a thread per core costs 10-100x more."""
+    return rows @ weights

@@ -22,7 +22,7 @@ from streamdrift.config import Config
 from streamdrift.detectors import MonitorSettings
 from streamdrift.events import Record
 from streamdrift.pipeline import DriftPipeline
-from streamdrift.process_tuning import tune_gc
+from streamdrift.process_tuning import limit_blas_threads, tune_gc
 
 FEATURES = 20
 
@@ -44,6 +44,7 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[250, 500, 1000, 2000, 4000, 20000])
     args = parser.parse_args()
     tune_gc()
+    limit_blas_threads()
     config = Config(detectors=MonitorSettings(reference_size=1000))
     pipeline = DriftPipeline(config)
     rng = np.random.default_rng(0)

@@ -325,9 +325,10 @@ def pipeline_rate(messages: list[tuple[bytes, bytes]], config: Path, batch: int 
     from streamdrift.config import load
     from streamdrift.events import Record
     from streamdrift.pipeline import DriftPipeline
-    from streamdrift.process_tuning import tune_gc
+    from streamdrift.process_tuning import limit_blas_threads, tune_gc
 
     tune_gc()
+    limit_blas_threads()
     pipeline = DriftPipeline(load(config))
     records = [Record(value, key, "features", 0, n, None) for n, (key, value) in enumerate(messages)]
     started = time.perf_counter()

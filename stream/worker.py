@@ -24,7 +24,7 @@ from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeEr
 
 from streamdrift.config import Config
 from streamdrift.pipeline import DriftPipeline, Output, packed
-from streamdrift.process_tuning import trim_memory, tune_gc
+from streamdrift.process_tuning import limit_blas_threads, trim_memory, tune_gc
 
 from .batch_consumer import BatchConsumer, Publisher, Record, TopicPartition, next_offsets
 from .checkpoint import read_state, write_order
@@ -108,6 +108,7 @@ class Worker:
                  on_output: Callable[[Output], None] | None = None):
         self.config = config
         tune_gc()
+        limit_blas_threads()
         self.processes = 1
         self.pipeline = DriftPipeline(config, references)
         self.metrics = metrics or Metrics()

@@ -25,7 +25,7 @@ from .events import Record
 from .logs import ColumnMapping, LogReader
 from .model_monitors import group_key
 from .pipeline import DriftPipeline
-from .process_tuning import tune_gc
+from .process_tuning import limit_blas_threads, tune_gc
 
 BATCH = 20_000
 #: Points kept per feature for the report's plots (older points are thinned as the log grows).
@@ -172,6 +172,7 @@ def offline(args, config) -> int:
         references = load_references(args.reference)
     pipeline = DriftPipeline(config, references)
     tune_gc()
+    limit_blas_threads()
     reader = LogReader(args.log, mapping_from(args))
     alerts_path = Path(args.alerts)
     retrain_path = Path(args.retrain) if args.retrain else alerts_path.with_suffix(".retrain.jsonl")
