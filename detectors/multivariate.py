@@ -288,7 +288,9 @@ class MultivariateMonitor:
         plain = [columns.get(name) for name in self.names]
         if all(type(c) is np.ndarray and c.dtype == np.float64 for c in plain):
             # The hot path: numeric features, every one present (a plain batch's matrix rows).
-            return np.stack(plain, axis=1)[start:stop] if plain else np.empty((stop - start, 0))
+            # (features x events), transposed: a view, column-major, which the products of the
+            # covariance terms read as contiguous features.
+            return np.array(plain)[:, start:stop].T if plain else np.empty((stop - start, 0))
         rows = np.full((stop - start, len(self.names)), np.nan)
         for k, name in enumerate(self.names):
             column = columns.get(name)
