@@ -97,20 +97,22 @@ def route(records: list[Record], limits: Limits, models: Models, model_for: Mode
         if isinstance(result, LabelEvent):
             _join_label(result, record, models, pending, dirty_pending, versions, routed, out)
             continue
-        key = group_key(result.model, result.segment, result.version)
+        version = result.version
+        key = (result.model, result.segment) if version is None else (result.model, result.segment, version)
         if key not in models and len(models) >= limits.max_models:
             out.rejected.append(Rejected(record, f"limits.max_models = {limits.max_models} "
                                                  "(model, segment) pairs are already monitored"))
             continue
-        if result.version is not None:  # first: a new version's monitors may start from its baseline's reference
+        if version is not None:  # first: a new version's monitors may start from its baseline's reference
             model_versions = versions_for(result.model)
-            if model_versions.see(result.version) and catch_up is not None:
-                baseline = model_versions.baseline_of(result.version)
+            if model_versions.see(version) and catch_up is not None:
+                baseline = model_versions.baseline_of(version)
                 if baseline is not None:
                     before = group_key(result.model, result.segment, baseline)
                     if before in models and (before in groups or before in errors or before in late_labels):
                         catch_up(before, routed.pop(before))
-        group = _group_for(model_for, result)
+        group = model_for(result.model, result.segment) if version is None else \
+            model_for(result.model, result.segment, version)
         idle = limits.idle_seconds
         # Only a time the event states itself can restart a model: a message without ``ts``
         # (Kafka timestamp: the producer's clock, not event time) never does.
@@ -120,7 +122,8 @@ def route(records: list[Record], limits: Limits, models: Models, model_for: Mode
                 # Idle for longer than idle_seconds: the model starts afresh at this event.
                 # Decided on its own event times only, so it does not depend on batching.
                 restart(key, routed.pop(key))
-                group = _group_for(model_for, result)
+                group = model_for(result.model, result.segment) if version is None else \
+                    model_for(result.model, result.segment, version)
         if group.started is None:
             group.started = result.ts
         groups.setdefault(key, []).append(result)
@@ -128,8 +131,8 @@ def route(records: list[Record], limits: Limits, models: Models, model_for: Mode
             if result.label is not None:
                 error = prediction_error(result.prediction, result.label)
                 errors.setdefault(key, []).append((record, error, result.ts))
-                if result.version is not None:
-                    routed.losses.append((result.model, record, result.ts, {result.version: error}))
+                if version is not None:
+                    routed.losses.append((result.model, record, result.ts, {version: error}))
             else:
                 waiting = pending.get(result.model)
                 if waiting is None:
@@ -137,17 +140,10 @@ def route(records: list[Record], limits: Limits, models: Models, model_for: Mode
                         limits.max_pending_predictions, limits.label_ttl_seconds)
                 before = waiting.expired
                 waiting.expire(result.ts)
-                waiting.add(result.id, result.prediction, result.segment, result.ts, record.offset, result.version)
+                waiting.add(result.id, result.prediction, result.segment, result.ts, record.offset, version)
                 out.predictions_expired += waiting.expired - before
                 dirty_pending.add(result.model)
     return routed
-
-
-def _group_for(model_for: ModelFor, event: Event) -> ModelMonitors:
-    """The monitors of an event's (model, segment[, version])."""
-    if event.version is None:
-        return model_for(event.model, event.segment)
-    return model_for(event.model, event.segment, event.version)
 
 
 def _join_label(label: LabelEvent, record: Record, models: Models, pending: dict[str, PendingPredictions],
@@ -162,9 +158,15 @@ def _join_label(label: LabelEvent, record: Record, models: Models, pending: dict
                                              f"no feature event carried it (known: {', '.join(seen) or 'none'})"))
         return
     waiting = pending.get(label.model)
+    hits = ()
     if waiting is not None:
         out.predictions_expired += waiting.expire(label.ts)
-    hits = waiting.take_all(label.id, label.version) if waiting is not None else []
+        if known_versions is None:  # the model never had a version: its predictions wait under their id alone
+            hit = waiting.take(label.id)
+            if hit is not None:
+                hits = ((None, hit),)
+        else:
+            hits = waiting.take_all(label.id, label.version)
     if not hits:
         out.processed += 1
         out.labels_unmatched += 1
@@ -190,9 +192,10 @@ def _join_label(label: LabelEvent, record: Record, models: Models, pending: dict
     for key, _, error in met:
         routed.errors.setdefault(key, []).append((record, error, label.ts))
         routed.late_labels.setdefault(key, []).append((record, label.label, label.ts))
-    losses = {version: error for _, version, error in met if version is not None}
-    if losses:
-        routed.losses.append((label.model, record, label.ts, losses))
+    if known_versions is not None:
+        losses = {version: error for _, version, error in met if version is not None}
+        if losses:
+            routed.losses.append((label.model, record, label.ts, losses))
 
 
 def plain_runs(records: list[Record], limits: Limits, models: Models,
