@@ -634,10 +634,14 @@ class DriftPipeline:
         return sum(len(p) for p in self.pending.values())
 
     def drop_partitions(self, partitions: set[int]) -> int:
-        """Forget the models of ``partitions`` (handed over to another worker)."""
+        """Forget the models of ``partitions`` (handed over to another worker), with their versions."""
         gone = [k for k, g in self.models.items() if g.partition in partitions]
         for key in gone:
             del self.models[key]
+        alive = {key[0] for key in self.models}
+        for model in [m for m in self.versions if m not in alive]:
+            del self.versions[model]
+            self.dirty_versions.discard(model)
         return len(gone)
 
     @property

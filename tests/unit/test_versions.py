@@ -318,3 +318,13 @@ def test_a_new_version_starts_from_its_baselines_live_reference():
         pipeline = DriftPipeline(Config(detectors=MonitorSettings(reference_size=1000)))
         alerts = [a for o in _process(pipeline, _records(events), batch)[0] for a in o.alerts]
         assert alerts == found["baseline"], f"batches of {batch}"
+
+
+def test_a_handed_over_partition_takes_its_models_versions_along():
+    pipeline = DriftPipeline(Config())
+    records = [Record(orjson.dumps({"model": m, "model_version": "v1", "features": {"x": 1.0}}), None, "features", p, 0)
+               for m, p in (("a", 0), ("b", 1))]
+    pipeline.process(records)
+    assert set(pipeline.versions) == {"a", "b"}
+    pipeline.drop_partitions({0})
+    assert set(pipeline.versions) == {"b"} and set(pipeline.models) == {("b", None, "v1")}
