@@ -7,7 +7,7 @@ batch of B events gives each of M models about B / M values. The figures split i
 per (model, batch) and a cost per event: the processor pays the first once per batch, so small
 batches (a lightly loaded worker) cost more per event.
 
-    python scripts/bench_batches.py [--models 32] [--sizes 250 500 1000 2000 4000 20000]
+    python scripts/bench_batches.py [--models 32] [--sizes 250 500 1000 2000 4000 20000] [--model-by-model]
 """
 
 from __future__ import annotations
@@ -42,7 +42,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=int, default=32)
     parser.add_argument("--sizes", type=int, nargs="+", default=[250, 500, 1000, 2000, 4000, 20000])
+    parser.add_argument("--model-by-model", action="store_true",
+                        help="update each model's numeric features on its own (update_together per model), "
+                             "as before update_groups_together: for before/after comparisons")
     args = parser.parse_args()
+    if args.model_by_model:
+        import streamdrift.pipeline as pipeline_module
+        from streamdrift.detectors.together import update_together
+        pipeline_module.update_groups_together = lambda groups: [update_together(*group) for group in groups]
     tune_gc()
     limit_blas_threads()
     config = Config(detectors=MonitorSettings(reference_size=1000))

@@ -23,6 +23,7 @@ from .detectors import NumericMonitor
 from .detectors.settings import BINARY_DETECTORS
 from .detectors.state import pack, unpack
 from .detectors.together import update_together
+from .detectors.across import update_groups_together
 from .concept import ERROR, PendingPredictions
 from .events import Event, Record, Rejected, decode  # noqa: F401  (decode: tests patch it here)
 from .intake import PlainRun, Positions, Run, columns_of, plain_runs, route
@@ -149,6 +150,7 @@ class DriftPipeline:
     def process(self, records: list[Record]) -> Output:
         out = Output()
         self._found, self._below_floor = [], []
+        self._plain_updates: list[tuple] = []  # _monitor_plain's, for _update_plain
         order = Positions(records)
         plain = self._plain_runs(records)
         if plain is not None:
@@ -168,6 +170,7 @@ class DriftPipeline:
                 self._monitor(group, events, out, errors.get(key, []), order, late_labels.get(key, []))
             if not group.types and group.last_ts is None and group.partition is None:
                 del self.models[key]  # only rejected events: a hostile producer takes no model slot
+        self._update_plain(order)
         self._emit(out)
         self._advance_clock(groups)
         self._evict_idle()
@@ -211,11 +214,28 @@ class DriftPipeline:
         streams = _feature_streams(names)
         group.dirty.update(streams)
         out.processed += len(run)
-        matrix = run.matrix()
-        found = self._update_together(group, streams, matrix, run.source(), order)
-        if group.joint is not None:
-            found.extend(self._monitor_jointly(group, dict(zip(names, matrix)), run.source(), order))
-        self._finish(group, found, *run.last())
+        self._plain_updates.append((group, streams, run.matrix(), run))
+
+    def _update_plain(self, order: dict[int, int]) -> None:
+        """The numeric updates of the batch's plain runs (``_monitor_plain``), every model's at
+        once (``update_groups_together``), then each run's alerts, joint update and ``_finish``.
+        Models are independent and alerts are sorted by input order (``_emit``), so updating
+        them after the loop changes nothing else."""
+        updates, self._plain_updates = self._plain_updates, []
+        if not updates:
+            return
+        monitors = [list(map(group.monitors.__getitem__, streams)) for group, streams, _, _ in updates]
+        results = update_groups_together([(members, matrix, group.fast_path)
+                                          for members, (group, _, matrix, _) in zip(monitors, updates)])
+        for (group, streams, matrix, run), members, detections in zip(updates, monitors, results):
+            n, source = matrix.shape[1], run.source()
+            found = []
+            for (kind, name), monitor, found_here in zip(streams, members, detections):
+                if found_here:  # an update adds each of its values to ``seen``: this one started n before
+                    found.extend(self._alerts(group, kind, name, found_here, monitor.seen - n, source, order))
+            if group.joint is not None:
+                found.extend(self._monitor_jointly(group, dict(zip(run.batch.features, matrix)), source, order))
+            self._finish(group, found, *run.last())
 
     def _emit(self, out: Output) -> None:
         """Alerts in input order (of the events that raised them; then kind, stream and detector),

@@ -176,7 +176,7 @@ def _process(pipeline, records, batch=3000):
 
 
 def test_shadow_deployment_of_a_worse_version_is_rolled_back_once_whatever_the_batches():
-    deployment = VersionedDeployment(requests=8000, start=1000, version_error=0.16, seed=7)
+    deployment = VersionedDeployment(requests=3000, start=500, version_error=0.16, seed=7)
     records = _records(deployment.messages_in_order())
     decisions = {}
     for batch in (len(records), 977):
@@ -192,10 +192,10 @@ def test_shadow_deployment_of_a_worse_version_is_rolled_back_once_whatever_the_b
 
 
 def test_equal_versions_get_no_decision_and_a_better_canary_is_promoted():
-    equal = VersionedDeployment(requests=12_000, start=1000, seed=8)
+    equal = VersionedDeployment(requests=6000, start=500, seed=8)
     _, decisions = _process(DriftPipeline(Config()), _records(equal.messages_in_order()))
     assert decisions == []
-    canary = VersionedDeployment(requests=12_000, start=1000, traffic="split", version_error=0.04, seed=9,
+    canary = VersionedDeployment(requests=6000, start=500, traffic="split", version_error=0.04, seed=9,
                                  labels_name_version=True)
     _, decisions = _process(DriftPipeline(Config()), _records(canary.messages_in_order()))
     assert [(d["decision"], d["traffic"]) for d in decisions] == [("promote", "split")]
@@ -281,7 +281,7 @@ def test_a_new_version_is_compared_with_its_own_training_reference(tmp_path):
 def test_offline_replay_writes_the_processors_decisions_and_reports_both_versions(tmp_path):
     from streamdrift.cli import main
 
-    deployment = VersionedDeployment(model="fraud", requests=8000, start=1000, version_error=0.16, seed=7)
+    deployment = VersionedDeployment(model="fraud", requests=3000, start=500, version_error=0.16, seed=7)
     messages = list(deployment.messages_in_order())
     log = tmp_path / "log.jsonl"
     log.write_bytes(b"".join(orjson.dumps(m) + b"\n" for m in messages))
@@ -314,7 +314,7 @@ def test_a_new_version_starts_from_its_baselines_live_reference():
     assert min(a["index"] for a in found["baseline"]) < 100
     assert found["warm_up"] == []
     # The baseline's reference as it is at the new version's first event, whatever the batching.
-    for batch in (1, 2001, 2500):
+    for batch in (97, 2001, 2500):
         pipeline = DriftPipeline(Config(detectors=MonitorSettings(reference_size=1000)))
         alerts = [a for o in _process(pipeline, _records(events), batch)[0] for a in o.alerts]
         assert alerts == found["baseline"], f"batches of {batch}"

@@ -1,0 +1,167 @@
+"""The fast path across models must be indistinguishable from updating every monitor one by one:
+same detections (every field) and bit-identical state after every batch, whatever each model's
+number of values (0 and 1 included), with drift, missing values and warm-ups among them."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+import streamdrift.detectors.across as across
+from streamdrift.detectors import MonitorSettings, NumericMonitor, encode_monitor
+from streamdrift.detectors.across import _segmented_cusum, update_groups_together
+from streamdrift.detectors.cusum import first_crossing
+from streamdrift.detectors.together import FastPath, update_together
+
+from .test_together import detections
+
+SIZES = [0, 1, 2, 3, 5, 8, 8, 8, 13, 21, 40, 90]
+
+
+class Model:
+    """One model: its features' monitors updated across models, their twins one by one, and
+    its stream (features x values), drifting or missing values as its ``kind`` says."""
+
+    def __init__(self, rng: np.random.Generator, settings: MonitorSettings, k: int, n: int, kind: str):
+        self.together = [NumericMonitor(settings) for _ in range(k)]
+        self.alone = [NumericMonitor(settings) for _ in range(k)]
+        self.fast_path = FastPath()
+        x = rng.normal(0, 1, (k, n))
+        if kind == "drift":
+            x[0, 1_200:] += 0.8
+        elif kind == "scale":
+            x[-1, 1_000:] *= 2.5
+        elif kind == "missing":
+            x[rng.random((k, n)) < 0.003] = np.nan  # a missing value now and then
+        elif kind == "ties":
+            x = rng.poisson(2, (k, n)).astype(np.float64)
+        self.x, self.pos = x, 0
+
+    def take(self, size: int) -> np.ndarray:
+        batch = self.x[:, self.pos:self.pos + size]
+        self.pos += batch.shape[1]
+        return batch
+
+
+KINDS = ["stable", "stable", "stable", "drift", "scale", "missing", "ties", "stable"]
+
+
+@pytest.mark.parametrize("settings, most_fallbacks", [
+    (MonitorSettings(reference_size=300, rearm_size=200, window=100, evaluate_every=60, adwin_block=16,
+                     adwin_clock=2), 0.35),
+    # A false alarm every 10,000 values: detections and re-arming all the time, fewer quiet calls.
+    (MonitorSettings(reference_size=400, window=150, evaluate_every=150, adwin_block=64, adwin_clock=1,
+                     false_alarm_budget=1e4), 0.7),
+    (MonitorSettings(reference_size=250, window=80, evaluate_every=25, detectors=("ks", "scale", "missing_rate")),
+     0.35),
+])
+def test_across_equals_one_by_one(settings, most_fallbacks):
+    rng = np.random.default_rng(zlib.crc32(f"across/{settings.window}".encode()))
+    models = [Model(rng, settings, int(rng.integers(1, 6)), 5_000, KINDS[i % len(KINDS)]) for i in range(14)]
+    fallbacks, calls, fired, batches = [0], 0, 0, 0
+    original = across.update_together
+
+    def counted(monitors, values, fast_path=None):
+        fallbacks[0] += values.shape[1] > 0
+        return original(monitors, values, fast_path)
+
+    across.update_together = counted
+    try:
+        while batches < 180:
+            sizes = rng.choice(SIZES, len(models))
+            groups = [(m.together, m.take(int(size)), m.fast_path) for m, size in zip(models, sizes)]
+            got = update_groups_together(groups)
+            for i, (m, (_, values, _)) in enumerate(zip(models, groups)):
+                calls += values.shape[1] > 0
+                for j, monitor in enumerate(m.alone):
+                    want = monitor.update(values[j])
+                    assert detections(got[i][j]) == detections(want), f"model {i}, feature {j}, batch {batches}"
+                    fired += len(want)
+                    assert encode_monitor(m.together[j]) == encode_monitor(monitor), \
+                        f"state of model {i}, feature {j} after batch {batches}"
+            batches += 1
+    finally:
+        across.update_together = original
+    # Warm-ups, missing values, detections and re-arming take update_together; the rest, most
+    # calls once the models are fitted, this path.
+    assert fallbacks[0] < most_fallbacks * calls, f"the path across models was hardly used: {fallbacks[0]} of {calls} fell back"
+    assert fired >= 3  # the fallback's detections were compared too
+
+
+def test_a_model_changed_outside_the_group_falls_back():
+    """A model whose monitor was updated on its own since its group last moved on is not trusted:
+    it goes to ``update_together``, and gives what one by one gives."""
+    rng = np.random.default_rng(3)
+    settings = MonitorSettings(reference_size=300, window=100, evaluate_every=50, adwin_block=32)
+    together = [[NumericMonitor(settings) for _ in range(3)] for _ in range(2)]
+    alone = [[NumericMonitor(settings) for _ in range(3)] for _ in range(2)]
+    paths = [FastPath(), FastPath()]
+    x = rng.normal(0, 1, (2, 3, 1_000))
+    for pos in range(0, 600, 50):
+        update_groups_together([(together[i], x[i, :, pos:pos + 50], paths[i]) for i in range(2)])
+        for i in range(2):
+            for m, row in zip(alone[i], x[i, :, pos:pos + 50]):
+                m.update(row)
+    for group in (together, alone):
+        group[0][1].update(x[0, 1, 600:605])
+    seen = []
+    original = across.update_together
+    across.update_together = lambda monitors, values, fast_path=None: (
+        seen.append(monitors[0]), original(monitors, values, fast_path))[1]
+    try:
+        for pos in range(605, 1_000, 7):
+            update_groups_together([(together[i], x[i, :, pos:pos + 7], paths[i]) for i in range(2)])
+            for i in range(2):
+                for m, row in zip(alone[i], x[i, :, pos:pos + 7]):
+                    m.update(row)
+                assert [encode_monitor(m) for m in together[i]] == [encode_monitor(m) for m in alone[i]]
+    finally:
+        across.update_together = original
+    assert seen[0] is together[0][0]  # the changed model fell back, then was trusted again
+    assert together[1][0] not in seen[:2]
+
+
+def test_segmented_cusum_is_first_crossing_of_each_segment():
+    """Each segment of one ragged row gives ``cusum.first_crossing``'s final sum, crossing and
+    last zero, from its own start; segments of length 1 and large sums included."""
+    rng = np.random.default_rng(11)
+    for trial in range(200):
+        lengths = rng.integers(1, 12, int(rng.integers(1, 30)))
+        rows = 2
+        steps = rng.integers(-(1 << 24), 1 << 24, (rows, int(lengths.sum()))).astype(np.int32)
+        if trial % 3 == 0:
+            steps //= 1 << 22  # small steps: sums at 0 often
+        start = rng.integers(0, 1 << 26, (rows, lengths.size))
+        start[:, ::4] = 0
+        threshold = rng.integers(1, 1 << 27, (rows, lengths.size))
+        crossed, sums, zeros = _segmented_cusum(steps, lengths, start, threshold)
+        begins = np.cumsum(lengths) - lengths
+        for r in range(rows):
+            for s, (b, n) in enumerate(zip(begins, lengths)):
+                seg = steps[r, b:b + n].astype(np.int64)
+                c = np.cumsum(seg)
+                run = c - np.minimum(np.minimum.accumulate(c), -start[r, s])
+                assert crossed[r, s] == (run.max() > threshold[r, s])
+                assert sums[r, s] == run[-1]
+                zero = np.flatnonzero(run == 0)
+                assert zeros[r, s] == (zero[-1] if zero.size else -1)
+                if not crossed[r, s]:
+                    assert first_crossing(seg, int(start[r, s]), int(threshold[r, s]))[1:] == (run[-1], zeros[r, s])
+
+
+def test_results_in_the_order_of_the_groups():
+    """Fallback and cross-model groups come back in the order they were given; an empty group
+    is an empty result per monitor."""
+    rng = np.random.default_rng(5)
+    settings = MonitorSettings(reference_size=200)
+    monitors = [[NumericMonitor(settings) for _ in range(2)] for _ in range(3)]
+    twins = [[NumericMonitor(settings) for _ in range(2)] for _ in range(3)]
+    paths = [FastPath() for _ in range(3)]
+    for pos in range(0, 400, 40):
+        values = [rng.normal(0, 1, (2, 40)), rng.normal(0, 1, (2, 0)), rng.normal(3, 1, (2, 40))]
+        got = update_groups_together(list(zip(monitors, values, paths)))
+        want = [update_together(t, v) for t, v in zip(twins, values)]
+        assert [[detections(d) for d in g] for g in got] == [[detections(d) for d in w] for w in want]
+        assert got[1] == [[], []]
