@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import chain, repeat
 from operator import attrgetter, itemgetter
@@ -280,16 +280,21 @@ class PlainBatch:
     models: list[str]
     ts: list[float]
     features: tuple[str, ...]
-    #: events x features; a null is NaN.
+    #: events x features; a null is NaN, and so is every value of a categorical feature.
     values: np.ndarray
+    #: The categorical features (strings or booleans, and nulls): their values, event by event.
+    categories: dict[str, list] = field(default_factory=dict)
+    #: The features that had a number in the batch (the others had strings or only nulls).
+    numeric: set[str] = field(default_factory=set)
 
 
 def plain_batch(records: list[Record], limits: Limits) -> PlainBatch | None:
     """The batch parsed, when every message is a plain feature event, the common case: a JSON
     object with just ``model``, ``features``, a number ``ts`` and optionally a string ``id``,
     which ``decode`` accepts as it is, and the same features as every other event (in any
-    order), each a number or null. ``None`` as soon as one message is not like that: the caller
-    then decodes each message, and ``decode`` alone says what is wrong.
+    order), each feature's values numbers and nulls, or strings, booleans (within
+    ``limits.max_string_length``) and nulls. ``None`` as soon as one message is not like that:
+    the caller then decodes each message, and ``decode`` alone says what is wrong.
 
     Each check is one pass over a chunk in C (``map``, ``set``): at this rate a Python call per
     event costs more than parsing it.
@@ -299,6 +304,10 @@ def plain_batch(records: list[Record], limits: Limits) -> PlainBatch | None:
     (['m'], [5.0], ('x', 'y'), [[1.5, nan]])
     >>> plain_batch([Record(b'{"model": "m", "ts": 5, "features": {"x": 1}, "label": 1}')], Limits()) is None
     True
+    >>> batch = plain_batch([Record(b'{"model": "m", "ts": 5, "features": {"x": 2.5, "c": "DE"}}'),
+    ...                      Record(b'{"model": "m", "ts": 6, "features": {"x": 1.0, "c": null}}')], Limits())
+    >>> batch.values.tolist(), batch.categories, sorted(batch.numeric)
+    ([[2.5, nan], [1.0, nan]], {'c': ['DE', None]}, ['x'])
     """
     if not records:
         return None
@@ -367,14 +376,118 @@ def _add_plain_chunk(batch: PlainBatch, data: list, start: int, limits: Limits, 
         return False
     kinds = list(map(type, flat))
     # Usually all floats: counting them (compared by identity) costs less than a set of types.
-    if kinds.count(float) != len(kinds) and not set(kinds) <= _NUMBERS_OR_NULL:
+    if kinds.count(float) == len(kinds) or set(kinds) <= _NUMBERS_OR_NULL:
+        batch.values[start:start + len(data)] = np.fromiter(flat, np.float64, len(flat)).reshape(len(data), len(names))
+        batch.numeric.update(name for name, kind in zip(names, _column_kinds(kinds, len(names))) if kind)
+        for name, column in batch.categories.items():
+            column += repeat(None, len(data)) if name not in batch.numeric else ()
+    elif not _add_mixed_chunk(batch, flat, kinds, start, len(data), limits):
         return False
-    batch.values[start:start + len(data)] = np.fromiter(flat, np.float64, len(flat)).reshape(len(data), len(names))
+    if batch.numeric & batch.categories.keys():
+        return False  # a feature with numbers and strings: check_column names the odd values
     batch.models += models
     batch.ts += map(float, ts) if int in ts_types else ts
     return True
 
 
+#: Plain stretches shorter than this are not worth a batch of their own (``plain_pieces``).
+MIN_PLAIN_PIECE = 256
+
+
+def plain_pieces(records: list[Record], limits: Limits) -> list[slice] | None:
+    """A batch that is not plain as a whole (``plain_batch``) cut into stretches that may be:
+    the runs of at least ``MIN_PLAIN_PIECE`` messages that each look plain on their own
+    (``looks_plain``), and the messages between them. ``None`` when there is no such run, or
+    when the whole batch looks plain (then what keeps it off the plain path is between messages:
+    a feature set or type that changes, which a cut would not cure).
+
+    Processing the stretches one after another gives what the whole batch gives: the pipeline's
+    results never depend on how a stream is cut into batches.
+
+    >>> ok, bad = Record(b'{"model": "m", "ts": 1, "features": {"x": 1.0}}'), Record(b'{"model": "m"}')
+    >>> plain_pieces([ok] * 300 + [bad] + [ok] * 10 + [bad] + [ok] * 400, Limits())
+    [slice(0, 300, None), slice(300, 312, None), slice(312, 712, None)]
+    """
+    if not any(looks_plain(record, limits) for record in records[:64]):
+        return None  # a batch that starts with no plain message is rarely plain further on
+    flags = [looks_plain(record, limits) for record in records]
+    if all(flags) or flags.count(True) < MIN_PLAIN_PIECE:
+        return None
+    pieces, start, run_start = [], 0, None
+    for i, flag in enumerate(flags + [False]):
+        if flag:
+            if run_start is None:
+                run_start = i
+            continue
+        if run_start is not None and i - run_start >= MIN_PLAIN_PIECE:
+            if run_start > start:
+                pieces.append(slice(start, run_start))
+            pieces.append(slice(run_start, i))
+            start = i
+        run_start = None
+    if start < len(records):
+        pieces.append(slice(start, len(records)))
+    return pieces if len(pieces) > 1 else None
+
+
+def looks_plain(record: Record, limits: Limits) -> bool:
+    """Whether one message has the shape of a plain feature event (``plain_batch``'s checks that
+    concern it alone).
+
+    >>> looks_plain(Record(b'{"model": "m", "ts": 1, "features": {"x": 1.0, "c": "DE"}}'), Limits())
+    True
+    >>> looks_plain(Record(b'{"model": "m", "ts": 1, "features": {"x": [1]}}'), Limits())
+    False
+    """
+    data = record.data
+    if data is None:
+        value = record.value
+        if type(value) is not bytes or len(value) > limits.max_message_bytes:
+            return False
+        try:
+            data = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return False
+    if type(data) is not dict or not (_PLAIN_REQUIRED <= data.keys() <= PLAIN_KEYS):
+        return False
+    features = data["features"]
+    return (type(data["model"]) is str and type(data["ts"]) in NUMBERS and type(features) is dict
+            and type(data.get("id")) in _ID_TYPES and set(map(type, features.values())) <= _PLAIN_VALUE_TYPES)
+
+
+def _column_kinds(kinds: list, width: int) -> list[bool]:
+    """Per feature of a chunk whose values are all numbers or nulls: whether it has a number."""
+    if kinds.count(float) == len(kinds):
+        return [True] * width
+    return [bool(set(kinds[j::width]) - _NULL) for j in range(width)]
+
+
+def _add_mixed_chunk(batch: PlainBatch, flat: list, kinds: list, start: int, n: int, limits: Limits) -> bool:
+    """A chunk with strings or booleans: feature by feature, numbers and nulls into the matrix,
+    strings, booleans and nulls into ``categories``; ``False`` for any other mix."""
+    width = len(batch.features)
+    for j, name in enumerate(batch.features):
+        column, types = flat[j::width], set(kinds[j::width]) - _NULL
+        if types <= NUMBERS:
+            batch.values[start:start + n, j] = np.fromiter(column, np.float64, n)
+            if types:
+                batch.numeric.add(name)
+            elif name in batch.categories:
+                batch.categories[name] += column
+            continue
+        if not types <= _CATEGORY_TYPES or name in batch.numeric:
+            return False
+        if str in types and max(len(v) for v in column if type(v) is str) > limits.max_string_length:
+            return False
+        batch.values[start:start + n, j] = np.nan
+        # A feature that had only nulls so far is categorical from its first event on.
+        batch.categories.setdefault(name, [None] * start).extend(column)
+    return True
+
+
+_NULL = frozenset((type(None),))
+_PLAIN_VALUE_TYPES = frozenset((int, float, str, bool, type(None)))
+_CATEGORY_TYPES = frozenset((str, bool))
 _VALUE_OF, _DATA_OF = attrgetter("value"), attrgetter("data")
 _MODEL_OF, _FEATURES_OF, _TS_OF = itemgetter("model"), itemgetter("features"), itemgetter("ts")
 _ID_TYPES = frozenset((str, type(None)))

@@ -335,10 +335,35 @@ class PlainRun:
     """The events of one model in a batch of plain events (``events.plain_batch``): where they
     are in the batch. The common case, monitored without an ``Event`` per event."""
 
-    __slots__ = ("records", "batch", "positions")
+    __slots__ = ("records", "batch", "positions", "numeric", "categorical")
 
     def __init__(self, records: list[Record], batch: PlainBatch, positions: np.ndarray):
         self.records, self.batch, self.positions = records, batch, positions
+        #: The features monitored as numbers (in the matrix) and as categories (columns), once
+        #: the pipeline has told them apart by the model's types (``split``).
+        self.numeric: tuple[str, ...] = batch.features
+        self.categorical: tuple[str, ...] = ()
+
+    def split(self, types: dict) -> None:
+        """Tell the run's features apart by the model's ``types`` (``ModelMonitors.types``)."""
+        names = self.batch.features
+        self.numeric = tuple(n for n in names if types.get(("feature", n)) == "numeric")
+        self.categorical = tuple(n for n in names if types.get(("feature", n)) == "categorical")
+
+    def column(self, name: str) -> list:
+        """A categorical feature's values over the run (``None`` = missing)."""
+        column = self.batch.categories.get(name)
+        if column is None:  # only nulls in this batch
+            return [None] * len(self.positions)
+        return list(map(column.__getitem__, self.positions.tolist()))
+
+    def joint_columns(self, matrix: np.ndarray) -> dict:
+        """The run's features for the multivariate monitor: ``matrix``'s rows (``matrix()``) and
+        the categorical columns."""
+        columns = dict(zip(self.numeric, matrix))
+        for name in self.categorical:
+            columns[name] = self.column(name)
+        return columns
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -350,8 +375,12 @@ class PlainRun:
         return [decode(records[i], limits) for i in self.positions]
 
     def matrix(self) -> np.ndarray:
-        """Features x events."""
-        return np.ascontiguousarray(self.batch.values[self.positions].T)
+        """Numeric features (``numeric``) x events."""
+        values = self.batch.values[self.positions]
+        if len(self.numeric) != len(self.batch.features):
+            index = {name: j for j, name in enumerate(self.batch.features)}
+            values = values[:, [index[name] for name in self.numeric]]
+        return np.ascontiguousarray(values.T)
 
     def source(self):
         """``(record, ts)`` of the run's ``i``-th event, for ``_alerts``."""

@@ -168,23 +168,31 @@ class ModelMonitors:
         monitor's own ``update``); any other stream is updated on its own."""
         return first == 0 and self.types.get(stream) == "numeric"
 
-    def takes_plain(self, features: tuple[str, ...], limits) -> bool:
-        """Whether a run of events that all have numbers (or nulls) for exactly ``features``
-        fills exactly this model's streams, all known numeric, with their monitors, none restored
-        part-way: then ``check_column`` would find nothing to reject, every stream starts at the
-        first event, and no monitor is made (so the order of ``features`` changes nothing). Then
-        every stream of the run ``goes_together``, read straight from the parsed matrix."""
+    def takes_plain(self, features: tuple[str, ...], limits, numeric: frozenset = None,
+                    categorical: frozenset = frozenset()) -> bool:
+        """Whether a run of events that all have exactly ``features`` — numbers or nulls for the
+        ``numeric`` ones (default: all), strings, booleans or nulls for the ``categorical`` ones,
+        only nulls for the rest — fills exactly this model's streams, each known of the type its
+        values have, with their monitors, none restored part-way: then ``check_column`` would
+        find nothing to reject, every stream starts at the first event, and no monitor is made
+        (so the order of ``features`` changes nothing). Then every numeric stream of the run
+        ``goes_together``, read straight from the parsed matrix, and every categorical one is
+        its own column."""
         if self.covered:
             return False
+        numeric = frozenset(features) if numeric is None else numeric
         # Streams and their types are only ever added (a monitor may be replaced, not removed):
         # while their counts stay, the answer for the same features does too.
-        known = (features, limits, len(self.types), len(self.monitors))
+        known = (features, numeric, categorical, limits, len(self.types), len(self.monitors))
         if self._takes_plain == known:
             return True
         streams = _feature_streams(features)
+        types = self.types
         ok = bool(streams) \
-            and all(self.goes_together(stream, 0) for stream in streams) \
-            and len(streams) == _filled_streams(self.types) \
+            and all(types.get(("feature", name)) == "numeric" for name in numeric) \
+            and all(types.get(("feature", name)) == "categorical" for name in categorical) \
+            and all(types.get(stream) in ("numeric", "categorical") for stream in streams) \
+            and len(streams) == _filled_streams(types) \
             and all(map(self.monitors.__contains__, streams)) \
             and not any(map(_bad_feature_name, features, repeat(limits)))
         if ok:
@@ -219,7 +227,7 @@ class ModelMonitors:
         seal = _sealed if deferred else pack
         position = {"partition": self.partition, "offset": self.next_offset}
         records = [(self._model_key(), seal({**position, "model": self.model, "segment": self.segment,
-                                  "types": [[k, n, t] for (k, n), t in self.types.items()],
+                                  "types": [[k, n, t] for (k, n), t in sorted(self.types.items())],
                                   "tracker": self.tracker.get_state(), "last_ts": self.last_ts,
                                   "started": self.started}))]
         records.extend((key, None) for key in self.stale_references)

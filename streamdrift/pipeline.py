@@ -12,7 +12,7 @@ keyed by ``state_keys.StateKey``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from .detectors.state import pack, unpack
 from .detectors.together import update_together
 from .detectors.across import update_groups_together
 from .concept import ERROR, PendingPredictions
-from .events import Event, Record, Rejected, decode  # noqa: F401  (decode: tests patch it here)
+from .events import MIN_PLAIN_PIECE, Event, Record, Rejected, decode, plain_pieces  # noqa: F401  (decode: tests patch it here)
 from .intake import PlainRun, Positions, Run, columns_of, plain_runs, route
 from .model_monitors import (CONCEPT, CONCEPT_DETECTORS, JOINT, LABEL, LATE_LABEL, PREDICTION, ModelMonitors,  # noqa: F401
                              _bad_feature_name, _feature_streams, _remember_references, _sealed, group_key, packed,
@@ -64,6 +64,16 @@ class Output:
     #: Each label that met predictions of model versions, in input order: ``(model, ts, {version:
     #: loss}, ids of the decisions it made)`` (for the replay report and the metrics).
     version_losses: list[tuple] = field(default_factory=list)
+
+
+    def extend(self, other: "Output") -> None:
+        """Add what a later batch produced (its lists after these, its counts to these)."""
+        for f in fields(self):
+            mine = getattr(self, f.name)
+            if isinstance(mine, list):
+                mine.extend(getattr(other, f.name))
+            else:
+                setattr(self, f.name, mine + getattr(other, f.name))
 
 
 class DriftPipeline:
@@ -148,6 +158,22 @@ class DriftPipeline:
         return found
 
     def process(self, records: list[Record]) -> Output:
+        """Monitor a batch of records: what it produced. A batch that is not plain as a whole but
+        has long plain stretches (``events.plain_pieces``: a malformed message now and then) is
+        processed stretch by stretch, each on its own path; the results are the whole batch's."""
+        pieces = self._plain_pieces(records) if len(records) >= 2 * MIN_PLAIN_PIECE else None
+        if pieces is None:
+            return self._process(records)
+        out = Output()
+        for piece in pieces:
+            out.extend(self._process(records[piece]))
+        return out
+
+    def _plain_pieces(self, records: list[Record]) -> list[slice] | None:
+        """``events.plain_pieces`` of a batch that is not plain as a whole (a seam the tests turn off)."""
+        return plain_pieces(records, self.config.limits)
+
+    def _process(self, records: list[Record]) -> Output:
         out = Output()
         self._found, self._below_floor = [], []
         self._plain_updates: list[tuple] = []  # _monitor_plain's, for _update_plain
@@ -171,6 +197,8 @@ class DriftPipeline:
             if not group.types and group.last_ts is None and group.partition is None:
                 del self.models[key]  # only rejected events: a hostile producer takes no model slot
         self._update_plain(order)
+        if len(out.rejected) > 1:  # in input order, however the batch was routed or cut
+            out.rejected.sort(key=lambda rejected: order[id(rejected.record)])
         self._emit(out)
         self._advance_clock(groups)
         self._evict_idle()
@@ -207,13 +235,31 @@ class DriftPipeline:
         """``_monitor`` of a plain run: the usual batch (its known numeric features) is one matrix
         straight from the parsed values; any other run is decoded into events for ``_monitor``."""
         limits = self.config.limits
-        names = run.batch.features
-        if not group.takes_plain(names, limits):
+        batch = run.batch
+        names = batch.features
+        if not (group.takes_plain(names, limits) if not batch.categories else
+                group.takes_plain(names, limits, frozenset(batch.numeric), frozenset(batch.categories))):
             self._monitor(group, run.events(limits), out, [], order)
             return
-        streams = _feature_streams(names)
-        group.dirty.update(streams)
+        group.dirty.update(_feature_streams(names))
         out.processed += len(run)
+        if batch.categories:
+            run.split(group.types)
+            found = []
+            for name in run.categorical:  # each on its own, as in ``_monitor``
+                monitor = group.monitors[("feature", name)]
+                start = monitor.seen
+                detections = monitor.update(run.column(name))
+                if detections:
+                    found.extend(self._alerts(group, "feature", name, detections, start, run.source(), order))
+            self._finish(group, found)
+            if not run.numeric:
+                if group.joint is not None:
+                    self._finish(group, self._monitor_jointly(group, run.joint_columns(np.empty((0, len(run)))),
+                                                              run.source(), order))
+                self._finish(group, [], *run.last())
+                return
+        streams = _feature_streams(run.numeric)
         self._plain_updates.append((group, streams, run.matrix(), run))
 
     def _update_plain(self, order: dict[int, int]) -> None:
@@ -234,7 +280,7 @@ class DriftPipeline:
                 if found_here:  # an update adds each of its values to ``seen``: this one started n before
                     found.extend(self._alerts(group, kind, name, found_here, monitor.seen - n, source, order))
             if group.joint is not None:
-                found.extend(self._monitor_jointly(group, dict(zip(run.batch.features, matrix)), source, order))
+                found.extend(self._monitor_jointly(group, run.joint_columns(matrix), source, order))
             self._finish(group, found, *run.last())
 
     def _emit(self, out: Output) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from streamdrift import intake
 from streamdrift.config import Config, Limits
-from streamdrift.detectors import MonitorSettings
+from streamdrift.detectors import MonitorSettings, MultivariateSettings
 from streamdrift.events import Record, plain_batch
 from streamdrift.pipeline import DriftPipeline
 
@@ -104,6 +104,7 @@ def outputs(records: list[Record], batch: int, cfg: Config, fast: bool, monkeypa
     with monkeypatch.context() as patch:
         if not fast:
             patch.setattr(DriftPipeline, "_plain_runs", lambda self, records: None)
+            patch.setattr(DriftPipeline, "_plain_pieces", lambda self, records: None)
         pipeline = DriftPipeline(cfg)
         produced = []
         start = 0
@@ -219,3 +220,107 @@ def test_replayed_nan_times_give_the_per_event_results(monkeypatch):
             data["ts"] += 10_000.0  # an idle gap that a NaN maximum would hide
         records.append(Record(r.value, r.key, r.topic, r.partition, r.offset, r.timestamp_ms, data))
     assert outputs(records, 500, config(), True, monkeypatch) == outputs(records, 500, config(), False, monkeypatch)
+
+
+# -- categorical features on the plain path ----------------------------------------------------
+COUNTRIES = ("DE", "FR", "US", "GB")
+
+
+def mixed_event(i: int, rng: random.Random, missing: float = 0.0) -> dict:
+    """``plain_event`` with a categorical ``country`` whose mix moves for model 1, a boolean
+    ``member``, and nulls in both (``missing``) and in ``c``."""
+    event = plain_event(i, rng)
+    shares = (0.1, 0.2, 0.3, 0.4) if i % MODELS == 1 and i > 3_000 else (0.4, 0.3, 0.2, 0.1)
+    features = event["features"]
+    features["country"] = None if rng.random() < missing else rng.choices(COUNTRIES, shares)[0]
+    features["member"] = None if rng.random() < missing else rng.random() < 0.3
+    if rng.random() < missing:
+        features["c"] = None
+    return event
+
+
+def mixed_stream(n: int, missing: float = 0.0, seed: int = 5, salts: tuple[str, ...] = (),
+                 rate: float = 0.0) -> list[Record]:
+    rng = random.Random(seed)
+    records = []
+    for i in range(n):
+        event = mixed_event(i, rng, missing)
+        value = _salt(event, rng.choice(salts), i) if salts and rng.random() < rate else orjson.dumps(event)
+        records.append(Record(value, None, "features", i % 2, i, 1_700_000_000_000 + i))
+    return records
+
+
+@pytest.mark.parametrize("batch", [6_000, 1_000, 257, 1])
+@pytest.mark.parametrize("missing", [0.0, 0.05])
+def test_categorical_features_give_the_per_event_results(batch, missing, monkeypatch):
+    records = mixed_stream(6_000, missing)
+    fast = outputs(records, batch, config(), True, monkeypatch)
+    features = {alert["feature"] for alerts, *_ in fast[0] for alert in alerts}
+    assert "country" in features and "a" in features, features
+    assert fast == outputs(records, batch, config(), False, monkeypatch)
+
+
+def test_a_clean_mixed_batch_of_known_models_decodes_no_event(monkeypatch):
+    records = mixed_stream(4_000, missing=0.05)
+    pipeline = DriftPipeline(config())
+    pipeline.process(records[:2_000])
+    calls = []
+    monkeypatch.setattr(intake, "decode", lambda *args: calls.append(args))
+    out = pipeline.process(records[2_000:])
+    assert out.processed == 2_000 and not out.rejected and calls == []
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_categorical_features_with_exceptions_and_a_restart_give_the_per_event_results(seed, monkeypatch):
+    records = mixed_stream(4_000, 0.02, seed, SALTS, rate=0.01)
+    cfg = config(max_models=MODELS + 3)
+    for batch in (1_000, 333):
+        assert outputs(records, batch, cfg, True, monkeypatch, restore_at=2_000) == \
+               outputs(records, batch, cfg, False, monkeypatch, restore_at=2_000), (seed, batch)
+
+
+def test_a_string_where_a_feature_was_numeric_or_too_long_leaves_the_plain_path(monkeypatch):
+    records = mixed_stream(3_000)
+    for i, value in ((1_500, "12.5"), (2_200, "x" * 300)):
+        event = orjson.loads(records[i].value)
+        event["features"]["a" if i == 1_500 else "country"] = value
+        records[i] = Record(orjson.dumps(event), None, "features", i % 2, i, records[i].timestamp_ms)
+    fast = outputs(records, 500, config(max_string_length=256), True, monkeypatch)
+    rejected = [reason for _, _, rejected, *_ in fast[0] for _, reason in rejected]
+    assert len(rejected) == 2 and "has always been numeric" in rejected[0] and "max_string_length" in rejected[1]
+    assert fast == outputs(records, 500, config(max_string_length=256), False, monkeypatch)
+
+
+def test_multivariate_monitor_on_plain_batches_with_categories(monkeypatch):
+    records = mixed_stream(6_000, missing=0.02)
+    cfg = Config(detectors=SMALL, limits=Limits(idle_seconds=5_000.0), multivariate_models=("*",),
+                 multivariate=MultivariateSettings(reference_size=400, rearm_size=400))
+    fast = outputs(records, 700, cfg, True, monkeypatch)
+    assert fast == outputs(records, 700, cfg, False, monkeypatch)
+
+
+def malformed_now_and_then(n: int) -> list[Record]:
+    records = mixed_stream(n, missing=0.02)
+    for i in range(499, n, 500):
+        records[i] = Record(b"{" if i % 1000 == 499 else b'{"model": "m1", "features": {"a": [1]}}',
+                            None, "features", i % 2, i, records[i].timestamp_ms)
+    return records
+
+
+def test_a_malformed_message_now_and_then_leaves_the_rest_on_the_plain_path(monkeypatch):
+    records = malformed_now_and_then(6_000)
+    pipeline = DriftPipeline(config())
+    pipeline.process(records[:2_000])
+    calls = []
+    original = intake.decode
+    monkeypatch.setattr(intake, "decode", lambda *args: (calls.append(args), original(*args))[1])
+    out = pipeline.process(records[2_000:])
+    assert len(out.rejected) == 8 and out.processed == 3_992
+    assert len(calls) == 8  # only the malformed messages were decoded one by one
+
+
+@pytest.mark.parametrize("batch", [6_000, 1_100, 600])
+def test_a_batch_cut_around_malformed_messages_gives_the_per_event_results(batch, monkeypatch):
+    records = malformed_now_and_then(6_000)
+    fast = outputs(records, batch, config(), True, monkeypatch)
+    assert fast == outputs(records, batch, config(), False, monkeypatch)
