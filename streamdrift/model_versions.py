@@ -139,8 +139,9 @@ class ModelVersions:
                 "next_offsets": [[t, p, o] for (t, p), o in self.next_offsets.items()]}
 
     def set_state(self, state: dict) -> None:
-        """Restore; the comparisons keep the policy they were made with, except for a new
-        policy's settings (a changed config applies to the comparisons still running)."""
+        """Restore from ``get_state``. The comparisons take this object's policy: a config
+        changed between two runs applies to the comparisons still running. Labels of an input
+        below the offsets the state covers are skipped by ``observe`` (a restart replays them)."""
         self.seen = list(state["seen"])
         self.losses = {v: [int(n), float(total)] for v, n, total in state["losses"]}
         self.comparisons = {}
