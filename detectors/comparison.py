@@ -26,7 +26,8 @@ values with a finite 2+δ moment,
 for all t at once with probability → 1 − α. ``ρ`` makes it tightest near ``TIGHTEST_AT`` labels
 (their eq. for ρ*). Its guarantee is asymptotic: ``min_labels`` keeps the first, small-sample
 intervals from deciding anything, and ``scripts/bench_versions.py`` measures the wrong-decision
-rate it gives (the Robbins mixture is conservative; measured far below ``error_rate``).
+rate it gives: 0–0.6% of 500 runs of 10⁵ labels at the default 1% (shadow and split,
+classification and regression).
 
 **The decision** (``margin`` ≥ 0, the tolerated degradation, on the loss's scale): once both
 versions have ``min_labels`` labels (shadow: pairs),
