@@ -13,8 +13,11 @@ def reason_code(reason: str) -> str:
 
     >>> reason_code("not valid JSON (NaN and Infinity are not JSON either): ..."), reason_code("feature 'x' is a list; ...")
     ('not_json', 'bad_value')
+    >>> reason_code("model_version 'v9' of model 'm' is unknown: no feature event carried it (known: v1)")
+    'unknown_version'
     """
-    checks = (("not valid JSON", "not_json"), ("event must be a JSON object", "not_object"),
+    checks = (("is unknown: no feature event carried it", "unknown_version"), ("\"model_version\" must", "bad_version"),
+              ("not valid JSON", "not_json"), ("event must be a JSON object", "not_object"),
               ("missing or empty \"model\"", "no_model"), ("missing \"features\"", "no_features"),
               ("\"features\" must", "no_features"), ("limits.", "limit"), ("has always been", "type_changed"),
               ("\"ts\"", "bad_ts"), ("empty message", "empty"))
