@@ -328,3 +328,14 @@ def test_a_handed_over_partition_takes_its_models_versions_along():
     assert set(pipeline.versions) == {"a", "b"}
     pipeline.drop_partitions({0})
     assert set(pipeline.versions) == {"b"} and set(pipeline.models) == {("b", None, "v1")}
+
+
+def test_a_model_remembers_at_most_max_versions_and_their_comparisons():
+    from streamdrift.model_versions import MAX_VERSIONS, ModelVersions
+
+    versions = ModelVersions("m", VersionPolicy())
+    for i in range(MAX_VERSIONS + 6):
+        versions.see(f"v{i}")
+    assert len(versions.seen) == MAX_VERSIONS and versions.seen[0] == "v6"
+    assert all(version in versions.seen and baseline in versions.seen for version, baseline in versions.comparisons)
+    assert not versions.knows("v0") and versions.knows(f"v{MAX_VERSIONS + 5}")
