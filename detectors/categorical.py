@@ -11,6 +11,8 @@ always produce, while a genuinely new frequent category still does.
 from __future__ import annotations
 
 from collections import Counter
+from itertools import repeat
+from operator import is_
 
 import numpy as np
 
@@ -25,6 +27,9 @@ from .window import Ring
 OTHER = "__other__"
 UNSEEN = "__unseen__"
 TOP_CATEGORIES = 5
+
+
+_STR_OR_NONE = frozenset((str, type(None)))
 
 
 def as_category(value) -> str | None:
@@ -89,8 +94,9 @@ class CategoricalMonitor(FeatureMonitor):
     def update(self, values) -> list[Detection]:
         """Feed a batch of categories (str/bool; ``None`` = missing); return the detections."""
         x = np.empty(len(values), dtype=object)
-        x[:] = [as_category(v) for v in values]
-        missing = np.fromiter((v is None for v in x), dtype=bool, count=x.size)
+        # Strings and nulls, the usual batch, are their own categories: no call per value.
+        x[:] = values if set(map(type, values)) <= _STR_OR_NONE else [as_category(v) for v in values]
+        missing = np.fromiter(map(is_, x, repeat(None)), dtype=bool, count=x.size)
         return self._update(x, missing)
 
     def _fit(self, values: np.ndarray, missing: int, total: int) -> None:
@@ -132,8 +138,7 @@ class CategoricalMonitor(FeatureMonitor):
 
     def _codes(self, values: np.ndarray) -> np.ndarray:
         unseen = len(self.names) - 1
-        get = self.codebook.get
-        return np.fromiter((get(v, unseen) for v in values), dtype=np.int32, count=values.size)
+        return np.fromiter(map(self.codebook.get, values, repeat(unseen)), dtype=np.int32, count=values.size)
 
     def _watch(self, x: np.ndarray, missing: np.ndarray) -> list[Detection]:
         base = self.seen

@@ -394,40 +394,85 @@ def _add_plain_chunk(batch: PlainBatch, data: list, start: int, limits: Limits, 
 MIN_PLAIN_PIECE = 256
 
 
-def plain_pieces(records: list[Record], limits: Limits) -> list[slice] | None:
-    """A batch that is not plain as a whole (``plain_batch``) cut into stretches that may be:
-    the runs of at least ``MIN_PLAIN_PIECE`` messages that each look plain on their own
-    (``looks_plain``), and the messages between them. ``None`` when there is no such run, or
-    when the whole batch looks plain (then what keeps it off the plain path is between messages:
-    a feature set or type that changes, which a cut would not cure).
+def plain_pieces(records: list[Record], limits: Limits) -> tuple[list[Rejected], list[list[Record]]] | None:
+    """A batch that is not plain as a whole (``plain_batch``), made into stretches that may be:
+    the messages ``decode`` rejects are taken out (nothing but their rejection follows from them),
+    and what remains is cut at each message that is valid but not plain (a label, a prediction,
+    a segment...) into runs of plain messages and the messages between them, runs shorter than
+    ``MIN_PLAIN_PIECE`` going with those. Returns the rejections and the stretches in order, or
+    ``None`` when that leaves no long plain run, or nothing to take out or cut (then what keeps
+    the batch off the plain path is between messages: a feature set or type that changes).
 
     Processing the stretches one after another gives what the whole batch gives: the pipeline's
     results never depend on how a stream is cut into batches.
 
     >>> ok, bad = Record(b'{"model": "m", "ts": 1, "features": {"x": 1.0}}'), Record(b'{"model": "m"}')
-    >>> plain_pieces([ok] * 300 + [bad] + [ok] * 10 + [bad] + [ok] * 400, Limits())
-    [slice(0, 300, None), slice(300, 312, None), slice(312, 712, None)]
+    >>> other = Record(b'{"model": "m", "ts": 1, "features": {"x": 1.0}, "label": 1}')
+    >>> rejected, pieces = plain_pieces([ok] * 300 + [bad] + [ok] * 10 + [other] + [ok] * 400, Limits())
+    >>> [r.reason for r in rejected], [len(piece) for piece in pieces]
+    (['missing "features" object'], [310, 1, 400])
     """
     if not any(looks_plain(record, limits) for record in records[:64]):
         return None  # a batch that starts with no plain message is rarely plain further on
-    flags = [looks_plain(record, limits) for record in records]
+    flags = []
+    for start in range(0, len(records), CHUNK):
+        chunk = records[start:start + CHUNK]
+        flags += repeat(True, len(chunk)) if _chunk_looks_plain(chunk, limits) else \
+            [looks_plain(record, limits) for record in chunk]
     if all(flags) or flags.count(True) < MIN_PLAIN_PIECE:
         return None
+    rejected, kept, plain = [], [], []
+    for record, flag in zip(records, flags):
+        if not flag:
+            result = decode(record, limits)
+            if type(result) is Rejected:
+                rejected.append(result)
+                continue
+        kept.append(record)
+        plain.append(flag)
+    # Runs of plain messages (kept), long ones on their own, the rest merged between them.
     pieces, start, run_start = [], 0, None
-    for i, flag in enumerate(flags + [False]):
+    for i, flag in enumerate(plain + [False]):
         if flag:
             if run_start is None:
                 run_start = i
             continue
         if run_start is not None and i - run_start >= MIN_PLAIN_PIECE:
             if run_start > start:
-                pieces.append(slice(start, run_start))
-            pieces.append(slice(run_start, i))
+                pieces.append(kept[start:run_start])
+            pieces.append(kept[run_start:i])
             start = i
         run_start = None
-    if start < len(records):
-        pieces.append(slice(start, len(records)))
-    return pieces if len(pieces) > 1 else None
+    if start < len(kept):
+        pieces.append(kept[start:])
+    return (rejected, pieces) if rejected or len(pieces) > 1 else None
+
+
+def _chunk_looks_plain(chunk: list[Record], limits: Limits) -> bool:
+    """Whether every message of a chunk ``looks_plain``, in passes over the chunk in C (most
+    chunks of a batch that is not plain as a whole are plain: one odd message spoils a batch)."""
+    values = list(map(_VALUE_OF, chunk))
+    if set(map(type, values)) != {bytes} or max(map(len, values)) > limits.max_message_bytes:
+        return False
+    data = list(map(_DATA_OF, chunk))
+    if None in data:
+        try:
+            data = list(map(orjson.loads, values))
+        except orjson.JSONDecodeError:
+            return False
+    if set(map(type, data)) != {dict} or not set(map(len, data)) <= _PLAIN_SIZES:
+        return False
+    try:
+        models, features, ts = (list(map(key, data)) for key in (_MODEL_OF, _FEATURES_OF, _TS_OF))
+    except KeyError:
+        return False
+    if set(map(type, models)) != {str} or not set(map(type, ts)) <= NUMBERS or set(map(type, features)) != {dict}:
+        return False
+    with_id = [d for d in data if len(d) == len(PLAIN_KEYS)]
+    if with_id and (not all(map(dict.__contains__, with_id, repeat("id")))
+                    or not set(map(type, map(dict.get, with_id, repeat("id")))) <= _ID_TYPES):
+        return False
+    return set(map(type, chain.from_iterable(map(dict.values, features)))) <= _PLAIN_VALUE_TYPES
 
 
 def looks_plain(record: Record, limits: Limits) -> bool:
@@ -487,6 +532,7 @@ def _add_mixed_chunk(batch: PlainBatch, flat: list, kinds: list, start: int, n: 
 
 _NULL = frozenset((type(None),))
 _PLAIN_VALUE_TYPES = frozenset((int, float, str, bool, type(None)))
+_PLAIN_SIZES = frozenset((len(_PLAIN_REQUIRED), len(PLAIN_KEYS)))
 _CATEGORY_TYPES = frozenset((str, bool))
 _VALUE_OF, _DATA_OF = attrgetter("value"), attrgetter("data")
 _MODEL_OF, _FEATURES_OF, _TS_OF = itemgetter("model"), itemgetter("features"), itemgetter("ts")

@@ -161,15 +161,19 @@ class DriftPipeline:
         """Monitor a batch of records: what it produced. A batch that is not plain as a whole but
         has long plain stretches (``events.plain_pieces``: a malformed message now and then) is
         processed stretch by stretch, each on its own path; the results are the whole batch's."""
-        pieces = self._plain_pieces(records) if len(records) >= 2 * MIN_PLAIN_PIECE else None
-        if pieces is None:
+        plan = self._plain_pieces(records) if len(records) >= 2 * MIN_PLAIN_PIECE else None
+        if plan is None:
             return self._process(records)
+        rejected, pieces = plan
         out = Output()
         for piece in pieces:
-            out.extend(self._process(records[piece]))
+            out.extend(self._process(piece))
+        if rejected:  # in input order, as ``_process`` lists them
+            order = Positions(records)
+            out.rejected = sorted(rejected + out.rejected, key=lambda r: order[id(r.record)])
         return out
 
-    def _plain_pieces(self, records: list[Record]) -> list[slice] | None:
+    def _plain_pieces(self, records: list[Record]) -> tuple[list[Rejected], list[list[Record]]] | None:
         """``events.plain_pieces`` of a batch that is not plain as a whole (a seam the tests turn off)."""
         return plain_pieces(records, self.config.limits)
 
