@@ -50,7 +50,7 @@ import numpy as np
 
 from .detection import Detection
 from .numeric import NumericMonitor
-from .together import (_ALL, _STAMP, _SEARCHSORTED, FastPath, _adwin, _cusum_names, _evaluation_points, _rings,
+from .together import (_ALL, _STAMP, _SEARCHSORTED, FastPath, _adwin, _cusum_names, _evaluation_points, _rings, moved_on,
                        _trusted, _windowed, update_together)
 
 #: Offsets of the segmented running minimum stay this far inside int64 (else: model by model).
@@ -203,17 +203,7 @@ def _finish(plan: _Plan, lookup: _Lookup, adwin_apply) -> None:
     if adwin_apply is not None:
         adwin_apply(list(range(plan.k)), True)
     x, positions = plan.values, lookup.positions
-    rings = _rings(tables, monitors, True)
-    if rings is not None:
-        rings.extend(x, positions)
-    for i, m in enumerate(monitors):
-        if rings is None:
-            m.recent_values.extend(x[i])
-            m.recent_positions.extend(positions[i])
-            m.recent_missing.fill(False, n)
-        m.watched += n
-        m.seen += n
-        m.version += 1
+    moved_on(monitors, range(len(monitors)), x, positions, _rings(tables, monitors, True))
     recent = tables.recent
     tables.recent = recent.extended(positions) if recent is not None else None
     tables.members, tables.stamps = monitors, list(map(_STAMP, monitors))

@@ -208,10 +208,25 @@ def _advance(cache: FastPath, key: tuple, monitors: list[NumericMonitor], x: np.
     quiet_rows = list(range(k)) if everyone else np.flatnonzero(quiet).tolist()
     for apply in commit:
         apply(quiet_rows, everyone)
-    rings = _rings(tables, monitors, vouched) if everyone else None
+    moved_on(monitors, quiet_rows, x, positions, _rings(tables, monitors, vouched) if everyone else None)
+    recent = tables.recent
+    tables.recent = recent.extended(positions) if recent is not None and everyone else None
+    if everyone:
+        tables.members, tables.stamps = monitors, list(map(_STAMP, monitors))
+    else:
+        tables.stamps = None
+    return quiet
+
+
+def moved_on(monitors: list[NumericMonitor], rows, x: np.ndarray, positions: np.ndarray,
+             rings: "_Rings | None") -> None:
+    """Monitors ``rows`` took their rows of ``x`` (at ``positions``), all quiet and none missing:
+    their rings extended (all at once through ``rings``, else one by one), counts and versions
+    moved on."""
+    n = x.shape[1]
     if rings is not None:
         rings.extend(x, positions)
-    for i in quiet_rows:
+    for i in rows:
         m = monitors[i]
         if rings is None:
             m.recent_values.extend(x[i])
@@ -220,13 +235,6 @@ def _advance(cache: FastPath, key: tuple, monitors: list[NumericMonitor], x: np.
         m.watched += n
         m.seen += n
         m.version += 1
-    recent = tables.recent
-    tables.recent = recent.extended(positions) if recent is not None and everyone else None
-    if everyone:
-        tables.members, tables.stamps = monitors, list(map(_STAMP, monitors))
-    else:
-        tables.stamps = None
-    return quiet
 
 
 def _extend_rows(buffer: np.ndarray, count: int, items, n: int) -> None:
