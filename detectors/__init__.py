@@ -16,6 +16,7 @@ if __name__ != "streamdrift.detectors":
 
 from .adwin import ADWIN
 from .categorical import CategoricalMonitor
+from .comparison import LossComparison, MeanSequence
 from .binary import DDM, HDDM_A
 from .detection import Detection, Detector, Hit, NotFittedError
 from .frequency import FrequencyTest
@@ -31,7 +32,7 @@ from .settings import CATEGORICAL_DETECTORS, NUMERIC_DETECTORS, MonitorSettings
 from .state import StateError, decode_monitor, encode_monitor, monitor_record, reference_tag
 
 __all__ = [
-    "ADWIN", "DDM", "HDDM_A", "Detector", "Hit", "NotFittedError", "CategoricalMonitor", "Detection", "FrequencyTest", "WindowedKS", "MissingRate",
+    "ADWIN", "DDM", "HDDM_A", "LossComparison", "MeanSequence", "Detector", "Hit", "NotFittedError", "CategoricalMonitor", "Detection", "FrequencyTest", "WindowedKS", "MissingRate",
     "NumericMonitor", "PageHinkley", "Reference", "Scale", "MonitorSettings", "NUMERIC_DETECTORS",
     "CATEGORICAL_DETECTORS", "JointShift", "MultivariateMonitor", "MultivariateSettings", "MULTIVARIATE_DETECTORS",
     "StateError", "encode_monitor", "monitor_record", "decode_monitor", "reference_tag",
