@@ -161,9 +161,10 @@ class DriftPipeline:
         """Monitor a batch of records: what it produced. A batch that is not plain as a whole but
         has long plain stretches (``events.plain_pieces``: a malformed message now and then) is
         processed stretch by stretch, each on its own path; the results are the whole batch's."""
-        plan = self._plain_pieces(records) if len(records) >= 2 * MIN_PLAIN_PIECE else None
-        if plan is None:
-            return self._process(records)
+        return self._process(records, cut=True)
+
+    def _process_pieces(self, records: list[Record], plan: tuple[list[Rejected], list[list[Record]]]) -> Output:
+        """``process`` of a batch made into plain stretches (``_plain_pieces``)."""
         rejected, pieces = plan
         out = Output()
         for piece in pieces:
@@ -177,12 +178,16 @@ class DriftPipeline:
         """``events.plain_pieces`` of a batch that is not plain as a whole (a seam the tests turn off)."""
         return plain_pieces(records, self.config.limits)
 
-    def _process(self, records: list[Record]) -> Output:
+    def _process(self, records: list[Record], cut: bool = False) -> Output:
         out = Output()
         self._found, self._below_floor = [], []
         self._plain_updates: list[tuple] = []  # _monitor_plain's, for _update_plain
         order = Positions(records)
         plain = self._plain_runs(records)
+        if plain is None and cut and len(records) >= 2 * MIN_PLAIN_PIECE:
+            plan = self._plain_pieces(records)
+            if plan is not None:
+                return self._process_pieces(records, plan)
         if plain is not None:
             groups, errors, late_labels = plain, {}, {}
         else:
