@@ -250,7 +250,7 @@ def mixed_stream(n: int, missing: float = 0.0, seed: int = 5, salts: tuple[str, 
     return records
 
 
-@pytest.mark.parametrize("batch", [6_000, 1_000, 257, 1])
+@pytest.mark.parametrize("batch", [6_000, 1_000, 257])
 @pytest.mark.parametrize("missing", [0.0, 0.05])
 def test_categorical_features_give_the_per_event_results(batch, missing, monkeypatch):
     records = mixed_stream(6_000, missing)
@@ -258,6 +258,12 @@ def test_categorical_features_give_the_per_event_results(batch, missing, monkeyp
     features = {alert["feature"] for alerts, *_ in fast[0] for alert in alerts}
     assert "country" in features and "a" in features, features
     assert fast == outputs(records, batch, config(), False, monkeypatch)
+
+
+def test_categorical_features_one_event_at_a_time_give_the_per_event_results(monkeypatch):
+    """(Batches of one: each event a plain batch of its own; a shorter stream, the time is per batch.)"""
+    records = mixed_stream(1_500, missing=0.05)
+    assert outputs(records, 1, config(), True, monkeypatch) == outputs(records, 1, config(), False, monkeypatch)
 
 
 def test_a_clean_mixed_batch_of_known_models_decodes_no_event(monkeypatch):
