@@ -199,7 +199,7 @@ def _model_steps(plan: _Plan, lookup: _Lookup, quiet: np.ndarray, i: int):
 def _finish(plan: _Plan, lookup: _Lookup, adwin_apply) -> None:
     """The rest of ``together._advance``'s commit for a model all of whose features were quiet:
     ADWIN, rings, counts, the cached recent positions and the group's stamps."""
-    monitors, tables, n = plan.monitors, plan.tables, plan.n
+    monitors, tables = plan.monitors, plan.tables
     if adwin_apply is not None:
         adwin_apply(list(range(plan.k)), True)
     x, positions = plan.values, lookup.positions
