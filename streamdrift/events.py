@@ -335,33 +335,41 @@ def plain_batch(records: list[Record], limits: Limits) -> PlainBatch | None:
     return batch
 
 
-def _add_plain_chunk(batch: PlainBatch, data: list, start: int, limits: Limits, valid_models: set[str]) -> bool:
-    """Add the events of a chunk of parsed messages to ``batch`` (at ``start``), if all plain."""
+def _plain_envelopes(data: list) -> tuple[list, list, list, set] | None:
+    """The models, features, times and time types of a chunk of parsed messages whose every
+    envelope is plain (an object of just ``model`` (a string), ``features`` (an object), a number
+    ``ts`` and optionally ``id`` (a string or null)); ``None`` otherwise. Feature values are the
+    caller's to check."""
     if set(map(type, data)) != {dict}:
-        return False
+        return None
     try:
         models, features, ts = (list(map(key, data)) for key in (_MODEL_OF, _FEATURES_OF, _TS_OF))
     except KeyError:
-        return False
+        return None
     # Each object has the required keys: one more key can only be ``id``, two more is not plain.
     sizes = list(map(len, data))
     with_id = sizes.count(len(PLAIN_KEYS))
     if with_id + sizes.count(len(_PLAIN_REQUIRED)) != len(data):
-        return False
+        return None
     if with_id and (list(map(dict.__contains__, data, repeat("id"))).count(True) != with_id
                     or not set(map(type, map(dict.get, data, repeat("id")))) <= _ID_TYPES):
-        return False  # an integer id is valid too, but decode turns it into a string
-    if set(map(type, models)) != {str}:
+        return None  # an integer id is valid too, but decode turns it into a string
+    ts_types = set(map(type, ts))
+    if set(map(type, models)) != {str} or not ts_types <= NUMBERS or set(map(type, features)) != {dict}:
+        return None  # (a ts that is not a number: an ISO-8601 time, or not a time at all)
+    return models, features, ts, ts_types
+
+
+def _add_plain_chunk(batch: PlainBatch, data: list, start: int, limits: Limits, valid_models: set[str]) -> bool:
+    """Add the events of a chunk of parsed messages to ``batch`` (at ``start``), if all plain."""
+    envelopes = _plain_envelopes(data)
+    if envelopes is None:
         return False
+    models, features, ts, ts_types = envelopes
     new_models = set(models) - valid_models
     if any(map(model_problem, new_models, repeat(limits))):
         return False
     valid_models |= new_models
-    ts_types = set(map(type, ts))
-    if not ts_types <= NUMBERS:
-        return False  # an ISO-8601 time, or not a time at all
-    if set(map(type, features)) != {dict}:
-        return False
     if start == 0:
         batch.features = tuple(features[0])
         batch.values = np.empty((batch.values.shape[0], len(batch.features)))
@@ -460,19 +468,9 @@ def _chunk_looks_plain(chunk: list[Record], limits: Limits) -> bool:
             data = list(map(orjson.loads, values))
         except orjson.JSONDecodeError:
             return False
-    if set(map(type, data)) != {dict} or not set(map(len, data)) <= _PLAIN_SIZES:
-        return False
-    try:
-        models, features, ts = (list(map(key, data)) for key in (_MODEL_OF, _FEATURES_OF, _TS_OF))
-    except KeyError:
-        return False
-    if set(map(type, models)) != {str} or not set(map(type, ts)) <= NUMBERS or set(map(type, features)) != {dict}:
-        return False
-    with_id = [d for d in data if len(d) == len(PLAIN_KEYS)]
-    if with_id and (not all(map(dict.__contains__, with_id, repeat("id")))
-                    or not set(map(type, map(dict.get, with_id, repeat("id")))) <= _ID_TYPES):
-        return False
-    return set(map(type, chain.from_iterable(map(dict.values, features)))) <= _PLAIN_VALUE_TYPES
+    envelopes = _plain_envelopes(data)
+    return envelopes is not None and \
+        set(map(type, chain.from_iterable(map(dict.values, envelopes[1])))) <= _PLAIN_VALUE_TYPES
 
 
 def looks_plain(record: Record, limits: Limits) -> bool:
@@ -484,20 +482,7 @@ def looks_plain(record: Record, limits: Limits) -> bool:
     >>> looks_plain(Record(b'{"model": "m", "ts": 1, "features": {"x": [1]}}'), Limits())
     False
     """
-    data = record.data
-    if data is None:
-        value = record.value
-        if type(value) is not bytes or len(value) > limits.max_message_bytes:
-            return False
-        try:
-            data = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return False
-    if type(data) is not dict or not (_PLAIN_REQUIRED <= data.keys() <= PLAIN_KEYS):
-        return False
-    features = data["features"]
-    return (type(data["model"]) is str and type(data["ts"]) in NUMBERS and type(features) is dict
-            and type(data.get("id")) in _ID_TYPES and set(map(type, features.values())) <= _PLAIN_VALUE_TYPES)
+    return _chunk_looks_plain([record], limits)
 
 
 def _column_kinds(kinds: list, width: int) -> list[bool]:
@@ -532,7 +517,6 @@ def _add_mixed_chunk(batch: PlainBatch, flat: list, kinds: list, start: int, n: 
 
 _NULL = frozenset((type(None),))
 _PLAIN_VALUE_TYPES = frozenset((int, float, str, bool, type(None)))
-_PLAIN_SIZES = frozenset((len(_PLAIN_REQUIRED), len(PLAIN_KEYS)))
 _CATEGORY_TYPES = frozenset((str, bool))
 _VALUE_OF, _DATA_OF = attrgetter("value"), attrgetter("data")
 _MODEL_OF, _FEATURES_OF, _TS_OF = itemgetter("model"), itemgetter("features"), itemgetter("ts")
