@@ -65,7 +65,6 @@ class Output:
     #: loss}, ids of the decisions it made)`` (for the replay report and the metrics).
     version_losses: list[tuple] = field(default_factory=list)
 
-
     def extend(self, other: "Output") -> None:
         """Add what a later batch produced (its lists after these, its counts to these)."""
         for f in fields(self):
@@ -74,6 +73,13 @@ class Output:
                 mine.extend(getattr(other, f.name))
             else:
                 setattr(self, f.name, mine + getattr(other, f.name))
+
+
+def _in_input_order(rejected: list[Rejected], order: Positions) -> None:
+    """Sort a batch's rejections by their messages' positions in it (in place), however the batch
+    was routed or cut."""
+    if len(rejected) > 1:
+        rejected.sort(key=lambda r: order[id(r.record)])
 
 
 class DriftPipeline:
@@ -169,9 +175,9 @@ class DriftPipeline:
         out = Output()
         for piece in pieces:
             out.extend(self._process(piece))
-        if rejected:  # in input order, as ``_process`` lists them
-            order = Positions(records)
-            out.rejected = sorted(rejected + out.rejected, key=lambda r: order[id(r.record)])
+        if rejected:
+            out.rejected += rejected
+            _in_input_order(out.rejected, Positions(records))
         return out
 
     def _plain_pieces(self, records: list[Record]) -> tuple[list[Rejected], list[list[Record]]] | None:
@@ -206,8 +212,7 @@ class DriftPipeline:
             if not group.types and group.last_ts is None and group.partition is None:
                 del self.models[key]  # only rejected events: a hostile producer takes no model slot
         self._update_plain(order)
-        if len(out.rejected) > 1:  # in input order, however the batch was routed or cut
-            out.rejected.sort(key=lambda rejected: order[id(rejected.record)])
+        _in_input_order(out.rejected, order)
         self._emit(out)
         self._advance_clock(groups)
         self._evict_idle()
@@ -261,13 +266,13 @@ class DriftPipeline:
                 detections = monitor.update(run.column(name))
                 if detections:
                     found.extend(self._alerts(group, "feature", name, detections, start, run.source(), order))
-            self._finish(group, found)
-            if not run.numeric:
+            if not run.numeric:  # nothing for the numeric update: the run ends here
                 if group.joint is not None:
-                    self._finish(group, self._monitor_jointly(group, run.joint_columns(np.empty((0, len(run)))),
-                                                              run.source(), order))
-                self._finish(group, [], *run.last())
+                    found.extend(self._monitor_jointly(group, run.joint_columns(np.empty((0, len(run)))),
+                                                       run.source(), order))
+                self._finish(group, found, *run.last())
                 return
+            self._finish(group, found)  # its position moves with the numeric update (``_update_plain``)
         streams = _feature_streams(run.numeric)
         self._plain_updates.append((group, streams, run.matrix(), run))
 
