@@ -420,14 +420,18 @@ class _Tables:
         # The CUSUMs' increments of every position (``quantise(+-statistic - allowance)``,
         # elementwise as ``PageHinkley.update_scores``), and their thresholds, by name.
         z = ndtri(u)
-        self._steps, self._thresholds, self._stacks = {}, {}, {}
-        for name in CUSUMS:
+        # One (2 sides, CUSUMS, positions) table; a group running only some of them reads a copy
+        # of their rows (``cusum_steps``).
+        self._steps = np.empty((2, len(CUSUMS), k * width), dtype=np.int32)
+        self._thresholds = {}
+        self._subsets: dict[tuple, np.ndarray] = {CUSUMS: self._steps}
+        for c, name in enumerate(CUSUMS):
             detectors = [getattr(m, name) for m in monitors]
             x = np.stack([d.statistic(row) for d, row in zip(detectors, z)]).ravel()
             allowance = detectors[0].allowance
             # |z| < 5.3 for a reference of a million values, shift <= 10: |step| < 2**25 fits int32.
-            self._steps[name] = [np.rint((x - allowance) * QUANTUM).astype(np.int64).astype(np.int32),
-                                 np.rint((-x - allowance) * QUANTUM).astype(np.int64).astype(np.int32)]
+            self._steps[0, c] = np.rint((x - allowance) * QUANTUM).astype(np.int64)
+            self._steps[1, c] = np.rint((-x - allowance) * QUANTUM).astype(np.int64)
             self._thresholds[name] = np.array([d.threshold for d in detectors], dtype=np.int64)
         #: The CUSUMs' sums (up sides, then down sides) and counts as this path left them.
         self.cusum_sums: tuple | None = None
@@ -458,11 +462,10 @@ class _Tables:
 
     def cusum_steps(self, names: tuple) -> np.ndarray:
         """The increments of the CUSUMs named, as one (2 sides, names, positions) table."""
-        stack = self._stacks.get(names)
-        if stack is None:
-            stack = self._stacks[names] = np.stack([np.stack([self._steps[n][side] for n in names])
-                                                    for side in (0, 1)])
-        return stack
+        subset = self._subsets.get(names)
+        if subset is None:
+            subset = self._subsets[names] = self._steps[:, [CUSUMS.index(n) for n in names]]
+        return subset
 
     def cusum_threshold(self, names: tuple) -> np.ndarray:
         """Thresholds of the rows of ``_cusums``: up sides name by name, then down sides."""
