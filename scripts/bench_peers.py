@@ -51,7 +51,7 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_quality as bq  # noqa: E402  (stream generators and SCENARIOS, shared)
 
-from streamdrift.detectors import CategoricalMonitor, MonitorSettings, NumericMonitor  # noqa: E402
+from streamdrift.detectors import MonitorSettings  # noqa: E402
 
 REFERENCE = bq.REFERENCE
 KSWIN_WINDOW, KSWIN_STAT = 100, 30
@@ -115,11 +115,8 @@ def settings(budget: float) -> MonitorSettings:
 
 
 def ours(stream, numeric: bool, budget: float, batch: int = 1000) -> list[int]:
-    monitor = NumericMonitor(settings(budget)) if numeric else CategoricalMonitor(settings(budget))
-    found = []
-    for i in range(0, len(stream), batch):
-        found.extend(d.index for d in monitor.update(stream[i:i + batch]))
-    return found
+    """``bench_quality.ours`` at ``budget``."""
+    return bq.ours(stream, numeric, batch, settings(budget))
 
 
 # name -> (make(parameter), parameter name, grid from loosest to strictest)

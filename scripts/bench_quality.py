@@ -84,8 +84,10 @@ SCENARIOS = [  # name, values after the change, required share detected, within,
 
 
 # -- runners -------------------------------------------------------------------------------
-def ours(stream, numeric: bool, batch: int = 1000) -> list[int]:
-    monitor = NumericMonitor(MonitorSettings()) if numeric else CategoricalMonitor(MonitorSettings())
+def ours(stream, numeric: bool, batch: int = 1000, settings: MonitorSettings | None = None) -> list[int]:
+    """Indexes of streamdrift's detections on ``stream`` (default settings unless given), fed in batches."""
+    settings = settings or MonitorSettings()
+    monitor = NumericMonitor(settings) if numeric else CategoricalMonitor(settings)
     found = []
     for i in range(0, len(stream), batch):
         found.extend(d.index for d in monitor.update(stream[i:i + batch]))
