@@ -425,8 +425,7 @@ def plain_pieces(records: list[Record], limits: Limits) -> tuple[list[Rejected],
     flags = []
     for start in range(0, len(records), CHUNK):
         chunk = records[start:start + CHUNK]
-        flags += repeat(True, len(chunk)) if _chunk_looks_plain(chunk, limits) else \
-            [looks_plain(record, limits) for record in chunk]
+        flags += repeat(True, len(chunk)) if _chunk_looks_plain(chunk, limits) else _plain_flags(chunk, limits)
     if all(flags) or flags.count(True) < MIN_PLAIN_PIECE:
         return None
     rejected, kept, plain = [], [], []
@@ -471,6 +470,36 @@ def _chunk_looks_plain(chunk: list[Record], limits: Limits) -> bool:
     envelopes = _plain_envelopes(data)
     return envelopes is not None and \
         set(map(type, chain.from_iterable(map(dict.values, envelopes[1])))) <= _PLAIN_VALUE_TYPES
+
+
+def _plain_flags(records: list[Record], limits: Limits) -> list[bool]:
+    """``[looks_plain(record, limits) for record in records]``, message by message but without
+    a chunk's passes for each (a tenth of the time: in a log with a malformed line every few
+    hundred, half the chunks of a batch need it)."""
+    limit = limits.max_message_bytes
+    flags = []
+    for record in records:
+        value, data = record.value, record.data
+        if type(value) is not bytes or len(value) > limit:
+            flags.append(False)
+            continue
+        if data is None:
+            try:
+                data = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                flags.append(False)
+                continue
+        flags.append(_looks_plain_data(data))
+    return flags
+
+
+def _looks_plain_data(data) -> bool:
+    """``_plain_envelopes`` and the value types of ``_chunk_looks_plain`` for one parsed message."""
+    if type(data) is not dict or not (len(data) == 3 or (len(data) == 4 and type(data.get("id", 0)) in _ID_TYPES)):
+        return False
+    model, features, ts = data.get("model"), data.get("features"), data.get("ts", "")
+    return (type(model) is str and type(ts) in NUMBERS and type(features) is dict
+            and set(map(type, features.values())) <= _PLAIN_VALUE_TYPES)
 
 
 def looks_plain(record: Record, limits: Limits) -> bool:

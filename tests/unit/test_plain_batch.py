@@ -342,3 +342,21 @@ def test_a_chunk_looks_plain_exactly_when_each_of_its_messages_does(salt):
     for chunk in (records, [Record(r.value, data=orjson.loads(r.value)) if r.value[:1] == b"{" and
                             r.value != b"{" else r for r in records]):
         assert _chunk_looks_plain(chunk, Limits()) == all(looks_plain(r, Limits()) for r in chunk), salt
+
+
+def test_plain_flags_are_looks_plain_of_each_message():
+    from streamdrift.events import _plain_flags, looks_plain
+    records = stream(3_000, SALTS, rate=0.3, seed=4)
+    records[7] = Record(b"x" * 2_000_000, None, "features", 1, 7)  # over max_message_bytes
+    records[8] = Record(None, None, "features", 1, 8)
+    records[9] = Record(b'{"model": "m", "ts": 1, "features": {"a": 1.0}, "id": null}', None, "features", 1, 9)
+    records[10] = Record(b'{"model": "m", "ts": 1, "features": {"a": 1.0}, "other": 1}', None, "features", 1, 10)
+    records[11] = Record(b'{"model": "m", "features": {"a": 1.0}, "id": "x", "other": 1}', None, "features", 1, 11)
+    records[12] = Record(b'{"model": 5, "ts": 1, "features": {"a": 1.0}}', None, "features", 1, 12)
+    records[13] = Record(b'{"model": "m", "ts": true, "features": {"a": 1.0}}', None, "features", 1, 13)
+    parsed = [Record(r.value, data=orjson.loads(r.value)) if isinstance(r.value, bytes) and r.value[:1] == b"{"
+              and r.value != b"{" else r for r in records]
+    for chunk in (records, parsed):
+        expected = [looks_plain(r, Limits()) for r in chunk]
+        assert 0 < expected.count(False) < len(expected)
+        assert _plain_flags(chunk, Limits()) == expected
