@@ -24,6 +24,7 @@ from .detectors.settings import BINARY_DETECTORS
 from .detectors.state import pack, unpack
 from .detectors.together import update_together
 from .detectors.across import update_groups_together
+from .detectors.joint_across import update_jointly
 from .concept import ERROR, PendingPredictions
 from .events import MIN_PLAIN_PIECE, Event, Record, Rejected, decode, plain_pieces  # noqa: F401  (decode: tests patch it here)
 from .intake import PlainRun, Positions, Run, columns_of, plain_runs, route
@@ -287,15 +288,33 @@ class DriftPipeline:
         monitors = [list(map(group.monitors.__getitem__, streams)) for group, streams, _, _ in updates]
         results = update_groups_together([(members, matrix, group.fast_path)
                                           for members, (group, _, matrix, _) in zip(monitors, updates)])
-        for (group, streams, matrix, run), members, detections in zip(updates, monitors, results):
+        joint = self._update_jointly(updates)
+        for index, ((group, streams, matrix, run), members, detections) in enumerate(zip(updates, monitors, results)):
             n, source = matrix.shape[1], run.source()
             found = []
             for (kind, name), monitor, found_here in zip(streams, members, detections):
                 if found_here:  # an update adds each of its values to ``seen``: this one started n before
                     found.extend(self._alerts(group, kind, name, found_here, monitor.seen - n, source, order))
-            if group.joint is not None:
-                found.extend(self._monitor_jointly(group, run.joint_columns(matrix), source, order))
+            if index in joint:
+                start, detections = joint[index]
+                found.extend(self._alerts(group, *JOINT, detections, start, source, order))
             self._finish(group, found, *run.last())
+
+    def _update_jointly(self, updates: list[tuple]) -> dict[int, tuple[int, list]]:
+        """The multivariate monitors of the plain runs' models, every model's at once
+        (``update_jointly``): for each run whose model has one, where its update started and
+        its detections (as ``_monitor_jointly``, whose alerts the caller makes)."""
+        calls, at = [], {}
+        for index, (group, _, matrix, run) in enumerate(updates):
+            if group.joint is not None:
+                group.dirty.add(JOINT)
+                columns = run.joint_columns(matrix)
+                kinds = {name: group.types[("feature", name)] for name in columns}
+                at[index] = group.joint.seen
+                calls.append((group.joint, columns, kinds))
+        if not calls:
+            return {}
+        return {index: (start, found) for (index, start), found in zip(at.items(), update_jointly(calls))}
 
     def _emit(self, out: Output) -> None:
         """Alerts in input order (of the events that raised them; then kind, stream and detector),
