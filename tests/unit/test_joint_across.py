@@ -15,7 +15,7 @@ from streamdrift.detectors import encode_monitor
 def runs(rng: np.random.Generator, models: int, batch: int, features: int, drifting: set[int], missing: float):
     out = []
     for m in range(models):
-        n = int(rng.integers(0, 60))
+        n = int(rng.integers(0, 30))
         rows = rng.normal(size=(n, features)) * (1 + m % 3)
         if m in drifting and batch > 30:
             rows[:, 1] = 0.8 * rows[:, 0] + 0.6 * rows[:, 1]  # a correlation appears
