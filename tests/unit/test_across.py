@@ -17,7 +17,7 @@ from streamdrift.detectors.together import FastPath, update_together
 
 from .test_together import detections
 
-SIZES = [0, 1, 2, 3, 5, 8, 8, 8, 13, 21, 40, 90]
+SIZES = [0, 1, 2, 3, 5, 8, 8, 8, 13, 21, 40, 90, 200, 400]  # from 192 a lookup sorts first
 
 
 class Model:
