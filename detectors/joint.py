@@ -92,16 +92,9 @@ class JointShift:
     def fit(self, reference: np.ndarray, share: float) -> None:
         """Learn the coordinates from ``reference`` (rows x features, NaN = missing) and the
         alarm level from ``share`` (events between two false alarms of this detector)."""
-        x = np.asarray(reference, dtype=np.float64)
-        if x.ndim != 2 or x.shape[0] < 100 or x.shape[1] < 1:
-            raise ValueError("reference must be a 2-d array of at least 100 rows and 1 feature")
-        check_range("share", share, 1, low_open=True)
-        first, second = x[0::2], x[1::2]
-        self.width = x.shape[1]
-        present = np.where(np.isfinite(first), first, np.nan)
-        self.center = np.nan_to_num(np.nanmean(present, axis=0), nan=0.0)
-        scale = np.nanstd(present, axis=0)
-        self.scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        first, second = halves(reference, share, 1)
+        self.width = first.shape[1]
+        self.center, self.scale = standardisation(first)
         self._plan_terms()
         phi = self._terms(self.standardise(first))
         with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -143,11 +136,7 @@ class JointShift:
         """Rows as this detector standardises them (NaN = missing), the same for every
         ``JointShift`` fitted on the same reference: a caller running several computes it once
         and gives it to each one's ``update_standardised``."""
-        z = rows - self.center
-        z /= self.scale
-        np.minimum(z, CLIP, out=z)
-        np.maximum(z, -CLIP, out=z)
-        return z
+        return standardised(rows, self.center, self.scale)
 
     def update_standardised(self, z: np.ndarray, missing: bool) -> list[Hit]:
         """``update`` of rows already standardised (``standardise``); ``missing``: whether any
@@ -333,6 +322,37 @@ class JointShift:
         self.weights = self.recent.sum(axis=0) if self.blocks else None
         self.weights_exact = self.weights.astype(np.float64) if self.blocks else None
         self.ranked_scores = np.sort(_times(self.ranked, self.weights_exact)) if self.blocks else None
+
+
+def halves(reference, share: float, features: int) -> tuple[np.ndarray, np.ndarray]:
+    """A multivariate detector's reference (rows x features, NaN = missing), checked, as its two
+    halves (every other row): one to learn from, one to rank against."""
+    x = np.asarray(reference, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 100 or x.shape[1] < features:
+        raise ValueError(f"reference must be a 2-d array of at least 100 rows and {features} "
+                         f"feature{'s' if features > 1 else ''}")
+    check_range("share", share, 1, low_open=True)
+    return x[0::2], x[1::2]
+
+
+def standardisation(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's centre and scale in ``rows`` (NaN = missing): its mean and sd, 0 and 1
+    where it has none."""
+    present = np.where(np.isfinite(rows), rows, np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a feature missing in every row
+        center = np.nan_to_num(np.nanmean(present, axis=0), nan=0.0)
+        scale = np.nanstd(present, axis=0)
+    return center, np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+
+
+def standardised(rows: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``rows`` standardised by ``center`` and ``scale`` and clipped to +-``CLIP`` (a new array)."""
+    z = rows - center
+    z /= scale
+    np.minimum(z, CLIP, out=z)
+    np.maximum(z, -CLIP, out=z)
+    return z
 
 
 def _times(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:

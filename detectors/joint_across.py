@@ -121,6 +121,8 @@ def _plan(index: int, monitor: MultivariateMonitor, columns: dict, kinds: dict |
         return None
     parts = tuple(monitor.parts.values())
     for part in parts:
+        if type(part) is not JointShift:
+            return None  # ``PcaShift``: left to ``update``
         if part.held or part.weights is None or part.watched % part.block + n > part.block:
             return None
         if part.terms == "covariance" and part.pairs is None:

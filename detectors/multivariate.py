@@ -35,10 +35,13 @@ from .categorical import as_category
 from .detection import Detection
 from .errors import check_range
 from .joint import TERMS, JointShift
+from .pca_shift import PcaShift
 from .settings import settings_from_dict
 
-#: The detectors of the multivariate monitor (``terms`` of ``JointShift``).
-MULTIVARIATE_DETECTORS = tuple(f"multivariate_{t}" for t in TERMS)
+#: The detectors of the multivariate monitor: the e-detectors (``terms`` of ``JointShift``), on
+#: by default, and the cheaper ``PcaShift`` (Hotelling's T² and SPE), opt-in.
+MULTIVARIATE_DETECTORS = tuple(f"multivariate_{t}" for t in TERMS) + (PcaShift.name,)
+DEFAULT_MULTIVARIATE_DETECTORS = tuple(f"multivariate_{t}" for t in TERMS)
 #: A recent move of this many reference sds (root of the summed squared standardised moves of
 #: the watched coordinates) makes an alert critical.
 CRITICAL_DISTANCE = 0.5
@@ -71,7 +74,8 @@ class MultivariateSettings:
     #: Most quadratic terms of ``multivariate_covariance``: every square and pairwise product while
     #: d(d+1)/2 fits, else this many random projections squared.
     max_quadratic: int = 256
-    #: Detectors to run; empty means both (``multivariate_mean``, ``multivariate_covariance``).
+    #: Detectors to run; empty means the two e-detectors (``multivariate_mean``,
+    #: ``multivariate_covariance``); ``multivariate_pca`` (Hotelling's T² and SPE) is opt-in.
     detectors: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -89,7 +93,9 @@ class MultivariateSettings:
 
     @property
     def active(self) -> tuple[str, ...]:
-        return tuple(d for d in MULTIVARIATE_DETECTORS if not self.detectors or d in self.detectors)
+        if not self.detectors:
+            return DEFAULT_MULTIVARIATE_DETECTORS
+        return tuple(d for d in MULTIVARIATE_DETECTORS if d in self.detectors)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -205,7 +211,7 @@ class MultivariateMonitor:
     def _feature_moves(self, part: JointShift, move: np.ndarray) -> np.ndarray:
         """Each feature's recent move: of its mean (in reference sds) for ``multivariate_mean``,
         of its square (its spread) for ``multivariate_covariance`` with every pair watched."""
-        if part.terms == "mean":
+        if part.terms in ("mean", "pca"):
             return move
         if part.pairs is not None:
             i, j = part.pairs
@@ -278,8 +284,11 @@ class MultivariateMonitor:
         if not self.names:
             return
         for name in active:
-            part = JointShift(name.removeprefix("multivariate_"), block=s.block, window_blocks=s.window_blocks,
-                              max_quadratic=s.max_quadratic)
+            if name == PcaShift.name and len(self.names) < 2:
+                continue  # T² and SPE need two features at least
+            part = PcaShift(block=s.block, window_blocks=s.window_blocks) if name == PcaShift.name else \
+                JointShift(name.removeprefix("multivariate_"), block=s.block, window_blocks=s.window_blocks,
+                           max_quadratic=s.max_quadratic)
             part.fit(self.reference_rows.astype(np.float64), share)
             self.parts[name] = part
 
