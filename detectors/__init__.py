@@ -26,6 +26,7 @@ from .missing_rate import MissingRate
 from .multivariate import MULTIVARIATE_DETECTORS, MultivariateMonitor, MultivariateSettings
 from .numeric import NumericMonitor
 from .page_hinkley import PageHinkley
+from .pca_shift import PcaShift
 from .reference import Reference
 from .scale import Scale
 from .settings import CATEGORICAL_DETECTORS, NUMERIC_DETECTORS, MonitorSettings
@@ -34,6 +35,6 @@ from .state import StateError, decode_monitor, encode_monitor, monitor_record, r
 __all__ = [
     "ADWIN", "DDM", "HDDM_A", "LossComparison", "MeanSequence", "Detector", "Hit", "NotFittedError", "CategoricalMonitor", "Detection", "FrequencyTest", "WindowedKS", "MissingRate",
     "NumericMonitor", "PageHinkley", "Reference", "Scale", "MonitorSettings", "NUMERIC_DETECTORS",
-    "CATEGORICAL_DETECTORS", "JointShift", "MultivariateMonitor", "MultivariateSettings", "MULTIVARIATE_DETECTORS",
+    "CATEGORICAL_DETECTORS", "JointShift", "PcaShift", "MultivariateMonitor", "MultivariateSettings", "MULTIVARIATE_DETECTORS",
     "StateError", "encode_monitor", "monitor_record", "decode_monitor", "reference_tag",
 ]
