@@ -645,13 +645,20 @@ def _joint_block(title: str, item: FeatureEvidence) -> str:
                  f"<td><span class='bar' style='width:{max(1, round(180 * float(e.get('share') or 0)))}px'></span> "
                  f"{100 * float(e.get('share') or 0):.1f}%</td>",
                  f"<td class='num'>{_esc(_format_number(e.get('move')))}</td>"] for k, e in enumerate(explained, 1)]
-        what = "mean (sds)" if alert.get("detector") == "multivariate_mean" else "square (spread)"
-        pairs = (alert.get("effect") or {}).get("pairs") or []
+        effect = alert.get("effect") or {}
+        pairs = effect.get("pairs") or []
         said = "; ".join(f"{' × '.join(p.get('features') or [])}: {_format_number(p.get('move'))}" for p in pairs)
-        parts.append(f"<p>{_esc(alert.get('detector'))} at {_esc(_where(alert))}: the features ranked by their share "
-                     f"of the classifier's weight, with the move of each one's {what}."
+        if alert.get("detector") == "multivariate_pca":
+            weight = ("recent squared residual (SPE: the correlations broke)" if effect.get("statistic") == "spe"
+                      else "recent squared move (T²: the features moved or spread together)")
+            ranked, what, column = f"share of the {weight}", "mean (sds)", "share"
+        else:
+            ranked, column = "share of the classifier's weight", "share of weight"
+            what = "mean (sds)" if alert.get("detector") == "multivariate_mean" else "square (spread)"
+        parts.append(f"<p>{_esc(alert.get('detector'))} at {_esc(_where(alert))}: the features ranked by their "
+                     f"{ranked}, with the move of each one's {what}."
                      + (f" Products that moved most: {_esc(said)}." if said else "") + "</p>")
-        parts.append(_table(["#", "feature", "share of weight", "move"], rows))
+        parts.append(_table(["#", "feature", column, "move"], rows))
     parts.append("</div>")
     return "".join(parts)
 

@@ -277,3 +277,17 @@ def test_a_multivariate_alert_shows_what_explains_it(tmp_path):
     assert "all features together (multivariate)" in page and "No value trace" not in page
     table = block.split("<table", 1)[1]
     assert table.index("x1") < table.index("x0") and "55.0%" in table and "x0 × x1: 0.61" in block
+
+
+@pytest.mark.parametrize("statistic, said", [("spe", "squared residual (SPE"), ("t2", "squared move (T²")])
+def test_a_pca_alert_says_what_its_shares_are_of(tmp_path, statistic, said):
+    alert = {"alert_id": "a-2", "model": "fraud-v3", "segment": None, "feature": "*", "kind": "multivariate",
+             "detector": "multivariate_pca", "statistic": 39.7, "threshold": 38.9, "p_value": None,
+             "direction": None, "severity": "warning", "index": 5045,
+             "detected_at": {"ts": 1.0, "topic": "features", "partition": 0, "offset": 5045},
+             "effect": {"statistic": statistic, "side": "up", "distance": 0.08},
+             "explained_by": [{"feature": "x0", "share": 0.5, "move": 0.05}, {"feature": "x1", "share": 0.5, "move": 0.07}]}
+    path = tmp_path / "r.html"
+    render_report(path, [alert], [], [], "joint", ReplayCounts(9000, 9000, 0))
+    block = path.read_text().split("data-kind='multivariate'", 1)[1].split("</div>", 1)[0]
+    assert said in block and "classifier" not in block and "<th>share</th>" in block
