@@ -282,8 +282,7 @@ class JointShift:
         u *= self._per_step
         if missing:
             u[np.isnan(u)] = 0.0
-        np.minimum(u, CLIP * U_QUANTUM, out=u)  # np.clip, without its Python wrapper
-        np.maximum(u, -CLIP * U_QUANTUM, out=u)
+        np.clip(u, -CLIP * U_QUANTUM, CLIP * U_QUANTUM, out=u)  # one pass (min then max were two)
         return np.rint(u, out=u)
 
     # -- state --------------------------------------------------------------------------------
@@ -350,9 +349,7 @@ def standardised(rows: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.
     """``rows`` standardised by ``center`` and ``scale`` and clipped to +-``CLIP`` (a new array)."""
     z = rows - center
     z /= scale
-    np.minimum(z, CLIP, out=z)
-    np.maximum(z, -CLIP, out=z)
-    return z
+    return np.clip(z, -CLIP, CLIP, out=z)
 
 
 def _times(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -139,8 +139,7 @@ def _advance(plans: list[_Plan]) -> list[_Plan]:
     first = [plan.parts[0] for plan in plans]  # one standardisation serves every part of a monitor
     z = rows - np.repeat(np.array([p.center for p in first]).T, lengths, axis=1)
     z /= np.repeat(np.array([p.scale for p in first]).T, lengths, axis=1)
-    np.minimum(z, CLIP, out=z)  # as ``JointShift.standardise``
-    np.maximum(z, -CLIP, out=z)
+    np.clip(z, -CLIP, CLIP, out=z)  # as ``joint.standardised``
     missing = bool(np.isnan(rows).any())
     quiet = np.ones(len(plans), dtype=bool)
     commits = []
@@ -228,6 +227,5 @@ def _coordinates(parts: list[JointShift], z: np.ndarray, lengths: np.ndarray, mi
     terms *= np.repeat(np.array([p._per_step for p in parts]).T, lengths, axis=1)
     if missing:
         terms[np.isnan(terms)] = 0.0
-    np.minimum(terms, CLIP * U_QUANTUM, out=terms)
-    np.maximum(terms, -CLIP * U_QUANTUM, out=terms)
+    np.clip(terms, -CLIP * U_QUANTUM, CLIP * U_QUANTUM, out=terms)
     return np.rint(terms, out=terms)
