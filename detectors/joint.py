@@ -252,18 +252,9 @@ class JointShift:
             i, j = self.pairs  # few rows: two gathers cost less than a product per feature
             return z[:, i] * z[:, j]
         if self.pairs is not None:
-            # Row by row, z_i times z_j for j >= i: one product per feature into its slice of
-            # the output (the order of ``triu_indices``), instead of two gathers of every pair.
-            # Built as (terms x rows), where each product is a contiguous block, and returned
-            # transposed (a view: the arithmetic downstream is elementwise or exact sums).
-            d = z.shape[1]
-            columns = np.ascontiguousarray(z.T)
-            out = np.empty((d * (d + 1) // 2, z.shape[0]))
-            at = 0
-            for i in range(d):
-                np.multiply(columns[i], columns[i:], out=out[at:at + d - i])
-                at += d - i
-            return out.T
+            # Built as (terms x rows) and returned transposed (a view: the arithmetic downstream
+            # is elementwise or exact sums).
+            return pair_products(np.ascontiguousarray(z.T)).T
         # Integer projections: the same row gives the same value in a batch of any size.
         z = np.nan_to_num(z, nan=0.0)
         p = (np.rint(z * U_QUANTUM) @ self.projections) / U_QUANTUM ** 2
@@ -277,13 +268,7 @@ class JointShift:
 
     def _coordinates_of(self, z: np.ndarray, missing: bool) -> np.ndarray:
         terms = self._terms(z)
-        # A new array: ``z`` (the mean terms) may serve another detector; product terms are new.
-        u = np.subtract(terms, self.phi_mean, out=None if terms is z else terms)
-        u *= self._per_step
-        if missing:
-            u[np.isnan(u)] = 0.0
-        np.clip(u, -CLIP * U_QUANTUM, CLIP * U_QUANTUM, out=u)  # one pass (min then max were two)
-        return np.rint(u, out=u)
+        return quantised(terms, self.phi_mean, self._per_step, missing, terms is not z)
 
     # -- state --------------------------------------------------------------------------------
     def _reset(self) -> None:
@@ -350,6 +335,32 @@ def standardised(rows: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.
     z = rows - center
     z /= scale
     return np.clip(z, -CLIP, CLIP, out=z)
+
+
+def pair_products(columns: np.ndarray) -> np.ndarray:
+    """Every square and pairwise product of the features (``columns``: features x rows), in the
+    order of ``triu_indices``, as terms x rows: z_i times z_j for j >= i, one product per feature
+    into its slice of the output instead of two gathers of every pair."""
+    d = columns.shape[0]
+    out = np.empty((d * (d + 1) // 2, columns.shape[1]))
+    at = 0
+    for i in range(d):
+        np.multiply(columns[i], columns[i:], out=out[at:at + d - i])
+        at += d - i
+    return out
+
+
+def quantised(terms: np.ndarray, mean, step, missing: bool, in_place: bool) -> np.ndarray:
+    """Terms made integer-valued coordinates: less their reference ``mean``, in ``step`` units,
+    a missing one 0, clipped to +-``CLIP`` x ``U_QUANTUM`` and rounded. ``in_place``: ``terms``
+    may be overwritten (else, e.g. the standardised rows another detector also reads, a new
+    array is made)."""
+    u = np.subtract(terms, mean, out=terms if in_place else None)
+    u *= step
+    if missing:
+        u[np.isnan(u)] = 0.0
+    np.clip(u, -CLIP * U_QUANTUM, CLIP * U_QUANTUM, out=u)  # one pass (min then max were two)
+    return np.rint(u, out=u)
 
 
 def _times(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -47,7 +47,7 @@ import numpy as np
 
 from .across import _segmented_cusum
 from .detection import Detection
-from .joint import CLIP, U_QUANTUM, JointShift
+from .joint import JointShift, pair_products, quantised, standardised
 from .multivariate import MultivariateMonitor
 
 
@@ -137,9 +137,8 @@ def _advance(plans: list[_Plan]) -> list[_Plan]:
     lengths = np.array([plan.n for plan in plans])
     rows = np.concatenate([plan.rows for plan in plans], axis=1)  # features x all events
     first = [plan.parts[0] for plan in plans]  # one standardisation serves every part of a monitor
-    z = rows - np.repeat(np.array([p.center for p in first]).T, lengths, axis=1)
-    z /= np.repeat(np.array([p.scale for p in first]).T, lengths, axis=1)
-    np.clip(z, -CLIP, CLIP, out=z)  # as ``joint.standardised``
+    z = standardised(rows, np.repeat(np.array([p.center for p in first]).T, lengths, axis=1),
+                     np.repeat(np.array([p.scale for p in first]).T, lengths, axis=1))
     missing = bool(np.isnan(rows).any())
     quiet = np.ones(len(plans), dtype=bool)
     commits = []
@@ -214,18 +213,6 @@ class _Bets:
 def _coordinates(parts: list[JointShift], z: np.ndarray, lengths: np.ndarray, missing: bool) -> np.ndarray:
     """``JointShift._coordinates_of`` of every plan's rows (``z``: features x all events), each
     with its own model's term means and steps: terms x all events."""
-    if parts[0].terms == "mean":
-        terms = z.copy()
-    else:
-        d = z.shape[0]
-        terms = np.empty((d * (d + 1) // 2, z.shape[1]))
-        at = 0
-        for i in range(d):  # the order of ``triu_indices``, as ``JointShift._terms``
-            np.multiply(z[i], z[i:], out=terms[at:at + d - i])
-            at += d - i
-    terms -= np.repeat(np.array([p.phi_mean for p in parts]).T, lengths, axis=1)
-    terms *= np.repeat(np.array([p._per_step for p in parts]).T, lengths, axis=1)
-    if missing:
-        terms[np.isnan(terms)] = 0.0
-    np.clip(terms, -CLIP * U_QUANTUM, CLIP * U_QUANTUM, out=terms)
-    return np.rint(terms, out=terms)
+    terms = z if parts[0].terms == "mean" else pair_products(z)
+    return quantised(terms, np.repeat(np.array([p.phi_mean for p in parts]).T, lengths, axis=1),
+                     np.repeat(np.array([p._per_step for p in parts]).T, lengths, axis=1), missing, terms is not z)
