@@ -50,8 +50,8 @@ import numpy as np
 
 from .detection import Detection
 from .numeric import NumericMonitor
-from .together import (_ALL, _STAMP, _SEARCHSORTED, FastPath, _adwin, _cusum_names, _evaluation_points, _positions, _rings, moved_on,
-                       _trusted, _windowed, update_together)
+from .together import (_ALL, _SEARCHSORTED, FastPath, _adwin, _cusum_names, _evaluation_points, _positions,
+                       cusum_start, missing_present, missing_start, moved_on, _trusted, _windowed, update_together)
 
 #: Offsets of the segmented running minimum stay this far inside int64 (else: model by model).
 _INT64_ROOM = 1 << 61
@@ -212,11 +212,7 @@ def _finish(plan: _Plan, lookup: _Lookup, adwin_apply) -> None:
     monitors, tables = plan.monitors, plan.tables
     if adwin_apply is not None:
         adwin_apply(list(range(plan.k)), True)
-    x, positions = plan.values, lookup.positions
-    moved_on(monitors, range(len(monitors)), x, positions, _rings(tables, monitors, True))
-    recent = tables.recent
-    tables.recent = recent.extended(positions) if recent is not None else None
-    tables.members, tables.stamps = monitors, list(map(_STAMP, monitors))
+    moved_on(tables, monitors, range(len(monitors)), plan.values, lookup.positions, True, True)
 
 
 class _Cusums:
@@ -230,13 +226,7 @@ class _Cusums:
         for plan, lookup in zip(plans, lookups):
             tables, k = plan.tables, plan.k
             steps.append(tables.cusum_steps(names).take(lookup.index, axis=2).reshape(2 * c, -1))
-            kept = tables.cusum_sums
-            if kept is not None and kept[0] == names:
-                detectors, start, count = kept[1], kept[2], kept[3]
-            else:
-                detectors = [getattr(m, name) for name in names for m in plan.monitors]
-                start = np.array([d.up for d in detectors] + [d.down for d in detectors], dtype=np.int64)
-                count = np.array([d.count for d in detectors], dtype=np.int64)
+            detectors, start, count = cusum_start(tables, plan.monitors, names, True)
             self.detectors.append(detectors)
             starts.append(start.reshape(2 * c, k))
             counts.append(count.reshape(c, k))
@@ -336,17 +326,10 @@ class _MissingRates:
             steps.append(step)
             thresholds.append(threshold)
             enabled.append(on)
-            kept = tables.missing_sums
-            starts.append(kept if kept is not None else
-                          np.array([m.missing_rate.sums for m in plan.monitors], dtype=np.int64))
+            starts.append(missing_start(tables, plan.monitors, True))
         step, threshold, on = np.concatenate(steps), np.concatenate(thresholds), np.concatenate(enabled)
         start = self.start = np.concatenate(starts)
-        total = start + lengths[:, None] * step
-        rising = step >= 0
-        new = np.where(rising, total, np.maximum(total, 0))
-        peak = np.where(rising, new, np.maximum(start + step, 0))
-        self.new = np.where(on, new, start)
-        self.crossed = ((peak > threshold) & on).any(axis=1)
+        self.new, self.crossed = missing_present(start, lengths[:, None], step, threshold, on)
 
     def apply(self, quiet: np.ndarray) -> None:
         """Write back the changed sums of the quiet plans; keep each plan's for its next batch."""

@@ -208,22 +208,19 @@ def _advance(cache: FastPath, key: tuple, monitors: list[NumericMonitor], x: np.
     quiet_rows = list(range(k)) if everyone else np.flatnonzero(quiet).tolist()
     for apply in commit:
         apply(quiet_rows, everyone)
-    moved_on(monitors, quiet_rows, x, positions, _rings(tables, monitors, vouched) if everyone else None)
-    recent = tables.recent
-    tables.recent = recent.extended(positions) if recent is not None and everyone else None
-    if everyone:
-        tables.members, tables.stamps = monitors, list(map(_STAMP, monitors))
-    else:
-        tables.stamps = None
+    moved_on(tables, monitors, quiet_rows, x, positions, everyone, vouched)
     return quiet
 
 
-def moved_on(monitors: list[NumericMonitor], rows, x: np.ndarray, positions: np.ndarray,
-             rings: "_Rings | None") -> None:
-    """Monitors ``rows`` took their rows of ``x`` (at ``positions``), all quiet and none missing:
-    their rings extended (all at once through ``rings``, else one by one), counts and versions
-    moved on."""
+def moved_on(tables: "_Tables", monitors: list[NumericMonitor], rows, x: np.ndarray, positions: np.ndarray,
+             everyone: bool, trusted: bool) -> None:
+    """Monitors ``rows`` of the group took their rows of ``x`` (at ``positions``), all quiet and
+    none missing: their rings extended (all at once through the group's ``_Rings`` if
+    ``everyone`` did, else one by one), counts and versions moved on, and the group's cached
+    recent positions and stamps kept for its next batch if everyone did (``trusted``: as
+    ``_rings``)."""
     n = x.shape[1]
+    rings = _rings(tables, monitors, trusted) if everyone else None
     if rings is not None:
         rings.extend(x, positions)
     for i in rows:
@@ -235,6 +232,12 @@ def moved_on(monitors: list[NumericMonitor], rows, x: np.ndarray, positions: np.
         m.watched += n
         m.seen += n
         m.version += 1
+    recent = tables.recent
+    tables.recent = recent.extended(positions) if recent is not None and everyone else None
+    if everyone:
+        tables.members, tables.stamps = monitors, list(map(_STAMP, monitors))
+    else:
+        tables.stamps = None
 
 
 def _extend_rows(buffer: np.ndarray, count: int, items, n: int) -> None:
@@ -544,14 +547,9 @@ def _missing_rate(monitors, tables: "_Tables", n: int, quiet: np.ndarray, truste
     """No value is missing here: each side adds its "present" step ``n`` times (the closed form
     of ``MissingRate.update``: rising, the last sum is the highest; falling towards 0, the first)."""
     step, threshold, enabled = tables.missing_sides
-    start = tables.missing_sums if trusted and tables.missing_sums is not None else \
-        np.array([m.missing_rate.sums for m in monitors], dtype=np.int64)
-    total = start + n * step
-    rising = step >= 0
-    new = np.where(rising, total, np.maximum(total, 0))
-    peak = np.where(rising, new, np.maximum(start + step, 0))
-    new = np.where(enabled, new, start)
-    quiet &= ~((peak > threshold) & enabled).any(axis=1)
+    start = missing_start(tables, monitors, trusted)
+    new, crossed = missing_present(start, n, step, threshold, enabled)
+    quiet &= ~crossed
     changed = (new != start).any(axis=1)
 
     def apply(quiet_rows, everyone):
@@ -561,6 +559,38 @@ def _missing_rate(monitors, tables: "_Tables", n: int, quiet: np.ndarray, truste
                 monitors[i].missing_rate.sums = rows[i]
         tables.missing_sums = new if everyone else None
     return apply
+
+
+def missing_start(tables: "_Tables", monitors, trusted: bool) -> np.ndarray:
+    """The group's missing-rate sums (features x sides): as this path left them, if it may
+    trust that, else read from the monitors."""
+    kept = tables.missing_sums
+    if trusted and kept is not None:
+        return kept
+    return np.array([m.missing_rate.sums for m in monitors], dtype=np.int64)
+
+
+def missing_present(start: np.ndarray, n, step: np.ndarray, threshold: np.ndarray, enabled: np.ndarray):
+    """Missing-rate sums (rows x sides, from ``start``) after ``n`` present values (a number or a
+    column of numbers, one per row), each side adding its "present" ``step`` ``n`` times: the new
+    sums (unchanged where a side is off) and which rows cross a threshold on the way."""
+    total = start + n * step
+    rising = step >= 0
+    new = np.where(rising, total, np.maximum(total, 0))
+    peak = np.where(rising, new, np.maximum(start + step, 0))
+    return np.where(enabled, new, start), ((peak > threshold) & enabled).any(axis=1)
+
+
+def cusum_start(tables: "_Tables", monitors, names: tuple, trusted: bool) -> tuple[list, np.ndarray, np.ndarray]:
+    """The group's CUSUMs named (name by name, each over the monitors), their sums (upward sides,
+    then downward) and counts: as this path left them, if it may trust that, else read from the
+    detectors."""
+    kept = tables.cusum_sums
+    if trusted and kept is not None and kept[0] == names:
+        return kept[1], kept[2], kept[3]
+    detectors = [getattr(monitor, name) for name in names for monitor in monitors]
+    start = np.array([d.up for d in detectors] + [d.down for d in detectors], dtype=np.int64)
+    return detectors, start, np.array([d.count for d in detectors], dtype=np.int64)
 
 
 def _cusum(increments: np.ndarray, start: np.ndarray, threshold: np.ndarray):
@@ -582,13 +612,7 @@ def _cusums(monitors, tables: "_Tables", names: tuple, steps: np.ndarray, quiet:
     """Every Page-Hinkley-type CUSUM named (``page_hinkley``, ``scale``) from its quantised
     increments (``quantise(+-statistic - allowance)``): with ``m`` = len(names) * k detectors,
     name by name, rows ``0..m-1`` of ``steps`` are their upward sides, ``m..2m-1`` the downward."""
-    kept = tables.cusum_sums
-    if trusted and kept is not None and kept[0] == names:
-        detectors, start, counts = kept[1], kept[2], kept[3]
-    else:
-        detectors = [getattr(monitor, name) for name in names for monitor in monitors]
-        start = np.array([d.up for d in detectors] + [d.down for d in detectors], dtype=np.int64)
-        counts = np.array([d.count for d in detectors], dtype=np.int64)
+    detectors, start, counts = cusum_start(tables, monitors, names, trusted)
     m = len(detectors)
     crossed, sums, zeros = _cusum(steps, start, tables.cusum_threshold(names))
     quiet &= ~(crossed[:m] | crossed[m:]).reshape(len(names), -1).any(axis=0)
