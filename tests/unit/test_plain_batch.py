@@ -344,8 +344,8 @@ def test_a_chunk_looks_plain_exactly_when_each_of_its_messages_does(salt):
         assert _chunk_looks_plain(chunk, Limits()) == all(looks_plain(r, Limits()) for r in chunk), salt
 
 
-def test_plain_flags_are_looks_plain_of_each_message():
-    from streamdrift.events import _plain_flags, looks_plain
+def test_plain_flags_are_the_chunk_check_of_each_message():
+    from streamdrift.events import _chunk_looks_plain, _plain_flags
     records = stream(3_000, SALTS, rate=0.3, seed=4)
     records[7] = Record(b"x" * 2_000_000, None, "features", 1, 7)  # over max_message_bytes
     records[8] = Record(None, None, "features", 1, 8)
@@ -357,6 +357,6 @@ def test_plain_flags_are_looks_plain_of_each_message():
     parsed = [Record(r.value, data=orjson.loads(r.value)) if isinstance(r.value, bytes) and r.value[:1] == b"{"
               and r.value != b"{" else r for r in records]
     for chunk in (records, parsed):
-        expected = [looks_plain(r, Limits()) for r in chunk]
+        expected = [_chunk_looks_plain([r], Limits()) for r in chunk]
         assert 0 < expected.count(False) < len(expected)
         assert _plain_flags(chunk, Limits()) == expected
