@@ -290,11 +290,8 @@ class DriftPipeline:
                                           for members, (group, _, matrix, _) in zip(monitors, updates)])
         joint = self._update_jointly(updates)
         for index, ((group, streams, matrix, run), members, detections) in enumerate(zip(updates, monitors, results)):
-            n, source = matrix.shape[1], run.source()
-            found = []
-            for (kind, name), monitor, found_here in zip(streams, members, detections):
-                if found_here:  # an update adds each of its values to ``seen``: this one started n before
-                    found.extend(self._alerts(group, kind, name, found_here, monitor.seen - n, source, order))
+            source = run.source()
+            found = self._numeric_alerts(group, streams, members, detections, matrix.shape[1], source, order)
             if index in joint:
                 start, detections = joint[index]
                 found.extend(self._alerts(group, *JOINT, detections, start, source, order))
@@ -307,10 +304,8 @@ class DriftPipeline:
         calls, at = [], {}
         for index, (group, _, matrix, run) in enumerate(updates):
             if group.joint is not None:
-                group.dirty.add(JOINT)
                 columns = run.joint_columns(matrix)
-                kinds = {name: group.types[("feature", name)] for name in columns}
-                at[index] = group.joint.seen
+                at[index], kinds = self._joint_input(group, columns)
                 calls.append((group.joint, columns, kinds))
         if not calls:
             return {}
@@ -455,22 +450,32 @@ class DriftPipeline:
                          order: dict[int, int]) -> list[tuple[int, str, str, dict]]:
         """Feed the model's multivariate monitor one run (``columns``: feature -> values over the
         run's events; ``source(i)``: where its ``i``-th event is)."""
-        joint = group.joint
+        start, kinds = self._joint_input(group, columns)
+        return self._alerts(group, *JOINT, group.joint.update(columns, kinds), start, source, order)
+
+    @staticmethod
+    def _joint_input(group: ModelMonitors, columns: dict) -> tuple[int, dict]:
+        """What the model's multivariate monitor is given with ``columns``: it is marked changed,
+        and this returns where its update starts and the columns' feature types."""
         group.dirty.add(JOINT)
-        start = joint.seen
-        kinds = {name: group.types[("feature", name)] for name in columns}
-        return self._alerts(group, *JOINT, joint.update(columns, kinds), start, source, order)
+        return group.joint.seen, {name: group.types[("feature", name)] for name in columns}
 
     def _update_together(self, group: ModelMonitors, streams: list[tuple[str, str]], matrix: np.ndarray, source,
                          order: dict[int, int]) -> list[tuple[int, str, str, dict]]:
         """One vectorised update of numeric streams whose values all start at the run's first
         event (row ``k`` of ``matrix`` feeds ``streams[k]``), and their alerts."""
         monitors = list(map(group.monitors.__getitem__, streams))
+        return self._numeric_alerts(group, streams, monitors, update_together(monitors, matrix, group.fast_path),
+                                    matrix.shape[1], source, order)
+
+    def _numeric_alerts(self, group: ModelMonitors, streams: list[tuple[str, str]], monitors: list, detections: list,
+                        n: int, source, order: dict[int, int]) -> list[tuple[int, str, str, dict]]:
+        """The alerts of a vectorised update of ``n`` values of each of ``streams``
+        (``detections``: each monitor's)."""
         found = []
-        n = matrix.shape[1]
-        for (kind, name), monitor, detections in zip(streams, monitors, update_together(monitors, matrix, group.fast_path)):
-            if detections:  # an update adds each of its values to ``seen``: this one started n before
-                found.extend(self._alerts(group, kind, name, detections, monitor.seen - n, source, order))
+        for (kind, name), monitor, found_here in zip(streams, monitors, detections):
+            if found_here:  # an update adds each of its values to ``seen``: this one started n before
+                found.extend(self._alerts(group, kind, name, found_here, monitor.seen - n, source, order))
         return found
 
     def _finish(self, group: ModelMonitors, found: list[tuple[int, str, str, dict]], last: Record | None = None,
