@@ -81,7 +81,7 @@ class PcaShift:
         k = min(int(np.searchsorted(explained, VARIANCE)) + 1, self.width - 1)
         self.components = np.rint(vectors[:, :k] * P_QUANTUM)  # integers: exact products
         self.spread = np.maximum(values[:k], 1e-6 * max(float(values[0]), 1e-12))
-        t2, spe, _ = self._statistics(self.standardise(second), True)
+        t2, spe, _, _ = self._statistics(self.standardise(second), True)
         self.detectors = {}
         for name, values_of_half in zip(STATISTICS, (t2, spe)):
             detector = PageHinkley(shift=self.shift)
@@ -94,10 +94,9 @@ class PcaShift:
         """Rows as every part of a multivariate monitor standardises them (``joint.standardised``)."""
         return standardised(rows, self.center, self.scale)
 
-    def _statistics(self, z: np.ndarray, missing: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """T², SPE and the per-feature terms of the explanation (integers: z and z² in
-        ``U_QUANTUM`` steps, the squared residual in ``R_QUANTUM`` steps) of standardised rows;
-        a missing feature is its mean."""
+    def _statistics(self, z: np.ndarray, missing: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """T² and SPE of standardised rows, with the rows quantised (``U_QUANTUM`` steps) and
+        their residuals (in sds); a missing feature is its mean."""
         q = np.rint((np.nan_to_num(z, nan=0.0) if missing else z) * U_QUANTUM)
         t = q @ self.components  # exact: integers whose partial sums stay below 2^53
         scale = float(U_QUANTUM * P_QUANTUM)
@@ -105,9 +104,7 @@ class PcaShift:
         t2 = (scores * scores / self.spread).sum(axis=1)
         fitted = (t @ self.components.T) / (scale * P_QUANTUM)  # the row's projection, in sds
         residual = q / U_QUANTUM - fitted
-        spe = (residual * residual).sum(axis=1)
-        terms = np.concatenate((q, q * q, np.rint(residual * residual * R_QUANTUM)), axis=1)
-        return t2, spe, terms
+        return t2, (residual * residual).sum(axis=1), q, residual
 
     # -- watching -----------------------------------------------------------------------------
     def update_standardised(self, z: np.ndarray, missing: bool) -> list[Hit]:
@@ -117,11 +114,14 @@ class PcaShift:
         n = z.shape[0]
         if n == 0 or self.held:
             return []
-        t2, spe, terms = self._statistics(z, missing)
+        t2, spe, q, residual = self._statistics(z, missing)
         hits = []
         for name, values in zip(STATISTICS, (t2, spe)):
             hits += [(hit.index, name, hit) for hit in self.detectors[name].update(values)]
         end = n if not hits else min(h[0] for h in hits) + 1
+        # The explanation's terms, integers: z and z² in U_QUANTUM steps, the squared residual
+        # in R_QUANTUM steps.
+        terms = np.concatenate((q, q * q, np.rint(residual * residual * R_QUANTUM)), axis=1)
         pos = 0
         while pos < end:  # the explanation's block sums, of the rows up to the hit
             stop = min(end, pos + self.block - self.watched % self.block)
@@ -157,7 +157,7 @@ class PcaShift:
         residual (SPE), or of its recent squared move (T²)."""
         means, _ = self._window()
         d = self.width
-        if getattr(self, "last", "spe") == "spe":
+        if self.last == "spe":
             return means[2 * d:] / R_QUANTUM
         move = means[:d] / U_QUANTUM
         spread = means[d:2 * d] / U_QUANTUM / U_QUANTUM
