@@ -208,9 +208,10 @@ class MultivariateMonitor:
                          window={"n": int(min(part.blocks, part.window_blocks) * part.block)},
                          effect=effect, explained_by=explained)
 
-    def _feature_moves(self, part: JointShift, move: np.ndarray) -> np.ndarray:
-        """Each feature's recent move: of its mean (in reference sds) for ``multivariate_mean``,
-        of its square (its spread) for ``multivariate_covariance`` with every pair watched."""
+    def _feature_moves(self, part: JointShift | PcaShift, move: np.ndarray) -> np.ndarray:
+        """Each feature's recent move: of its mean (in reference sds) for ``multivariate_mean``
+        and ``multivariate_pca``, of its square (its spread) for ``multivariate_covariance`` with
+        every pair watched."""
         if part.terms in ("mean", "pca"):
             return move
         if part.pairs is not None:
