@@ -12,7 +12,8 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     VIRTUAL_ENV=/opt/streamdrift \
-    PATH=/opt/streamdrift/bin:$PATH
+    PATH=/opt/streamdrift/bin:$PATH \
+    NUMBA_CACHE_DIR=/opt/streamdrift/numba-cache
 RUN python -m venv /opt/streamdrift
 WORKDIR /src
 # Dependencies first, in their own layer: source edits do not reinstall numpy & co.
@@ -25,6 +26,9 @@ COPY stream/ ./stream/
 # --no-deps: everything the project needs came from the lock; `pip check` proves the lock is
 # complete and consistent with pyproject.toml's ranges.
 RUN pip install --no-deps . && pip check
+# The compiled reader of plain batches (streamdrift/plain_scan.py) into numba's cache, once here:
+# compiled at start-up instead, it would cost each worker process seconds.
+RUN python -m streamdrift.plain_scan
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="streamdrift" \
@@ -35,8 +39,11 @@ RUN groupadd --system --gid 10001 streamdrift \
     && useradd --system --uid 10001 --gid streamdrift --home-dir /var/lib/streamdrift \
        --create-home --shell /usr/sbin/nologin streamdrift
 COPY --from=build /opt/streamdrift /opt/streamdrift
+# numba reads its cache only from a directory it may write to (else it compiles again).
+COPY --from=build --chown=10001:10001 /opt/streamdrift/numba-cache /opt/streamdrift/numba-cache
 ENV VIRTUAL_ENV=/opt/streamdrift \
     PATH=/opt/streamdrift/bin:$PATH \
+    NUMBA_CACHE_DIR=/opt/streamdrift/numba-cache \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     MPLCONFIGDIR=/tmp/matplotlib

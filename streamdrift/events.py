@@ -17,7 +17,7 @@ import math
 import numbers
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from itertools import chain, repeat
+from itertools import chain, count, repeat
 from operator import attrgetter, itemgetter
 
 import numpy as np
@@ -274,10 +274,12 @@ CHUNK = 256
 
 @dataclass(slots=True)
 class PlainBatch:
-    """A batch of plain feature events, parsed: per event its model and ``ts`` (as ``decode``
-    makes it), and the values of the features that every event has (in the first event's order)."""
+    """A batch of plain feature events, parsed: per event its model (a code: an index into
+    ``names``, the models in order of first appearance) and ``ts`` (as ``decode`` makes it), and
+    the values of the features that every event has (in the first event's order)."""
 
-    models: list[str]
+    names: list[str]
+    codes: np.ndarray
     ts: list[float]
     features: tuple[str, ...]
     #: events x features; a null is NaN, and so is every value of a categorical feature.
@@ -286,6 +288,11 @@ class PlainBatch:
     categories: dict[str, list] = field(default_factory=dict)
     #: The features that had a number in the batch (the others had strings or only nulls).
     numeric: set[str] = field(default_factory=set)
+
+    @property
+    def models(self) -> list[str]:
+        """Each event's model."""
+        return np.array(self.names, object)[self.codes].tolist()
 
 
 def plain_batch(records: list[Record], limits: Limits) -> PlainBatch | None:
@@ -296,8 +303,10 @@ def plain_batch(records: list[Record], limits: Limits) -> PlainBatch | None:
     ``limits.max_string_length``) and nulls. ``None`` as soon as one message is not like that:
     the caller then decodes each message, and ``decode`` alone says what is wrong.
 
-    Each check is one pass over a chunk in C (``map``, ``set``): at this rate a Python call per
-    event costs more than parsing it.
+    Most batches are read by ``plain_scan.scan``, straight from their bytes. What it does not
+    read (a categorical feature, an escape in a string...) is parsed here: each check is then one
+    pass over a chunk in C (``map``, ``set``), as at this rate a Python call per event costs
+    more than parsing it. Both give the same batch.
 
     >>> batch = plain_batch([Record(b'{"model": "m", "ts": 5, "features": {"x": 1.5, "y": null}}')], Limits())
     >>> batch.models, batch.ts, batch.features, batch.values.tolist()
@@ -319,7 +328,12 @@ def plain_batch(records: list[Record], limits: Limits) -> PlainBatch | None:
     parsed = unparsed == 0  # a reader parsed them already (replay of a log)
     if not parsed and unparsed != len(given):
         return None
-    batch = PlainBatch([], [], (), np.empty((len(records), 0)))
+    if not parsed:
+        scanned = _scanned(values, limits)
+        if scanned is not None:
+            return scanned
+    batch = PlainBatch([], np.empty(0, np.intp), [], (), np.empty((len(records), 0)))
+    models: list[str] = []
     valid_models: set[str] = set()
     for start in range(0, len(records), CHUNK):
         if parsed:
@@ -329,10 +343,27 @@ def plain_batch(records: list[Record], limits: Limits) -> PlainBatch | None:
                 data = list(map(orjson.loads, values[start:start + CHUNK]))
             except orjson.JSONDecodeError:
                 return None
-        if not _add_plain_chunk(batch, data, start, limits, valid_models):
+        if not _add_plain_chunk(batch, data, start, limits, models, valid_models):
             return None
         del data  # now, so that the next chunk's objects take the memory these leave, still cached
+    batch.names = list(dict.fromkeys(models))
+    code = dict(zip(batch.names, count()))
+    batch.codes = np.fromiter(map(code.__getitem__, models), np.intp, len(models))
     return batch
+
+
+def _scanned(values: list[bytes], limits: Limits) -> PlainBatch | None:
+    """The batch as ``plain_scan.scan`` reads it, with the limits ``plain_batch`` checks; ``None``
+    if it does not read it (or a model's name is not valid: ``decode`` says why)."""
+    from . import plain_scan  # numba's import and the compiled scanner: only where it is used
+
+    scanned = plain_scan.scan(values)
+    if scanned is None or len(scanned.features) > limits.max_features \
+            or any(map(model_problem, scanned.names, repeat(limits))):
+        return None
+    has_number = ~np.isnan(scanned.values).all(axis=0)  # (a JSON number is never NaN: NaN is null)
+    numeric = {name for name, number in zip(scanned.features, has_number.tolist()) if number}
+    return PlainBatch(scanned.names, scanned.codes, scanned.ts, scanned.features, scanned.values, {}, numeric)
 
 
 def _plain_envelopes(data: list) -> tuple[list, list, list, set] | None:
@@ -360,8 +391,10 @@ def _plain_envelopes(data: list) -> tuple[list, list, list, set] | None:
     return models, features, ts, ts_types
 
 
-def _add_plain_chunk(batch: PlainBatch, data: list, start: int, limits: Limits, valid_models: set[str]) -> bool:
-    """Add the events of a chunk of parsed messages to ``batch`` (at ``start``), if all plain."""
+def _add_plain_chunk(batch: PlainBatch, data: list, start: int, limits: Limits, all_models: list[str],
+                     valid_models: set[str]) -> bool:
+    """Add the events of a chunk of parsed messages to ``batch`` (at ``start``) and their models to
+    ``all_models``, if all plain."""
     envelopes = _plain_envelopes(data)
     if envelopes is None:
         return False
@@ -393,7 +426,7 @@ def _add_plain_chunk(batch: PlainBatch, data: list, start: int, limits: Limits, 
         return False
     if batch.numeric & batch.categories.keys():
         return False  # a feature with numbers and strings: check_column names the odd values
-    batch.models += models
+    all_models += models
     batch.ts += map(float, ts) if int in ts_types else ts
     return True
 

@@ -206,13 +206,11 @@ def plain_runs(records: list[Record], limits: Limits, models: Models,
     batch = plain_batch(records, limits)
     if batch is None:
         return None
-    names = list(dict.fromkeys(batch.models))
+    names, codes = batch.names, batch.codes
     new = sum(1 for model in names if (model, None) not in models)
     if new and len(models) + new > limits.max_models:
         return None
     # Each model's positions in input order: a stable sort by model, in C.
-    code = dict(zip(names, count()))
-    codes = np.fromiter(map(code.__getitem__, batch.models), np.intp, len(records))
     by_model = np.argsort(codes, kind="stable")
     firsts = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(names)))[:-1]))
     last = [models[(m, None)].last_ts if (m, None) in models else None for m in names]
