@@ -45,6 +45,7 @@ import warnings
 import numpy as np
 from scipy.special import ndtri
 
+from . import joint_compiled
 from .cusum import QUANTUM
 from .detection import Hit, require_fitted
 from .errors import check_range
@@ -153,13 +154,10 @@ class JointShift:
         n, pos = u.shape[0], 0
         while pos < n and not self.held:
             end = min(n, pos + self.block - self.watched % self.block)
-            chunk = u[pos:end]
-            hit = self._bet(chunk, pos) if self.weights is not None else None
+            hit = self._bet(u[pos:end], pos)
             if hit is not None:
                 end = hit.index + 1  # the rows up to the hit count, as they would one by one
-                chunk = u[pos:end]
                 self.held = True
-            self.block_sum += chunk.sum(axis=0)  # integers in float64, exact (see the module docstring)
             self.watched += end - pos
             if self.watched % self.block == 0:
                 self._close_block()
@@ -169,31 +167,13 @@ class JointShift:
         return []
 
     def _bet(self, chunk: np.ndarray, pos: int) -> Hit | None:
-        """Every bet's e-CUSUM over the chunk at once (``cusum.first_crossing``'s closed form,
-        one row per bet size): its wealth, where its run began, and the first crossing."""
-        score = _times(chunk, self.weights_exact)
-        ranked = self.ranked_scores
-        where = ranked.searchsorted(score, "left") + ranked.searchsorted(score, "right")
-        c = np.cumsum(self._steps.take(where, axis=1), axis=1)
-        floor = -self.wealth[:, None]
-        # fmin is minimum on integers; its accumulate is ten times faster (numpy 2.4, int64 rows).
-        lowest = np.fmin.accumulate(c, axis=1)
-        s = c - np.minimum(lowest, floor)
-        over = s > self._limit
-        at = k = None
-        if over.any():
-            firsts = np.where(over.any(axis=1), over.argmax(axis=1), s.shape[1])
-            at = int(firsts.min())
-            k = int(np.argmax(firsts == at))  # the smallest bet size among the first to cross
-            c, lowest, s = c[:, :at + 1], lowest[:, :at + 1], s[:, :at + 1]  # as they stood at the hit
-        self.wealth[:] = s[:, -1]
-        # The wealth is back at 1 (log 0) exactly where c reaches min(floor, its running minimum):
-        # the last such row is the last one where c attains its overall minimum, if that is at
-        # or below the floor. A bet back at 1 in the chunk: its run starts after that row.
-        reached = lowest[:, -1] <= floor[:, 0]
-        last = c.shape[1] - 1 - np.argmin(c[:, ::-1], axis=1)
-        self.since = np.where(reached, self.watched + last + 1, self.since)
-        if at is None:
+        """Every bet's e-CUSUM over the chunk, row by row (``joint_compiled.bet``), and the
+        block's sums, up to the first crossing: its ``Hit``, or ``None``."""
+        betting = self.weights is not None
+        at, k = joint_compiled.bet(chunk, self.weights_exact if betting else _NO_WEIGHTS,
+                                   self.ranked_scores if betting else _NO_WEIGHTS, self._steps, self._limit,
+                                   self.wealth, self.since, self.watched, self.block_sum, betting)
+        if at < 0:
             return None
         began = int(self.since[k]) - self.watched  # the run's start, among this chunk's rows
         return Hit(index=pos + at, direction=None, statistic=float(self.wealth[k] / QUANTUM), threshold=self.threshold,
@@ -267,8 +247,12 @@ class JointShift:
         return self._coordinates_of(self.standardise(x), bool(np.isnan(x).any()))
 
     def _coordinates_of(self, z: np.ndarray, missing: bool) -> np.ndarray:
+        if self.projections is None:  # the mean terms or the pairs: in one compiled pass
+            first, second = self.pairs if self.pairs is not None else (_NO_PAIRS, _NO_PAIRS)
+            return joint_compiled.coordinates(z, first, second, self.phi_mean, self._per_step, missing,
+                                              CLIP * U_QUANTUM)
         terms = self._terms(z)
-        return quantised(terms, self.phi_mean, self._per_step, missing, terms is not z)
+        return quantised(terms, self.phi_mean, self._per_step, missing, True)
 
     # -- state --------------------------------------------------------------------------------
     def _reset(self) -> None:
@@ -306,6 +290,10 @@ class JointShift:
         self.weights = self.recent.sum(axis=0) if self.blocks else None
         self.weights_exact = self.weights.astype(np.float64) if self.blocks else None
         self.ranked_scores = np.sort(_times(self.ranked, self.weights_exact)) if self.blocks else None
+
+
+_NO_WEIGHTS = np.zeros(1)
+_NO_PAIRS = np.zeros(0, dtype=np.int64)
 
 
 def halves(reference, share: float, features: int) -> tuple[np.ndarray, np.ndarray]:
