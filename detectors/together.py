@@ -396,7 +396,7 @@ class _Tables:
         span = np.array([r.distinct[-1] - r.distinct[0] for r in refs])[:, None]
         self.scale = np.divide(32766.0, span, out=np.zeros_like(span), where=span > 0)
         # Distinct values with +inf after each row's last: ``guard[j] == x`` is false past the top.
-        room = max(r.distinct.size for r in refs) + 1
+        room = self.room = max(r.distinct.size for r in refs) + 1
         guard = np.full((k, room), np.inf)
         self.guard_offset = rows * room
         self.size = np.array([r.size for r in refs], dtype=np.int64)
