@@ -48,7 +48,7 @@ from itertools import chain, repeat
 
 import numpy as np
 
-from . import positions_compiled
+from . import cusums_compiled, positions_compiled
 from .detection import Detection
 from .numeric import NumericMonitor
 from .together import (_ALL, FastPath, _adwin, _cusum_names, _evaluation_points,
@@ -212,22 +212,22 @@ class _Cusums:
     def __init__(self, plans: list[_Plan], lookups: list[_Lookup], names: tuple, lengths: np.ndarray):
         self.plans, self.names = plans, names
         c = len(names)
-        steps, starts, thresholds, counts, self.detectors = [], [], [], [], []
+        crossed, sums, zeros, counts, self.detectors = [], [], [], [], []
         for plan, lookup in zip(plans, lookups):
             tables, k = plan.tables, plan.k
-            steps.append(tables.cusum_steps(names).take(lookup.index, axis=2).reshape(2 * c, -1))
             detectors, start, count = cusum_start(tables, plan.monitors, names, True)
             self.detectors.append(detectors)
-            starts.append(start.reshape(2 * c, k))
             counts.append(count.reshape(c, k))
-            thresholds.append(tables.cusum_threshold(names).reshape(2 * c, k))
+            # Each model's CUSUMs in one compiled loop over its step table (the closed form of
+            # ``_segmented_cusum`` made the same integers in passes over gathered steps).
+            found = cusums_compiled.cusums(tables.cusum_steps(names), lookup.index, start.reshape(2 * c, k),
+                                           tables.cusum_threshold(names).reshape(2 * c, k))
+            for out, part in zip((crossed, sums, zeros), found):
+                out.append(part)
         self.lengths = lengths
         self.counts = np.concatenate(counts, axis=1)
-        found = _segmented_cusum(np.concatenate(steps, axis=1), lengths, np.concatenate(starts, axis=1),
-                                 np.concatenate(thresholds, axis=1))
-        self.exact = found is not None
-        if self.exact:
-            self.crossed, self.sums, self.zeros = found
+        self.crossed, self.sums, self.zeros = (np.concatenate(part, axis=1) for part in (crossed, sums, zeros))
+        self.exact = True
 
     def apply(self, quiet: np.ndarray) -> None:
         """Write back the sums, counts and run starts of the quiet plans' detectors (as
