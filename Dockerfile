@@ -26,9 +26,9 @@ COPY stream/ ./stream/
 # --no-deps: everything the project needs came from the lock; `pip check` proves the lock is
 # complete and consistent with pyproject.toml's ranges.
 RUN pip install --no-deps . && pip check
-# The compiled reader of plain batches (streamdrift/plain_scan.py) into numba's cache, once here:
-# compiled at start-up instead, it would cost each worker process seconds.
-RUN python -m streamdrift.plain_scan
+# The compiled (numba) kernels (streamdrift/kernels.py) into numba's cache, once here: compiled
+# at start-up instead, they would cost each worker process seconds.
+RUN python -m streamdrift.kernels
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="streamdrift" \

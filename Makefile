@@ -16,17 +16,17 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
-# The compiled reader of plain batches (streamdrift/plain_scan.py), compiled once into numba's
-# cache before anything uses it: seconds once, then a fraction of a second per process.
+# The compiled (numba) kernels (streamdrift/kernels.py), compiled once into numba's cache before
+# anything uses them: seconds once, then a fraction of a second per process.
 demo: $(STAMP)
-	$(BIN)/python -m streamdrift.plain_scan
+	$(BIN)/python -m streamdrift.kernels
 	$(BIN)/streamdrift demo
 
 # Two pytest workers, a test file each at a time (its module fixtures stay in one process): the
 # integration tests spend much of their time waiting on brokers and worker processes, so two run
 # in 5-6 minutes what one runs in 9-10 on this 2-core machine.
 test: $(STAMP)
-	$(BIN)/python -m streamdrift.plain_scan
+	$(BIN)/python -m streamdrift.kernels
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: $(STAMP)

@@ -100,8 +100,8 @@ def scan(messages: list[bytes]) -> ScannedBatch | None:
 
 def compile_now() -> None:
     """Compile the scanner now, or load it from numba's cache (``__pycache__`` beside this file,
-    or ``NUMBA_CACHE_DIR``), rather than at the first batch: ``python -m streamdrift.plain_scan``,
-    which ``make`` and the Docker build run once. A compilation takes seconds; a load, a fraction.
+    or ``NUMBA_CACHE_DIR``), rather than at the first batch (``streamdrift.kernels`` compiles it
+    with the other kernels). A compilation takes seconds; a load, a fraction.
 
     >>> compile_now()
     """
@@ -403,7 +403,3 @@ def _scan(buf, ends, names, name_ends, values, ts, codes, spans, slow, slow_at):
             return m, models, slow_count, slow_len
         start = end
     return len(ends), models, slow_count, slow_len + (1 if slow_count else 0)
-
-
-if __name__ == "__main__":
-    compile_now()

@@ -1,0 +1,36 @@
+"""Every compiled (numba) kernel, compiled into numba's cache now rather than at first use:
+``python -m streamdrift.kernels``, which ``make`` and the Docker build run once. Compiling them
+all takes several seconds; loading them from the cache afterwards, a fraction of a second per
+process (numba's own start-up, ~0.5 s, is paid once per process either way).
+
+The cache is ``__pycache__`` beside each module, or ``NUMBA_CACHE_DIR`` where that is set (the
+Docker image: its site-packages are not writable at run time, and numba reads a cache only from
+a directory it may write to).
+
+>>> compile_all()
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def compile_all() -> None:
+    """Run each kernel once on a tiny input of the types the hot path gives it."""
+    from .detectors import cusums_compiled, joint_compiled, positions_compiled
+    from .plain_scan import compile_now
+
+    compile_now()
+    none = np.zeros(0, np.int64)
+    z = np.zeros((2, 2))
+    u = joint_compiled.coordinates(z, none, none, np.zeros(2), np.ones(2), False, 1.0)
+    joint_compiled.coordinates(z.T, *np.triu_indices(2), np.zeros(3), np.ones(3), True, 1.0)  # column-major rows
+    joint_compiled.bet(u, np.zeros(2), np.zeros(1), np.zeros((3, 3), np.int64), 1, np.zeros(3, np.int64),
+                       np.zeros(3, np.int64), 0, np.zeros(2), True)
+    positions_compiled.positions(np.array([0.0, np.inf]), 2, np.zeros((1, 1)))
+    index = np.zeros((1, 1), np.int64)
+    cusums_compiled.cusums(np.zeros((2, 1, 1), np.int32), index, index, index)
+
+
+if __name__ == "__main__":
+    compile_all()
