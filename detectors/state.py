@@ -132,12 +132,16 @@ def frozen(state):
     """
     kind = type(state)
     if kind is dict:
-        return {key: frozen(value) for key, value in state.items()}
+        # Numbers, strings and None are most of a state's values: kept without a call each.
+        return {key: value if type(value) in _IMMUTABLE else frozen(value) for key, value in state.items()}
     if kind is list or kind is tuple:
         return kind(map(frozen, state))
     if kind is np.ndarray:
         return state.copy()
     return state
+
+
+_IMMUTABLE = frozenset((int, float, str, bool, type(None), np.float64, np.int64))
 
 
 def monitor_record(monitor, reference_tag: str | None = None) -> dict:
