@@ -304,7 +304,7 @@ def plain_batch(records: list[Record], limits: Limits) -> PlainBatch | None:
     the caller then decodes each message, and ``decode`` alone says what is wrong.
 
     Most batches are read by ``plain_scan.scan``, straight from their bytes. What it does not
-    read (a categorical feature, an escape in a string...) is parsed here: each check is then one
+    read (an escape in a string, a message read already...) is parsed here: each check is then one
     pass over a chunk in C (``map``, ``set``), as at this rate a Python call per event costs
     more than parsing it. Both give the same batch.
 
@@ -359,11 +359,11 @@ def _scanned(values: list[bytes], limits: Limits) -> PlainBatch | None:
 
     scanned = plain_scan.scan(values)
     if scanned is None or len(scanned.features) > limits.max_features \
+            or scanned.longest_string > limits.max_string_length \
             or any(map(model_problem, scanned.names, repeat(limits))):
         return None
-    has_number = ~np.isnan(scanned.values).all(axis=0)  # (a JSON number is never NaN: NaN is null)
-    numeric = {name for name, number in zip(scanned.features, has_number.tolist()) if number}
-    return PlainBatch(scanned.names, scanned.codes, scanned.ts, scanned.features, scanned.values, {}, numeric)
+    return PlainBatch(scanned.names, scanned.codes, scanned.ts, scanned.features, scanned.values,
+                      scanned.categories, scanned.numeric)
 
 
 def _plain_envelopes(data: list) -> tuple[list, list, list, set] | None:

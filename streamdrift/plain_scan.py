@@ -7,8 +7,8 @@ over the batch's bytes laid end to end, in machine code, and builds no Python ob
 the matrix of values, the times and a code per event for its model.
 
 It reads a strict subset of what ``plain_batch`` accepts and answers ``None`` for anything
-else (an escape or a non-ASCII byte in a key or id, a string or boolean feature value, a number
-it cannot convert exactly...). The caller then takes ``plain_batch``'s own path, so what the
+else (an escape in a string, a non-ASCII byte in a key or id, a feature with numbers and
+strings...). The caller then takes ``plain_batch``'s own path, so what the
 pipeline sees never depends on which of the two read a batch. A number it converts itself is a
 short decimal (at most 15 significant digits, a power of ten within 10^22 either way: Clinger's
 fast path, exact in one IEEE operation). A longer one (a float printed in full, a time in
@@ -19,7 +19,10 @@ of the list, so every value is exactly what ``orjson`` makes of it.
 ...               b'{"model": "n", "id": "e-2", "ts": 1764771234.567891, "features": {"y": -2e-3, "x": 10}}'])
 >>> batch.names, batch.codes.tolist(), batch.features, batch.values.tolist(), batch.ts
 (['m', 'n'], [0, 1], ('x', 'y'), [[1.5, nan], [10.0, -0.002]], [5.0, 1764771234.567891])
->>> scan([b'{"model": "m", "ts": 5, "features": {"x": "DE"}}']) is None  # a category: plain_batch's
+>>> scan([b'{"model": "m", "ts": 5, "features": {"x": 1.5, "c": "DE"}}',
+...       b'{"model": "m", "ts": 6, "features": {"x": 2.5, "c": true}}']).categories
+{'c': ['DE', True]}
+>>> scan([b'{"model": "m", "ts": 5, "features": {"x": "DE"}}', b'{"model": "m", "ts": 6, "features": {"x": 1}}']) is None
 True
 """
 
@@ -33,6 +36,8 @@ from numba import njit
 
 #: Powers of ten that are exact doubles (10^22 is the last).
 _POW10 = np.array([10.0 ** k for k in range(23)])
+#: A categorical feature's values that are not strings (``_scan``'s ``categories``).
+_NULL, _TRUE, _FALSE = -1, -2, -3
 
 
 @dataclass(slots=True)
@@ -45,14 +50,22 @@ class ScannedBatch:
     codes: np.ndarray
     ts: list[float]
     features: tuple[str, ...]
+    #: A categorical feature's values are NaN here, and in ``categories`` (strings, booleans and
+    #: nulls as ``None``, event by event).
     values: np.ndarray
+    categories: dict[str, list]
+    #: The features that had a number (the others had strings or booleans, or only nulls).
+    numeric: set[str]
+    #: The length of the longest string value (``limits.max_string_length`` is the caller's).
+    longest_string: int
 
 
 def scan(messages: list[bytes]) -> ScannedBatch | None:
     """The batch read (module docstring), or ``None`` if a message is not a plain event that
     this reader reads: an object of ``model`` (a string), ``ts`` (a number), ``features`` (an
-    object of numbers and nulls, the same names in every event) and optionally ``id`` (a string
-    or null), nothing else. It checks no limit: that is the caller's (``events.plain_batch``)."""
+    object of the same names in every event, each feature's values numbers and nulls, or strings,
+    booleans and nulls) and optionally ``id`` (a string or null), nothing else. It checks no
+    limit: that is the caller's (``events.plain_batch``)."""
     if not messages:
         return None
     try:
@@ -74,15 +87,19 @@ def scan(messages: list[bytes]) -> ScannedBatch | None:
     values = np.empty((n, width))
     ts = np.empty(n)
     codes = np.empty(n, np.intp)
-    spans = np.empty((n, 2), np.int64)  # where each model's name is, in order of first appearance
+    spans = np.empty((n, 3), np.int64)  # where each model's name is, in order of first appearance
     slow = np.empty(len(buf) + 2, np.uint8)  # the numbers for orjson, as one JSON list
     slow_at = np.empty(n * (width + 1), np.int64)  # their places: event * (width + 1) + column + 1 (0: ts)
-    found, models, slow_count, slow_len = _scan(buf, ends, name_bytes, name_ends, values, ts, codes, spans,
-                                                slow, slow_at)
+    kinds = np.zeros(width, np.int8)
+    categories = np.full((n, width), _NULL, np.int32)
+    string_spans = np.empty((max(64, 2 * n), 3), np.int64)  # each distinct string: where, and its feature
+    found, models, slow_count, slow_len, strings = _scan(buf, ends, name_bytes, name_ends, values, ts, codes, spans,
+                                                         slow, slow_at, kinds, categories, string_spans)
     if found != n:
         return None
     try:  # strict UTF-8, as orjson reads: no lone surrogate either
-        model_names = [bytes(buf[start:stop]).decode() for start, stop in spans[:models].tolist()]
+        model_names = [bytes(buf[start:stop]).decode() for start, stop, _ in spans[:models].tolist()]
+        texts = [bytes(buf[start:stop]).decode() for start, stop, _ in string_spans[:strings].tolist()]
     except UnicodeDecodeError:
         return None
     if slow_count:
@@ -95,7 +112,14 @@ def scan(messages: list[bytes]) -> ScannedBatch | None:
         is_ts = columns == 0
         ts[rows[is_ts]] = parsed[is_ts]
         values[rows[~is_ts], columns[~is_ts] - 1] = parsed[~is_ts]
-    return ScannedBatch(model_names, codes, ts.tolist(), names, values)
+    # Each categorical feature's values, event by event: its strings, booleans and nulls.
+    objects = np.array(texts + [None, True, False], dtype=object)  # codes -1, -2, -3 at the end
+    kinds = kinds.tolist()
+    columns = {name: objects[np.where(column >= 0, column, strings - 1 - column)].tolist()
+               for name, kind, column in zip(names, kinds, categories.T) if kind == 2}
+    numeric = {name for name, kind in zip(names, kinds) if kind == 1}
+    return ScannedBatch(model_names, codes, ts.tolist(), names, values, columns, numeric,
+                        max(map(len, texts), default=0))
 
 
 def compile_now() -> None:
@@ -238,9 +262,38 @@ def _copy_slow(buf, start, stop, slow, slow_len):
 
 
 @njit(cache=True, nogil=True)
-def _scan(buf, ends, names, name_ends, values, ts, codes, spans, slow, slow_at):
+def _intern(buf, start, stop, salt, table, spans, count):
+    """The code of the bytes ``buf[start:stop]`` (with ``salt``: a column, or -1 for a model)
+    among those seen: open addressing on an FNV-1a hash, a new one added as code ``count`` with
+    its span and salt. Returns (code, the new count), or (-1, count) when the table is half full
+    or ``spans`` is."""
+    h = np.uint64(14695981039346656037) ^ np.uint64(salt + 1)
+    for k in range(start, stop):
+        h = (h ^ np.uint64(buf[k])) * np.uint64(1099511628211)
+    mask = len(table) - 1
+    slot = np.int64(h & np.uint64(mask))
+    while True:
+        code = table[slot]
+        if code < 0:
+            if count == len(table) // 2 or count == len(spans):
+                return -1, count
+            table[slot] = count
+            spans[count, 0] = start
+            spans[count, 1] = stop
+            spans[count, 2] = salt
+            return count, count + 1
+        if spans[code, 2] == salt and _same_bytes(buf, start, stop, buf, spans[code, 0], spans[code, 1]):
+            return code, count
+        slot = (slot + 1) & mask
+
+
+@njit(cache=True, nogil=True)
+def _scan(buf, ends, names, name_ends, values, ts, codes, spans, slow, slow_at, kinds, categories, string_spans):
     """Read every message; returns (messages read: all of them, or the first that is not plain,
-    models, slow numbers, length of their list). ``spans``: where each model's name is."""
+    models, slow numbers, length of their list, distinct strings). ``spans``: where each model's
+    name is; ``kinds``: per feature 0 (only nulls), 1 (numbers) or 2 (strings and booleans);
+    ``categories``: per value of a feature of kind 2, its string's code (``string_spans``), or
+    ``_NULL``, ``_TRUE``, ``_FALSE``."""
     width = len(name_ends)
     name_starts = np.empty(width, np.int64)
     for j in range(width):
@@ -250,8 +303,9 @@ def _scan(buf, ends, names, name_ends, values, ts, codes, spans, slow, slow_at):
     while table_size < 4 * len(ends):
         table_size *= 2
     table = np.full(min(table_size, 1 << 16), -1, np.int64)
-    mask = len(table) - 1
+    string_table = np.full(min(table_size, 1 << 16), -1, np.int64)
     models = 0
+    strings = 0
     slow_count = 0
     slow_len = 0
     start = 0
@@ -259,61 +313,45 @@ def _scan(buf, ends, names, name_ends, values, ts, codes, spans, slow, slow_at):
         end = ends[m]
         i = _skip_whitespace(buf, start, end)
         if i >= end or buf[i] != 123:
-            return m, models, slow_count, slow_len
+            return m, models, slow_count, slow_len, strings
         i += 1
         got_model = got_ts = got_features = got_id = False
         while True:
             i = _skip_whitespace(buf, i, end)
             if i >= end or buf[i] != 34:
-                return m, models, slow_count, slow_len
+                return m, models, slow_count, slow_len, strings
             key_end = _string_end(buf, i, end, True)
             if key_end < 0:
-                return m, models, slow_count, slow_len
+                return m, models, slow_count, slow_len, strings
             key_start, key_len = i + 1, key_end - i - 2
             i = _skip_whitespace(buf, key_end, end)
             if i >= end or buf[i] != 58:
-                return m, models, slow_count, slow_len
+                return m, models, slow_count, slow_len, strings
             i = _skip_whitespace(buf, i + 1, end)
             if i >= end:
-                return m, models, slow_count, slow_len
+                return m, models, slow_count, slow_len, strings
             first = buf[key_start]
             if key_len == 5 and first == 109 and buf[key_start + 1] == 111 and buf[key_start + 2] == 100 \
                     and buf[key_start + 3] == 101 and buf[key_start + 4] == 108:  # model
                 if got_model or buf[i] != 34:
-                    return m, models, slow_count, slow_len
+                    return m, models, slow_count, slow_len, strings
                 value_end = _string_end(buf, i, end, False)
                 if value_end < 0 or value_end - i == 2:
-                    return m, models, slow_count, slow_len
+                    return m, models, slow_count, slow_len, strings
                 got_model = True
-                # The model's code: open addressing on an FNV-1a hash of its name.
-                h = np.uint64(14695981039346656037)
-                for k in range(i + 1, value_end - 1):
-                    h = (h ^ np.uint64(buf[k])) * np.uint64(1099511628211)
-                slot = np.int64(h & np.uint64(mask))
-                while True:
-                    code = table[slot]
-                    if code < 0:
-                        if models == len(table) // 2:
-                            return m, models, slow_count, slow_len  # more models than one table holds
-                        table[slot] = models
-                        spans[models, 0] = i + 1
-                        spans[models, 1] = value_end - 1
-                        codes[m] = models
-                        models += 1
-                        break
-                    if _same_bytes(buf, i + 1, value_end - 1, buf, spans[code, 0], spans[code, 1]):
-                        codes[m] = code
-                        break
-                    slot = (slot + 1) & mask
+                code, models = _intern(buf, i + 1, value_end - 1, -1, table, spans, models)
+                if code < 0:
+                    return m, models, slow_count, slow_len, strings  # more models than one table holds
+                codes[m] = code
                 i = value_end
             elif key_len == 2 and first == 116 and buf[key_start + 1] == 115:  # ts
                 if got_ts:
-                    return m, models, slow_count, slow_len
+                    return m, models, slow_count, slow_len, strings
                 got_ts = True
                 number_start = i
                 value, i, status = _number(buf, i, end)
                 if status < 0:
-                    return m, models, slow_count, slow_len
+                    return m, models, slow_count, slow_len, strings
                 if status:
                     slow_len = _copy_slow(buf, number_start, i, slow, slow_len)
                     slow_at[slow_count] = m * (width + 1)
@@ -322,31 +360,31 @@ def _scan(buf, ends, names, name_ends, values, ts, codes, spans, slow, slow_at):
                     ts[m] = value
             elif key_len == 2 and first == 105 and buf[key_start + 1] == 100:  # id
                 if got_id:
-                    return m, models, slow_count, slow_len
+                    return m, models, slow_count, slow_len, strings
                 got_id = True
                 if buf[i] == 34:
                     i = _string_end(buf, i, end, True)
                     if i < 0:
-                        return m, models, slow_count, slow_len
+                        return m, models, slow_count, slow_len, strings
                 elif i + 4 <= end and buf[i] == 110 and buf[i + 1] == 117 and buf[i + 2] == 108 and buf[i + 3] == 108:
                     i += 4
                 else:
-                    return m, models, slow_count, slow_len
+                    return m, models, slow_count, slow_len, strings
             elif key_len == 8 and first == 102 and buf[key_start + 1] == 101 and buf[key_start + 2] == 97 \
                     and buf[key_start + 3] == 116 and buf[key_start + 4] == 117 and buf[key_start + 5] == 114 \
                     and buf[key_start + 6] == 101 and buf[key_start + 7] == 115:  # features
                 if got_features or buf[i] != 123:
-                    return m, models, slow_count, slow_len
+                    return m, models, slow_count, slow_len, strings
                 got_features = True
                 i += 1
                 count = 0
                 while True:
                     i = _skip_whitespace(buf, i, end)
                     if i >= end or buf[i] != 34:
-                        return m, models, slow_count, slow_len
+                        return m, models, slow_count, slow_len, strings
                     name_end = _string_end(buf, i, end, False)
                     if name_end < 0:
-                        return m, models, slow_count, slow_len
+                        return m, models, slow_count, slow_len, strings
                     # The feature's column: usually the one after the last (the same order).
                     j = count if count < width else 0
                     if not _same_bytes(buf, i + 1, name_end - 1, names, name_starts[j], name_ends[j]):
@@ -356,23 +394,49 @@ def _scan(buf, ends, names, name_ends, values, ts, codes, spans, slow, slow_at):
                                 j = k
                                 break
                         if j < 0:
-                            return m, models, slow_count, slow_len
+                            return m, models, slow_count, slow_len, strings
                     if seen[j] == m + 1:
-                        return m, models, slow_count, slow_len  # twice in one event
+                        return m, models, slow_count, slow_len, strings  # twice in one event
                     seen[j] = m + 1
                     count += 1
                     i = _skip_whitespace(buf, name_end, end)
                     if i >= end or buf[i] != 58:
-                        return m, models, slow_count, slow_len
+                        return m, models, slow_count, slow_len, strings
                     i = _skip_whitespace(buf, i + 1, end)
                     if i + 4 <= end and buf[i] == 110 and buf[i + 1] == 117 and buf[i + 2] == 108 and buf[i + 3] == 108:
                         values[m, j] = np.nan
                         i += 4
+                    elif i < end and (buf[i] == 34 or buf[i] == 116 or buf[i] == 102):  # a string, true, false
+                        if kinds[j] == 1:
+                            return m, models, slow_count, slow_len, strings  # numbers and strings: check_column's
+                        kinds[j] = 2
+                        values[m, j] = np.nan
+                        if buf[i] == 34:
+                            value_end = _string_end(buf, i, end, False)
+                            if value_end < 0:
+                                return m, models, slow_count, slow_len, strings
+                            code, strings = _intern(buf, i + 1, value_end - 1, j, string_table, string_spans, strings)
+                            if code < 0:
+                                return m, models, slow_count, slow_len, strings  # too many distinct strings
+                            categories[m, j] = code
+                            i = value_end
+                        elif i + 4 <= end and buf[i + 1] == 114 and buf[i + 2] == 117 and buf[i + 3] == 101:
+                            categories[m, j] = _TRUE
+                            i += 4
+                        elif i + 5 <= end and buf[i + 1] == 97 and buf[i + 2] == 108 and buf[i + 3] == 115 \
+                                and buf[i + 4] == 101:
+                            categories[m, j] = _FALSE
+                            i += 5
+                        else:
+                            return m, models, slow_count, slow_len, strings
                     else:
+                        if kinds[j] == 2:
+                            return m, models, slow_count, slow_len, strings
+                        kinds[j] = 1
                         number_start = i
                         value, i, status = _number(buf, i, end)
                         if status < 0:
-                            return m, models, slow_count, slow_len
+                            return m, models, slow_count, slow_len, strings
                         if status:
                             slow_len = _copy_slow(buf, number_start, i, slow, slow_len)
                             slow_at[slow_count] = m * (width + 1) + j + 1
@@ -386,11 +450,11 @@ def _scan(buf, ends, names, name_ends, values, ts, codes, spans, slow, slow_at):
                     if i < end and buf[i] == 125:
                         i += 1
                         break
-                    return m, models, slow_count, slow_len
+                    return m, models, slow_count, slow_len, strings
                 if count != width:
-                    return m, models, slow_count, slow_len
+                    return m, models, slow_count, slow_len, strings
             else:
-                return m, models, slow_count, slow_len
+                return m, models, slow_count, slow_len, strings
             i = _skip_whitespace(buf, i, end)
             if i < end and buf[i] == 44:
                 i += 1
@@ -398,8 +462,8 @@ def _scan(buf, ends, names, name_ends, values, ts, codes, spans, slow, slow_at):
             if i < end and buf[i] == 125:
                 i += 1
                 break
-            return m, models, slow_count, slow_len
+            return m, models, slow_count, slow_len, strings
         if not (got_model and got_ts and got_features) or _skip_whitespace(buf, i, end) != end:
-            return m, models, slow_count, slow_len
+            return m, models, slow_count, slow_len, strings
         start = end
-    return len(ends), models, slow_count, slow_len + (1 if slow_count else 0)
+    return len(ends), models, slow_count, slow_len + (1 if slow_count else 0), strings

@@ -70,7 +70,9 @@ def test_every_number_is_the_value_orjson_reads(texts):
 @pytest.mark.parametrize("text", ["01", "-01", "1.", ".5", "-", "1e", "1e+", "+1", "NaN", "Infinity", "-Infinity",
                                   "0x10", "1.5.2", "--1", "1e400", "true", '"1.5"', "[1]", "{}"])
 def test_what_is_not_a_number_is_left_to_the_other_path(text):
-    assert scan([f'{{"model": "m", "ts": 1, "features": {{"x": {text}}}}}'.encode()]) is None
+    # (after a number: "true" and a string would be categories of a feature of their own)
+    numeric = b'{"model": "m", "ts": 1, "features": {"x": 2.5}}'
+    assert scan([numeric, f'{{"model": "m", "ts": 1, "features": {{"x": {text}}}}}'.encode()]) is None
 
 
 # -- shapes -----------------------------------------------------------------------------------
@@ -134,7 +136,7 @@ GOOD = b'{"model": "m", "id": "e-1", "ts": 1, "features": {"x": 1.5, "y": null}}
     b'{"model": "m", "id": 7, "ts": 1, "features": {"x": 1.5, "y": 1}}',
     b'{"model": "m", "ts": "2024-11-24T17:40:00Z", "features": {"x": 1.5, "y": 1}}',
     b'{"model": "m", "ts": true, "features": {"x": 1.5, "y": 1}}',
-    b'{"model": "m", "ts": 1, "features": {"x": true, "y": 1}}',  # a boolean, a string: categories
+    b'{"model": "m", "ts": 1, "features": {"x": true, "y": 1}}',  # a boolean, a string where x had numbers
     b'{"model": "m", "ts": 1, "features": {"x": "DE", "y": 1}}',
     b'{"model": "m", "ts": 1, "features": {"x": 1.5, "y": 1}} x',  # trailing garbage
     b'{"model": "m", "ts": 1, "features": {"x": 1.5, "y": 1}',  # cut short
@@ -185,5 +187,41 @@ def test_plain_batch_checks_the_limits_on_what_scan_reads(monkeypatch):
     assert plain_batch(records, Limits(max_features=1)) is None
     assert plain_batch([Record(b'{"model": "m\\u001fx", "ts": 1, "features": {"x": 1}}')], Limits()) is None
     assert plain_batch([Record(b'{"model": "%s", "ts": 1, "features": {"x": 1}}' % (b"m" * 2000))], Limits()) is None
-    scanned, parsed = both_paths([Record(b'{"model": "m", "ts": 1, "features": {"x": 1, "c": "DE"}}')], monkeypatch)
-    assert scanned.categories == parsed.categories == {"c": ["DE"]}  # not scan's: the other path's
+    long = Record(b'{"model": "m", "ts": 1, "features": {"x": 1, "c": "%s"}}' % (b"x" * 1025))
+    assert plain_batch([long], Limits()) is None and plain_batch([long], Limits(max_string_length=1025)) is not None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_categorical_features_are_the_same_whichever_path_reads_them(seed, monkeypatch):
+    rng = random.Random(seed)
+    event = writer(rng)
+    records = []
+    for i in range(900):
+        values = {"x": repr(rng.gauss(0, 1)), "y": "null" if rng.random() < 0.2 else str(rng.randint(0, 9)),
+                  "country": rng.choice(['"DE"', '"FR"', '"Österreich"', '"日本"', '""', "null"]),
+                  "flag": rng.choice(["true", "false", "null"]), "late": "null" if i < 400 else '"on"',
+                  "empty": "null"}
+        records.append(Record(event(f"m{i % 5}", repr(1000.0 + i), values, rng.random() < 0.5)))
+    scanned, parsed = both_paths(records, monkeypatch)
+    assert scanned is not None and parsed is not None
+    assert scanned.numeric == parsed.numeric == {"x", "y"}
+    assert scanned.categories == parsed.categories and set(scanned.categories) == {"country", "flag", "late"}
+    assert all(type(v) is type(w) for c in scanned.categories for v, w in zip(scanned.categories[c], parsed.categories[c]))
+    assert scanned.values.tobytes() == parsed.values.tobytes()
+    assert (scanned.names, scanned.codes.tolist(), scanned.ts) == (parsed.names, parsed.codes.tolist(), parsed.ts)
+
+
+@pytest.mark.parametrize("odd", [b'"a\\"b"', b'"\\u00e9"', b'"x\xff"', b'1', b'[1]', b'{"a": 1}', b'tru', b'"open'])
+def test_an_odd_categorical_value_is_left_to_the_other_path(odd):
+    good = b'{"model": "m", "ts": 1, "features": {"x": 1, "c": "DE"}}'
+    assert scan([good]) is not None
+    assert scan([good, b'{"model": "m", "ts": 2, "features": {"x": 1, "c": %s}}' % odd]) is None
+
+
+def test_more_distinct_strings_than_the_table_holds_are_left_to_the_other_path(monkeypatch):
+    records = [Record(b'{"model": "m", "ts": 1, "features": {"a": "a%d", "b": "b%d", "c": "c%d"}}' % (i, i, i))
+               for i in range(100)]
+    assert scan([r.value for r in records]) is None  # 300 strings; the table holds 2 per event
+    assert scan([r.value for r in records[:2]] * 50) is not None  # 6 distinct ones
+    scanned, parsed = both_paths(records, monkeypatch)
+    assert scanned.categories == parsed.categories and len(scanned.categories["a"]) == 100
