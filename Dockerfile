@@ -27,8 +27,9 @@ COPY stream/ ./stream/
 # complete and consistent with pyproject.toml's ranges.
 RUN pip install --no-deps . && pip check
 # The compiled (numba) kernels (streamdrift/kernels.py) into numba's cache, once here: compiled
-# at start-up instead, they would cost each worker process seconds.
-RUN python -m streamdrift.kernels
+# at start-up instead, they would cost each worker process seconds. -P: the installed package,
+# not the source folder in this working directory (which lacks streamdrift.detectors).
+RUN python -P -m streamdrift.kernels
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="streamdrift" \

@@ -603,7 +603,7 @@ def test_dockerfile_install_steps_work_in_a_clean_virtualenv(tmp_path: Path) -> 
                 if words[:3] == ["python", "-m", "venv"]:
                     assert words[3] == container_venv, "the venv the build creates is the one on PATH"
                     continue  # made above, in tmp_path
-                if words == ["python", "-m", "streamdrift.kernels"]:  # the numba kernels, compiled into the cache
+                if words == ["python", "-P", "-m", "streamdrift.kernels"]:  # the numba kernels, into the cache
                     command = [str(python), *words[1:]]
                 else:
                     assert words[0] == "pip", f"the build stage runs only pip, venv and the kernels' compilation; " \
