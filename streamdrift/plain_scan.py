@@ -289,7 +289,8 @@ def _intern(buf, start, stop, salt, table, spans, count):
 
 @njit(cache=True, nogil=True)
 def _scan(buf, ends, names, name_ends, values, ts, codes, spans, slow, slow_at, kinds, categories, string_spans):
-    """Read every message; returns (messages read: all of them, or the first that is not plain,
+    """Read every message (one function: with the reading of a member's key, of its separator and
+    of a number each a helper, inlined or not, it measured 20-50% slower); returns (messages read: all of them, or the first that is not plain,
     models, slow numbers, length of their list, distinct strings). ``spans``: where each model's
     name is; ``kinds``: per feature 0 (only nulls), 1 (numbers) or 2 (strings and booleans);
     ``categories``: per value of a feature of kind 2, its string's code (``string_spans``), or
