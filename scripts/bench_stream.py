@@ -281,10 +281,13 @@ def run_backlog(worker: Worker, expected: int, timeout_s: float = 180) -> dict:
                     first = (now, consumed)
             if first is not None and began is None and settled(report):
                 began = (now, consumed)
+                waited = worker.metric("streamdrift_fetch_wait_seconds_total") or 0.0
             if done_count(report) >= expected:
-                began = began or first
+                if began is None:
+                    began, waited = first, 0.0
                 return {"first_wall": first[0], "first_count": first[1], "began_wall": began[0],
-                        "began_count": began[1], "done_wall": now, "report": report, "idle_rss": idle_rss}
+                        "began_count": began[1], "done_wall": now, "report": report, "idle_rss": idle_rss,
+                        "fetch_wait_at_begin": waited}
         time.sleep(0.05)
     raise SystemExit(f"the worker did not process {expected:,} events within {timeout_s:.0f} s: {worker.health()}")
 
@@ -533,6 +536,8 @@ reference_size = 1000
             alerts_b = run["report"]["counts"]["alerts"]
             stamps = asyncio.run(alert_timestamps(bootstrap, topics["alerts"], alerts_b))
             batch_s = worker.metric("streamdrift_batch_seconds_sum") or 0.0
+            fetch_b = worker.metric("streamdrift_fetch_wait_seconds_total") or 0.0
+            capture_b = worker.metric("streamdrift_checkpoint_capture_seconds_total") or 0.0
             checkpoints = worker.metric("streamdrift_checkpoints_total") or 0
             last_alert = max(stamps) - run["first_wall"] if stamps else None
 
@@ -548,6 +553,8 @@ reference_size = 1000
             warm_s = time.monotonic() - warm_started
             batches_before = worker.metric("streamdrift_batch_seconds_count") or 0
             busy_before = worker.metric("streamdrift_batch_seconds_sum") or 0.0
+            fetch_before = worker.metric("streamdrift_fetch_wait_seconds_total") or 0.0
+            capture_before = worker.metric("streamdrift_checkpoint_capture_seconds_total") or 0.0
             cpu_before = [sum(map(cpu_seconds, worker.pids())), cpu_seconds(broker.pid), cpu_seconds(), steal_seconds()]
             wall_c = time.monotonic()
             listener = AlertListener(bootstrap, topics["alerts"], LIVE_PREFIX)
@@ -572,6 +579,8 @@ reference_size = 1000
                         out.write(orjson.dumps({"arrived": arrived, "published": published, **alert}) + b"\n")
             batches_c = (worker.metric("streamdrift_batch_seconds_count") or 0) - batches_before
             batch_c_s = (worker.metric("streamdrift_batch_seconds_sum") or 0.0) - busy_before
+            fetch_c = (worker.metric("streamdrift_fetch_wait_seconds_total") or 0.0) - fetch_before
+            capture_c = (worker.metric("streamdrift_checkpoint_capture_seconds_total") or 0.0) - capture_before
             after_c_rss = worker.rss_bytes()
             pairs_c = worker.metric("streamdrift_monitored_features") or 0
             models_c = report_c["models"]
@@ -600,6 +609,9 @@ reference_size = 1000
           + (f"{last_alert:.2f} s after the first event was consumed" if last_alert is not None else "(none)"))
     print(f"   worker time in batches (pipeline + publish, streamdrift_batch_seconds): {batch_s:.2f} s of "
           f"{e2e_s:.2f} s; {int(checkpoints)} state checkpoints")
+    print(f"   the worker's processes once all held partitions: {fetch_b - run['fetch_wait_at_begin']:.2f} s "
+          f"waiting for batches (streamdrift_fetch_wait_seconds; {fetch_b:.2f} s since they started); "
+          f"{capture_b:.2f} s capturing checkpoints (streamdrift_checkpoint_capture_seconds)")
     print(f"   CPU during (b): worker and its worker processes {cpu_b[0]:.1f} s, broker {cpu_b[1]:.1f} s, "
           f"in {e2e_s:.1f} s wall on {os.cpu_count()} cpus; taken by the hypervisor (steal) {cpu_b[2]:.1f} s")
     checks.append((f"end-to-end >= {RATIO_REQUIRED} x raw consume rate", ratio >= RATIO_REQUIRED,
@@ -624,7 +636,8 @@ reference_size = 1000
         checks.append((f"alert latency p99 <= {P99_REQUIRED_S:g} s", False, "no alerts"))
     if batches_c:
         print(f"   worker during (c): {int(batches_c)} batches of {produced_c / batches_c:,.0f} events on average, "
-              f"{batch_c_s / batches_c * 1000:.0f} ms each on average, {batch_c_s:.1f} s busy in batches")
+              f"{batch_c_s / batches_c * 1000:.0f} ms each on average, {batch_c_s:.1f} s busy in batches, "
+              f"{fetch_c:.1f} s waiting for batches, {capture_c:.2f} s capturing checkpoints")
     print(f"   CPU during (c), {wall_c:.1f} s wall: worker {cpu_c[0]:.1f} s, broker {cpu_c[1]:.1f} s, "
           f"this script (producer, alert consumer) {cpu_c[2]:.1f} s; {os.cpu_count()} cpus; "
           f"taken by the hypervisor (steal) {cpu_c[3]:.1f} s")

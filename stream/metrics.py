@@ -55,6 +55,11 @@ class Metrics:
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r)
         self.batch_seconds = Histogram("streamdrift_batch_seconds", "Time to process one batch", registry=r,
                                        buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+        self.fetch_wait = Counter("streamdrift_fetch_wait_seconds",
+                                  "Time spent waiting for the next batch from the broker (fetch and linger)", registry=r)
+        self.checkpoint_capture = Counter("streamdrift_checkpoint_capture_seconds",
+                                          "Time periodic checkpoints held the batches up (the state captured between two)",
+                                          registry=r)
         self.models = Gauge("streamdrift_models", "(model, segment) pairs monitored by this worker", registry=r)
         self.monitored = Gauge("streamdrift_monitored_features", "(model, feature) monitors held by this worker",
                                registry=r)

@@ -174,7 +174,9 @@ class Worker:
         try:
             while not self._stop.is_set():
                 try:
+                    waited = time.perf_counter()
                     batch, revocations = await self._next_batch()
+                    self.metrics.fetch_wait.inc(time.perf_counter() - waited)
                     if batch:
                         self.last_ok = time.monotonic()
                         await self.handle(batch, revocations)
@@ -385,8 +387,10 @@ class Worker:
         batches are processed, so that alerts wait neither for the encoding nor for the broker
         to store it. Its offsets are committed once all of it is acknowledged; the next
         checkpoint starts only after that, and a hand-over waits for it."""
+        started = time.perf_counter()
         async with self._lock:
             records, commit = self._state_records(None, deferred=True)
+        self.metrics.checkpoint_capture.inc(time.perf_counter() - started)
         self._state_write = asyncio.ensure_future(self._write_state(records, commit))
 
     async def _state_written(self) -> dict[TopicPartition, int]:
