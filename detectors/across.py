@@ -7,14 +7,13 @@ once per model and batch. ``update_groups_together`` takes the calls of many mod
 (each model its own number of values) and advances the common, quiet case of all of them on
 *ragged* flat arrays - one segment per (model, feature), one set of numpy calls per batch:
 
-- Page-Hinkley and scale CUSUMs: the closed form ``S_t = C_t - min(-start, min_{j<=t} C_j)`` on
-  one flat cumulative sum, each segment's base taken off and a per-segment decreasing offset
-  added so that an earlier segment never wins a later one's running minimum (exact in int64);
+- Page-Hinkley and scale CUSUMs: each model's in one compiled loop over its step table
+  (``cusums_compiled``), their crossings, sums and run starts side by side for all models;
 - the missing-rate CUSUM: its closed form over all (model, feature) rows at once;
 - the detectors' write-back: one pass over every model's detectors.
 
-Per model remain only what reads that model's own tables (the reference lookups, a few ``take``
-calls), ADWIN (its pending values, or its blocks through ``together._adwin``), the windowed
+Per model remain only what reads that model's own tables (the reference lookups, compiled in
+``positions_compiled``, and the CUSUMs' steps), ADWIN (its pending values, or its blocks through ``together._adwin``), the windowed
 tests at an evaluation point (``together._windowed``) and the rings: the same functions, on the
 same arrays, as ``update_together``'s.
 
@@ -129,11 +128,8 @@ def _advance_across(plans: list[_Plan]) -> list[_Plan]:
     lengths = np.repeat(np.array([plan.n for plan in plans]), rows)
     if names:
         cusums = _Cusums(plans, lookups, names, lengths)
-        if cusums.exact:
-            quiet &= ~_per_plan(cusums.crossed.any(axis=0), rows)
-            commit.append(cusums.apply)
-        else:
-            return []
+        quiet &= ~_per_plan(cusums.crossed.any(axis=0), rows)
+        commit.append(cusums.apply)
     if "missing_rate" in active:
         missing = _MissingRates(plans, lengths)
         quiet &= ~_per_plan(missing.crossed, rows)
@@ -227,7 +223,6 @@ class _Cusums:
         self.lengths = lengths
         self.counts = np.concatenate(counts, axis=1)
         self.crossed, self.sums, self.zeros = (np.concatenate(part, axis=1) for part in (crossed, sums, zeros))
-        self.exact = True
 
     def apply(self, quiet: np.ndarray) -> None:
         """Write back the sums, counts and run starts of the quiet plans' detectors (as
