@@ -53,10 +53,6 @@ from .numeric import NumericMonitor
 from .together import (_ALL, FastPath, _adwin, _cusum_names, _evaluation_points,
                        cusum_start, missing_present, missing_start, moved_on, _trusted, _windowed, update_together)
 
-#: Offsets of the segmented running minimum stay this far inside int64 (else: model by model).
-_INT64_ROOM = 1 << 61
-
-
 def update_groups_together(groups: list[tuple[list[NumericMonitor], np.ndarray, FastPath]]
                            ) -> list[list[list[Detection]]]:
     """``[update_together(monitors, values, fast_path) for monitors, values, fast_path in
@@ -214,8 +210,7 @@ class _Cusums:
             detectors, start, count = cusum_start(tables, plan.monitors, names, True)
             self.detectors.append(detectors)
             counts.append(count.reshape(c, k))
-            # Each model's CUSUMs in one compiled loop over its step table (the closed form of
-            # ``_segmented_cusum`` made the same integers in passes over gathered steps).
+            # Each model's CUSUMs in one compiled loop over its step table.
             found = cusums_compiled.cusums(tables.cusum_steps(names), lookup.index, start.reshape(2 * c, k),
                                            tables.cusum_threshold(names).reshape(2 * c, k))
             for out, part in zip((crossed, sums, zeros), found):
@@ -259,43 +254,6 @@ class _Cusums:
 def _set_all(objects: list, name: str, values: list) -> None:
     """``setattr(o, name, v)`` for each pair, in C."""
     deque(map(setattr, objects, repeat(name), values), maxlen=0)
-
-
-def _segmented_cusum(increments: np.ndarray, lengths: np.ndarray, start: np.ndarray, threshold: np.ndarray):
-    """``together._cusum`` of every segment of ``increments`` (rows x flat values; segment ``s``
-    is the next ``lengths[s]`` columns, each starting from its own ``start[:, s]``): (crossed,
-    final sum, last index in the segment where the sum was 0, or -1), each rows x segments.
-
-    One cumulative sum runs over the whole row; a segment's own sum is it less the segment's
-    base. Segment ``s`` is moved ``s * big`` down, ``big`` more than twice what any segment's own
-    sum can reach, so the running minimum over the whole row is each segment's own: every value
-    of an earlier segment lies above every value of a later one. All in int64; ``None`` if the
-    offsets would not fit.
-
-    >>> steps = np.array([[3, -1, 4, 4, -5, 2]])
-    >>> crossed, sums, zeros = _segmented_cusum(steps, np.array([4, 2]), np.array([[0, 1]]), np.array([[9, 9]]))
-    >>> crossed.tolist(), sums.tolist(), zeros.tolist()
-    ([[True, False]], [[10, 2]], [[-1, 0]])
-    """
-    rows, total = increments.shape
-    count = lengths.size
-    ends = np.cumsum(lengths)
-    begins = ends - lengths
-    reach = int(np.abs(increments).max(initial=0)) * int(lengths.max()) + 1
-    big = 2 * reach + 1
-    if big * (count + 1) >= _INT64_ROOM:
-        return None
-    c = np.zeros((rows, total + 1), dtype=np.int64)
-    np.cumsum(increments, axis=1, dtype=np.int64, out=c[:, 1:])
-    shift = np.arange(count, dtype=np.int64) * big
-    segment = np.repeat(np.arange(count), lengths)
-    own = c[:, 1:] - (c[:, begins] + shift).take(segment, axis=1)  # each segment's sum, moved down
-    # fmin is minimum on integers; its accumulate is ten times faster (see together._cusum).
-    lowest = np.fmin.accumulate(own, axis=1)
-    s = own - np.minimum(lowest, (-start - shift).take(segment, axis=1))
-    crossed = np.maximum.reduceat(s, begins, axis=1) > threshold
-    at = np.maximum.reduceat(np.where(s == 0, np.arange(total), -1), begins, axis=1)
-    return crossed, s[:, ends - 1], np.where(at >= 0, at - begins, -1)
 
 
 class _MissingRates:

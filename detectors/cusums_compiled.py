@@ -1,10 +1,10 @@
 """A model's Page-Hinkley-type CUSUMs over a batch, read from its step table (numba).
 
-``across._segmented_cusum`` runs every model's CUSUMs as one closed form in numpy: a gather of
-each value's step from the model's table, a cumulative sum, a running minimum and three
-reductions, each a pass over (sides x CUSUMs x values) int64 temporaries. Here each CUSUM is one
-loop, ``S = max(0, S + step)``, the step read where it is used: the same integers (the closed
-form *is* this recurrence), so the same crossings, sums and run starts.
+The cross-model path ran every model's CUSUMs as one closed form in numpy (a gather of each
+value's step from the model's table, a cumulative sum, a running minimum and three reductions,
+each a pass over sides x CUSUMs x values int64 temporaries). Here each CUSUM is one loop,
+``S = max(0, S + step)``, the step read where it is used: the same integers (the closed form *is*
+this recurrence), so the same crossings, sums and run starts.
 
 >>> table = np.array([[[5, -3, 2]], [[-5, 3, -2]]], dtype=np.int32)  # 2 sides x 1 CUSUM x 3 positions
 >>> crossed, sums, zeros = cusums(table, np.array([[0, 0, 1, 2]]), np.array([[1], [4]]), np.array([[9], [9]]))

@@ -104,8 +104,9 @@ class JointShift:
         self.phi_mean = np.nan_to_num(mean, nan=0.0)
         self.phi_scale = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
         self._per_step = U_QUANTUM / self.phi_scale
-        self.ranked = self._coordinates(second)  # the half that ranks scores: the weights never see it
-        n = self.ranked.shape[0]
+        # The half that ranks scores (the weights never see it), as int16 coordinates x rows.
+        self.ranked = np.ascontiguousarray(self._coordinates(second).T).astype(np.int16)
+        n = self.ranked.shape[1]
         positions = np.arange(2 * n + 1) / 2.0  # half steps: an event tied with reference scores
         scores = ndtri((positions + 0.5) / (n + 1))
         null = ndtri((np.arange(n + 1) + 0.5) / (n + 1)) + GUARD / math.sqrt(n)
@@ -147,6 +148,39 @@ class JointShift:
         self._drift = bool(hits)
         return hits
 
+    def update_events(self, columns: np.ndarray) -> list[Hit]:
+        """``update`` of events given as columns: a C-contiguous float64 array of (features x
+        events), NaN = missing. The hot path: each event standardised, made into coordinates and
+        bet on in one compiled pass (``joint_compiled.advance``), the same hits and state as
+        ``update`` of ``columns.T``. ``columns`` is not changed."""
+        require_fitted(self)
+        if self.projections is not None:  # random projections: numpy, through the coordinates
+            return self.update_standardised(self.standardise(columns.T), bool(np.isnan(columns).any()))
+        n, pos = columns.shape[1], 0
+        first, second = self.pairs if self.pairs is not None else (_NO_PAIRS, _NO_PAIRS)
+        hits = []
+        while pos < n and not self.held:
+            end = min(n, pos + self.block - self.watched % self.block)
+            betting = self.weights is not None
+            at, k = joint_compiled.advance(columns, pos, end, self.center, self.scale, CLIP, first, second,
+                                           self.phi_mean, self._per_step, CLIP * U_QUANTUM,
+                                           self.weights_exact if betting else _NO_WEIGHTS,
+                                           self.ranked_scores if betting else _NO_WEIGHTS, self._steps, self._limit,
+                                           self.wealth, self.since, self.watched, self.block_sum, betting)
+            hit = None if at < 0 else self._hit(pos, at, k)
+            if hit is not None:
+                end = hit.index + 1
+                self.held = True
+            self.watched += end - pos
+            if self.watched % self.block == 0:
+                self._close_block()
+            if hit is not None:
+                hits = [hit]
+                break
+            pos = end
+        self._drift = bool(hits)
+        return hits
+
     # -- the hot path -------------------------------------------------------------------------
     def update_coordinates(self, u: np.ndarray) -> list[Hit]:
         """``update`` on rows already made integer-valued coordinates (``_coordinates``)."""
@@ -173,8 +207,11 @@ class JointShift:
         at, k = joint_compiled.bet(chunk, self.weights_exact if betting else _NO_WEIGHTS,
                                    self.ranked_scores if betting else _NO_WEIGHTS, self._steps, self._limit,
                                    self.wealth, self.since, self.watched, self.block_sum, betting)
-        if at < 0:
-            return None
+        return None if at < 0 else self._hit(pos, at, k)
+
+    def _hit(self, pos: int, at: int, k: int) -> Hit:
+        """The hit of bet ``k`` crossing at row ``at`` of the chunk that starts at row ``pos``
+        (``watched`` not yet moved past the chunk)."""
         began = int(self.since[k]) - self.watched  # the run's start, among this chunk's rows
         return Hit(index=pos + at, direction=None, statistic=float(self.wealth[k] / QUANTUM), threshold=self.threshold,
                    p_value=min(1.0, math.exp(-self.wealth[k] / QUANTUM)),
@@ -187,7 +224,7 @@ class JointShift:
         self.block_sum = np.zeros(self.block_sum.shape)
         self.weights = self.recent.sum(axis=0)
         self.weights_exact = self.weights.astype(np.float64)
-        self.ranked_scores = np.sort(_times(self.ranked, self.weights_exact))
+        self.ranked_scores = np.sort(joint_compiled.scores(self.ranked, self.weights_exact))
 
     def weight_of_features(self) -> np.ndarray:
         """How much each feature weighs in the classifier now: the squared weight of each
@@ -256,7 +293,7 @@ class JointShift:
 
     # -- state --------------------------------------------------------------------------------
     def _reset(self) -> None:
-        dim = self.ranked.shape[1]
+        dim = self.ranked.shape[0]
         self.watched = 0
         self.blocks = 0
         self.held = False
@@ -285,11 +322,11 @@ class JointShift:
         self.recent = np.asarray(state["recent"], dtype=np.int64).copy()
         self.wealth = np.asarray(state["wealth"], dtype=np.int64).copy()
         self.since = np.asarray(state["since"], dtype=np.int64).copy()
-        if self.recent.shape != (self.window_blocks, self.ranked.shape[1]):
+        if self.recent.shape != (self.window_blocks, self.ranked.shape[0]):
             raise ValueError("state does not fit this detector's coordinates")
         self.weights = self.recent.sum(axis=0) if self.blocks else None
         self.weights_exact = self.weights.astype(np.float64) if self.blocks else None
-        self.ranked_scores = np.sort(_times(self.ranked, self.weights_exact)) if self.blocks else None
+        self.ranked_scores = np.sort(joint_compiled.scores(self.ranked, self.weights_exact)) if self.blocks else None
 
 
 _NO_WEIGHTS = np.zeros(1)
@@ -350,10 +387,3 @@ def quantised(terms: np.ndarray, mean, step, missing: bool, in_place: bool) -> n
     np.clip(u, -CLIP * U_QUANTUM, CLIP * U_QUANTUM, out=u)  # one pass (min then max were two)
     return np.rint(u, out=u)
 
-
-def _times(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``rows @ weights``, exact: every entry is an integer and every partial sum stays below
-    2^53, so BLAS's summation order cannot change the result. Run BLAS on one thread where the
-    cores are busy (``process_tuning.limit_blas_threads``: the processor and ``replay`` do):
-    there it is 2.5-4x faster than einsum, while a thread per core costs 10-100x more."""
-    return rows @ weights

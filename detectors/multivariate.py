@@ -169,12 +169,7 @@ class MultivariateMonitor:
                     self._fit()
                 continue
             rows = self._encode(columns, pos, n)
-            hits = []
-            if self.parts:
-                # Every part was fitted on the same reference rows: one standardisation serves all.
-                z, missing = next(iter(self.parts.values())).standardise(rows), bool(np.isnan(rows).any())
-                hits = [(hit.index, name, part, hit) for name, part in self.parts.items()
-                        for hit in part.update_standardised(z, missing)]
+            hits = self._watch(rows) if self.parts else []
             if not hits:
                 self.seen += n - pos
                 pos = n
@@ -187,6 +182,24 @@ class MultivariateMonitor:
             pos += first + 1
             self._start_collecting(self.settings.rearm_size)
         return out
+
+    def _watch(self, rows: np.ndarray) -> list[tuple]:
+        """Every part's hits on ``rows`` (events x the watched features): (row, part name, part,
+        hit). A ``JointShift`` reads the rows as columns in one compiled pass
+        (``update_events``); the others get them standardised (every part was fitted on the same
+        reference rows: one standardisation serves them all)."""
+        hits, columns, z = [], None, None
+        for name, part in self.parts.items():
+            if type(part) is JointShift:
+                if columns is None:
+                    columns = np.ascontiguousarray(rows.T)  # the hot path's rows are its columns' view
+                found = part.update_events(columns)
+            else:
+                if z is None:
+                    z, missing = part.standardise(rows), bool(np.isnan(rows).any())
+                found = part.update_standardised(z, missing)
+            hits.extend((hit.index, name, part, hit) for hit in found)
+        return hits
 
     def _detection(self, name: str, part: JointShift, hit, index: int) -> Detection:
         move = part.recent_move()

@@ -536,6 +536,7 @@ reference_size = 1000
             alerts_b = run["report"]["counts"]["alerts"]
             stamps = asyncio.run(alert_timestamps(bootstrap, topics["alerts"], alerts_b))
             batch_s = worker.metric("streamdrift_batch_seconds_sum") or 0.0
+            batches_b = worker.metric("streamdrift_batch_seconds_count") or 0
             fetch_b = worker.metric("streamdrift_fetch_wait_seconds_total") or 0.0
             capture_b = worker.metric("streamdrift_checkpoint_capture_seconds_total") or 0.0
             checkpoints = worker.metric("streamdrift_checkpoints_total") or 0
@@ -608,7 +609,8 @@ reference_size = 1000
           f"and {run['began_count']:,} events after its first); {alerts_b} alerts, the last published "
           + (f"{last_alert:.2f} s after the first event was consumed" if last_alert is not None else "(none)"))
     print(f"   worker time in batches (pipeline + publish, streamdrift_batch_seconds): {batch_s:.2f} s of "
-          f"{e2e_s:.2f} s; {int(checkpoints)} state checkpoints")
+          f"{e2e_s:.2f} s, {int(batches_b)} batches of {args.events / max(1, batches_b):,.0f} events on average; "
+          f"{int(checkpoints)} state checkpoints")
     print(f"   the worker's processes once all held partitions: {fetch_b - run['fetch_wait_at_begin']:.2f} s "
           f"waiting for batches (streamdrift_fetch_wait_seconds; {fetch_b:.2f} s since they started); "
           f"{capture_b:.2f} s capturing checkpoints (streamdrift_checkpoint_capture_seconds)")

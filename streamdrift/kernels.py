@@ -27,6 +27,13 @@ def compile_all() -> None:
     joint_compiled.coordinates(z.T, *np.triu_indices(2), np.zeros(3), np.ones(3), True, 1.0)  # column-major rows
     joint_compiled.bet(u, np.zeros(2), np.zeros(1), np.zeros((3, 3), np.int64), 1, np.zeros(3, np.int64),
                        np.zeros(3, np.int64), 0, np.zeros(2), True)
+    x = np.zeros((2, 3))
+    for first, second in ((none, none), np.triu_indices(2)):
+        width = first.size or 2
+        joint_compiled.advance(x, 0, 3, np.zeros(2), np.ones(2), 8.0, first, second, np.zeros(width),
+                               np.ones(width), 1.0, np.zeros(width), np.zeros(1), np.zeros((3, 3), np.int64), 1,
+                               np.zeros(3, np.int64), np.zeros(3, np.int64), 0, np.zeros(width), True)
+    joint_compiled.scores(np.zeros((2, 3), np.int16), np.zeros(2))
     positions_compiled.positions(np.array([0.0, np.inf]), 2, np.zeros((1, 1)))
     index = np.zeros((1, 1), np.int64)
     cusums_compiled.cusums(np.zeros((2, 1, 1), np.int32), index, index, index)

@@ -24,7 +24,6 @@ from .detectors.settings import BINARY_DETECTORS
 from .detectors.state import pack, unpack
 from .detectors.together import update_together
 from .detectors.across import update_groups_together
-from .detectors.joint_across import update_jointly
 from .concept import ERROR, PendingPredictions
 from .events import MIN_PLAIN_PIECE, Event, Record, Rejected, decode, plain_pieces  # noqa: F401  (decode: tests patch it here)
 from .intake import PlainRun, Positions, Run, columns_of, plain_runs, route
@@ -279,37 +278,21 @@ class DriftPipeline:
 
     def _update_plain(self, order: dict[int, int]) -> None:
         """The numeric updates of the batch's plain runs (``_monitor_plain``), every model's at
-        once (``update_groups_together``), then each run's alerts, joint update and ``_finish``.
-        Models are independent and alerts are sorted by input order (``_emit``), so updating
-        them after the loop changes nothing else."""
+        once (``update_groups_together``), then each run's alerts, multivariate update and
+        ``_finish``. Models are independent and alerts are sorted by input order (``_emit``), so
+        updating them after the loop changes nothing else."""
         updates, self._plain_updates = self._plain_updates, []
         if not updates:
             return
         monitors = [list(map(group.monitors.__getitem__, streams)) for group, streams, _, _ in updates]
         results = update_groups_together([(members, matrix, group.fast_path)
                                           for members, (group, _, matrix, _) in zip(monitors, updates)])
-        joint = self._update_jointly(updates)
-        for index, ((group, streams, matrix, run), members, detections) in enumerate(zip(updates, monitors, results)):
+        for (group, streams, matrix, run), members, detections in zip(updates, monitors, results):
             source = run.source()
             found = self._numeric_alerts(group, streams, members, detections, matrix.shape[1], source, order)
-            if index in joint:
-                start, detections = joint[index]
-                found.extend(self._alerts(group, *JOINT, detections, start, source, order))
-            self._finish(group, found, *run.last())
-
-    def _update_jointly(self, updates: list[tuple]) -> dict[int, tuple[int, list]]:
-        """The multivariate monitors of the plain runs' models, every model's at once
-        (``update_jointly``): for each run whose model has one, where its update started and
-        its detections (as ``_monitor_jointly``, whose alerts the caller makes)."""
-        calls, at = [], {}
-        for index, (group, _, matrix, run) in enumerate(updates):
             if group.joint is not None:
-                columns = run.joint_columns(matrix)
-                at[index], kinds = self._joint_input(group, columns)
-                calls.append((group.joint, columns, kinds))
-        if not calls:
-            return {}
-        return {index: (start, found) for (index, start), found in zip(at.items(), update_jointly(calls))}
+                found.extend(self._monitor_jointly(group, run.joint_columns(matrix), source, order))
+            self._finish(group, found, *run.last())
 
     def _emit(self, out: Output) -> None:
         """Alerts in input order (of the events that raised them; then kind, stream and detector),

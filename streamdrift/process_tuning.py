@@ -28,9 +28,10 @@ def tune_gc() -> None:
 def limit_blas_threads() -> None:
     """Run BLAS (OpenBLAS under numpy) on one thread in this process.
 
-    The multivariate detector's scores are small matrix-vector products. On one thread BLAS
-    does them 2.5-4x faster than einsum (measured: 80 vs 206 us for 2,500 x 210, 5.6 vs 21 us for
-    200 x 210); with BLAS's default thread per core they cost 10-100x more as soon as the cores
+    ``multivariate_pca``'s projections and the multivariate reference fits are small matrix
+    products (``JointShift``'s scores are compiled loops since: ``joint_compiled``). On one thread
+    BLAS does such products 2.5-4x faster than einsum (measured: 80 vs 206 us for 2,500 x 210, 5.6
+    vs 21 us for 200 x 210); with BLAS's default thread per core they cost 10-100x more as soon as the cores
     are busy (a worker process per core, the broker beside them), because the threads wait for
     each other. The processor already runs a process per core, so one BLAS thread each is all
     the parallelism there is. Called by ``streamdrift run`` (and its worker processes) and by

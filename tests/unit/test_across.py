@@ -11,8 +11,7 @@ import pytest
 
 import streamdrift.detectors.across as across
 from streamdrift.detectors import MonitorSettings, NumericMonitor, encode_monitor
-from streamdrift.detectors.across import _segmented_cusum, update_groups_together
-from streamdrift.detectors.cusum import first_crossing
+from streamdrift.detectors.across import update_groups_together
 from streamdrift.detectors.together import FastPath, update_together
 
 from .test_together import detections
@@ -121,34 +120,6 @@ def test_a_model_changed_outside_the_group_falls_back():
         across.update_together = original
     assert seen[0] is together[0][0]  # the changed model fell back, then was trusted again
     assert together[1][0] not in seen[:2]
-
-
-def test_segmented_cusum_is_first_crossing_of_each_segment():
-    """Each segment of one ragged row gives ``cusum.first_crossing``'s final sum, crossing and
-    last zero, from its own start; segments of length 1 and large sums included."""
-    rng = np.random.default_rng(11)
-    for trial in range(200):
-        lengths = rng.integers(1, 12, int(rng.integers(1, 30)))
-        rows = 2
-        steps = rng.integers(-(1 << 24), 1 << 24, (rows, int(lengths.sum()))).astype(np.int32)
-        if trial % 3 == 0:
-            steps //= 1 << 22  # small steps: sums at 0 often
-        start = rng.integers(0, 1 << 26, (rows, lengths.size))
-        start[:, ::4] = 0
-        threshold = rng.integers(1, 1 << 27, (rows, lengths.size))
-        crossed, sums, zeros = _segmented_cusum(steps, lengths, start, threshold)
-        begins = np.cumsum(lengths) - lengths
-        for r in range(rows):
-            for s, (b, n) in enumerate(zip(begins, lengths)):
-                seg = steps[r, b:b + n].astype(np.int64)
-                c = np.cumsum(seg)
-                run = c - np.minimum(np.minimum.accumulate(c), -start[r, s])
-                assert crossed[r, s] == (run.max() > threshold[r, s])
-                assert sums[r, s] == run[-1]
-                zero = np.flatnonzero(run == 0)
-                assert zeros[r, s] == (zero[-1] if zero.size else -1)
-                if not crossed[r, s]:
-                    assert first_crossing(seg, int(start[r, s]), int(threshold[r, s]))[1:] == (run[-1], zeros[r, s])
 
 
 def test_results_in_the_order_of_the_groups():

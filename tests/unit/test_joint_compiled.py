@@ -90,3 +90,54 @@ def test_projections_keep_numpy_s_path():
     detector = JointShift("covariance", max_quadratic=16)  # 10 features: 55 pairs > 16, projections
     detector.fit(rng.normal(size=(2000, 10)), share=1e6)
     assert detector.projections is not None and detector.update(rng.normal(size=(500, 10))) == []
+
+
+def numpy_update(detector: JointShift, rows: np.ndarray) -> list:
+    """``update`` as it was before the fused kernel: standardised rows, their coordinates (numpy's
+    ``quantised``), then the bets block by block."""
+    missing = bool(np.isnan(rows).any())
+    z = detector.standardise(rows)
+    terms = z if detector.terms == "mean" else pair_products(np.ascontiguousarray(z.T)).T.copy()
+    u = quantised(terms, detector.phi_mean, detector._per_step, missing, terms is not z)
+    hits = detector.update_coordinates(u) if rows.shape[0] else []
+    detector._drift = bool(hits)
+    return hits
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("terms", ["mean", "covariance"])
+def test_update_events_is_the_numpy_path_bit_for_bit(seed, terms):
+    """Runs of random lengths, some missing values, a correlation that appears halfway: the same
+    hits, wealth, run starts, block sums and weights as standardising, quantising and betting in
+    numpy."""
+    rng = np.random.default_rng(seed)
+    d = int(rng.integers(2, 9))
+    reference = rng.normal(size=(1200, d)) * rng.uniform(0.5, 20, d)
+    fused, plain = JointShift(terms, block=int(rng.integers(10, 80))), None
+    fused.fit(reference, share=float(rng.uniform(1e3, 1e6)))
+    plain = JointShift(terms, block=fused.block)
+    plain.fit(reference, share=fused.share)
+    for run in range(40):
+        rows = rng.normal(size=(int(rng.integers(0, 120)), d)) * reference.std(axis=0)
+        if run > 20:
+            rows[:, 1] = 0.9 * rows[:, 0] + 0.45 * rows[:, 1]
+        if seed % 3 == 0:
+            rows[rng.random(rows.shape) < 0.05] = np.nan
+        got = fused.update_events(np.ascontiguousarray(rows.T))
+        expected = numpy_update(plain, rows)
+        assert [(h.index, h.statistic, h.change_point, h.effect) for h in got] == \
+            [(h.index, h.statistic, h.change_point, h.effect) for h in expected]
+        for name in ("wealth", "since", "block_sum", "recent", "weights_exact", "ranked_scores"):
+            a, b = getattr(fused, name), getattr(plain, name)
+            assert (a is None and b is None) or a.tobytes() == b.tobytes(), name
+        assert (fused.watched, fused.blocks, fused.held) == (plain.watched, plain.blocks, plain.held)
+        if fused.held:
+            break
+
+
+def test_scores_are_the_float64_product():
+    rng = np.random.default_rng(4)
+    rows = rng.integers(-8192, 8193, (500, 210)).astype(np.float64)
+    weights = rng.integers(-10 ** 8, 10 ** 8, 210).astype(np.float64)
+    got = joint_compiled.scores(np.ascontiguousarray(rows.T).astype(np.int16), weights)
+    assert got.tobytes() == (rows @ weights).tobytes()

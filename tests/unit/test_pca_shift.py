@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from streamdrift.detectors import MultivariateMonitor, MultivariateSettings, decode_monitor, encode_monitor
-from streamdrift.detectors.joint_across import update_jointly
 from streamdrift.detectors.pca_shift import PcaShift
 from streamdrift.detectors.state import pack
 from tests.unit.test_multivariate import events, feed, joined, sliced
@@ -73,15 +72,6 @@ def test_state_restored_mid_stream_changes_nothing(cut):
     rest = sliced(STREAM, cut, 9000)
     assert feed(restored, rest, 9000) == feed(original, rest, 9000)
     assert pack(restored.get_state()) == pack(original.get_state())
-
-
-def test_the_cross_model_path_leaves_it_to_its_monitor():
-    monitor, twin = MultivariateMonitor(PCA), MultivariateMonitor(PCA)
-    start = sliced(STREAM, 0, 2500)
-    monitor.update(start), twin.update(start)
-    run = sliced(STREAM, 2500, 2520)
-    assert update_jointly([(monitor, run, None)]) == [twin.update(run)]
-    assert pack(monitor.get_state()) == pack(twin.get_state())
 
 
 def test_in_the_pipeline_a_broken_correlation_raises_it_alone_whatever_the_batches():
