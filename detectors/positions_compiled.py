@@ -52,3 +52,23 @@ def positions(guard, room, x):
             # The value's position: 2 j, plus one if it is the reference value found there.
             out[i, v] = 2 * j + (1 if guard[i * room + j] == flat[t] else 0)
     return out
+
+
+@njit(cache=True, nogil=True)
+def lookup(guard, room, x, width, below, at_or_below, denominator, scores):
+    """``positions`` and what the cross-model path reads with them, in one call: (positions,
+    each value's index into the group's tables (``i * width + position``), and when ``scores``
+    its uniform score ``(below + at_or_below + 1) / denominator[i]`` as
+    ``Reference.uniform_scores`` (integer sums, exact, then the same division), else an empty
+    array)."""
+    found = positions(guard, room, x)
+    k, n = x.shape
+    index = np.empty((k, n), np.int64)
+    u = np.empty((k, n) if scores else (0, 0))
+    for i in range(k):
+        for v in range(n):
+            t = found[i, v] + i * width
+            index[i, v] = t
+            if scores:
+                u[i, v] = np.float64(np.int64(below[t]) + np.int64(at_or_below[t]) + 1) / denominator[i]
+    return found, index, u

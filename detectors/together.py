@@ -419,6 +419,7 @@ class _Tables:
         self.guard = guard.ravel()
         self.below, self.at_or_below, self.cell = below.ravel(), at_or_below.ravel(), cell.ravel()
         self.denominator = (2.0 * (self.size + 1))[:, None]
+        self.denominator_flat = self.denominator.ravel()
         self.cells = cells
         # The CUSUMs' increments of every position (``quantise(+-statistic - allowance)``,
         # elementwise as ``PageHinkley.update_scores``), and their thresholds, by name.
