@@ -43,13 +43,15 @@ True
 from __future__ import annotations
 
 from collections import deque
-from itertools import chain, repeat
+from functools import partial
+from itertools import repeat
 
 import numpy as np
 
 from . import cusums_compiled, positions_compiled
 from .detection import Detection
 from .numeric import NumericMonitor
+from .owed import attach
 from .together import (_ALL, FastPath, _adwin, _cusum_names, _evaluation_points,
                        cusum_start, missing_present, missing_start, moved_on, _trusted, _windowed, update_together)
 
@@ -204,51 +206,59 @@ class _Cusums:
     def __init__(self, plans: list[_Plan], lookups: list[_Lookup], names: tuple, lengths: np.ndarray):
         self.plans, self.names = plans, names
         c = len(names)
-        crossed, sums, zeros, counts, self.detectors = [], [], [], [], []
+        crossed, sums, zeros, counts, since, self.detectors = [], [], [], [], [], []
         for plan, lookup in zip(plans, lookups):
             tables, k = plan.tables, plan.k
-            detectors, start, count = cusum_start(tables, plan.monitors, names, True)
+            detectors, start, count, runs = cusum_start(tables, plan.monitors, names, True)
             self.detectors.append(detectors)
             counts.append(count.reshape(c, k))
+            since.append(runs.reshape(2 * c, k))
             # Each model's CUSUMs in one compiled loop over its step table.
             found = cusums_compiled.cusums(tables.cusum_steps(names), lookup.index, start.reshape(2 * c, k),
                                            tables.cusum_threshold(names).reshape(2 * c, k))
             for out, part in zip((crossed, sums, zeros), found):
                 out.append(part)
         self.lengths = lengths
-        self.counts = np.concatenate(counts, axis=1)
+        self.counts, self.since = np.concatenate(counts, axis=1), np.concatenate(since, axis=1)
         self.crossed, self.sums, self.zeros = (np.concatenate(part, axis=1) for part in (crossed, sums, zeros))
 
     def apply(self, quiet: np.ndarray) -> None:
-        """Write back the sums, counts and run starts of the quiet plans' detectors (as
-        ``together._cusums``' commit), and keep each plan's for its next batch."""
-        c = len(self.names)
+        """Keep each quiet plan's sums, counts and run starts for its next batch, and owe them to
+        its detectors (``detectors.owed``: written when first read, as ``together._cusums``'
+        commit writes them)."""
         everyone = bool(_ALL(quiet))
         plans = self.plans if everyone else [p for p, ok in zip(self.plans, quiet.tolist()) if ok]
         columns = None if everyone else np.repeat(quiet, [p.k for p in self.plans])
-        sums, zeros, counts, lengths = self.sums, self.zeros, self.counts, self.lengths
+        sums, zeros, counts, since, lengths = self.sums, self.zeros, self.counts, self.since, self.lengths
         if columns is not None:
-            sums, zeros, counts, lengths = sums[:, columns], zeros[:, columns], counts[:, columns], lengths[columns]
+            sums, zeros, counts, since, lengths = (sums[:, columns], zeros[:, columns], counts[:, columns],
+                                                   since[:, columns], lengths[columns])
         after = counts + lengths
+        # A side whose sum was 0 in the batch: its run starts after the last such value.
+        runs = np.where(zeros >= 0, zeros + np.concatenate((counts, counts)) + 1, since)
         mine = self.detectors if everyone else [d for d, ok in zip(self.detectors, quiet.tolist()) if ok]
-        # In (name, model, feature) order: the rows' order, each plan's detectors name by name.
-        detectors = list(chain.from_iterable(d[j * p.k:(j + 1) * p.k] for j in range(c) for d, p in zip(mine, plans)))
-        _set_all(detectors, "up", sums[:c].ravel().tolist())
-        _set_all(detectors, "down", sums[c:].ravel().tolist())
-        _set_all(detectors, "count", after.ravel().tolist())
-        for side, name in ((0, "up_since"), (1, "down_since")):
-            # A side whose sum was 0 in the batch: its run starts after the last such value.
-            zero = zeros[side * c:(side + 1) * c].ravel()
-            at = np.flatnonzero(zero >= 0)
-            if at.size:
-                since = (zero[at] + counts.ravel()[at] + 1).tolist()
-                for j, value in zip(at.tolist(), since):
-                    setattr(detectors[j], name, value)
         start = 0
         for plan, d in zip(plans, mine):
             end = start + plan.k
-            plan.tables.cusum_sums = (self.names, d, sums[:, start:end].ravel(), after[:, start:end].ravel())
+            kept = (self.names, d, sums[:, start:end].ravel(), after[:, start:end].ravel(), runs[:, start:end].ravel())
+            tables = plan.tables
+            tables.cusum_sums = kept
+            if tables.owed_by is not d:
+                attach(d, tables.owed)
+                tables.owed_by = d
+            tables.owed.write = partial(_write_cusums, kept)
             start = end
+
+
+def _write_cusums(kept: tuple) -> None:
+    """What ``_Cusums.apply`` owes a plan's detectors: their sums, counts and run starts."""
+    _, detectors, sums, counts, since = kept
+    m = len(detectors)
+    _set_all(detectors, "_up", sums[:m].tolist())
+    _set_all(detectors, "_down", sums[m:].tolist())
+    _set_all(detectors, "_count", counts.tolist())
+    _set_all(detectors, "_up_since", since[:m].tolist())
+    _set_all(detectors, "_down_since", since[m:].tolist())
 
 
 def _set_all(objects: list, name: str, values: list) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 
 from .detection import Hit, require_fitted
 from .errors import check_range
+from .owed import owed_attribute
 from .reference import Reference
 
 
@@ -51,6 +52,8 @@ class ADWIN:
     """
 
     name = "adwin"
+    #: The values of the block being filled; the cross-model path may owe them (``detectors.owed``).
+    pending = owed_attribute("pending")
 
     def __init__(self, delta: float = 0.002, block: int = 32, clock: int = 1, max_buckets: int = 5,
                  min_window_length: int = 5):

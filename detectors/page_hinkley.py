@@ -16,6 +16,7 @@ from . import calibration
 from .cusum import QUANTUM, first_crossing, quantise
 from .detection import Hit, require_fitted
 from .errors import check_range
+from .owed import owed_attribute
 from .reference import Reference
 
 
@@ -44,6 +45,12 @@ class PageHinkley:
     """
 
     name = "page_hinkley"
+    # The sums, count and run starts: the cross-model path may owe them (``detectors.owed``).
+    up = owed_attribute("up")
+    down = owed_attribute("down")
+    count = owed_attribute("count")
+    up_since = owed_attribute("up_since")
+    down_since = owed_attribute("down_since")
 
     def __init__(self, shift: float = 0.5):
         check_range("page_hinkley.shift", shift, 0, 10, low_open=True)

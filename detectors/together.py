@@ -36,6 +36,7 @@ True
 from __future__ import annotations
 
 import functools
+from functools import partial
 import math
 from itertools import chain
 from operator import attrgetter, is_
@@ -47,6 +48,7 @@ from .cusum import QUANTUM
 from .detection import Detection
 from .monitor import evaluation_points
 from .numeric import NumericMonitor
+from .owed import Owed, attach, settle_all
 from .settings import NUMERIC_DETECTORS
 
 #: A vectorised statistic this close (relative) to its threshold is decided by the one-by-one path.
@@ -273,25 +275,31 @@ class _Rings:
     """The group's rings of recent values, positions and missing flags, kind by kind, as the rows
     of one array: each member's ``Ring.buffer`` *is* its row (a view), so that extending every
     member is one slice assignment per kind instead of three ``Ring.extend`` calls per member
-    (at a hundred values per batch those calls cost more than the copying). Valid while the
-    members keep those rings, the rings those rows (``Ring`` never replaces its buffer; another
-    ``_Rings`` over the same rings takes them over) and each kind one count (one layout)."""
+    (at a hundred values per batch those calls cost more than the copying). The rings' counts
+    are kept here, one per kind, and owed to the rings (``detectors.owed``: written when first
+    read). Valid while the members keep those rings, the rings those rows (``Ring`` never
+    replaces its buffer; another ``_Rings`` over the same rings takes them over) and the counts
+    this one keeps."""
 
     def __init__(self, monitors: list[NumericMonitor]):
         self.owned = list(map(_RECENT, monitors))
         self.kinds = []  # per kind: (its rings, the array of their buffers, the row views)
+        self.counts = []
         for rings in zip(*self.owned):
             array = np.stack(list(map(_RING_BUFFER, rings)))
             views = list(array)
             for ring, view in zip(rings, views):
                 ring.buffer = view
             self.kinds.append((rings, array, views))
+            self.counts.append(rings[0].count)
+        self.owed = Owed()
+        attach([ring for rings, _, _ in self.kinds for ring in rings], self.owed)
 
     def valid_for(self, monitors: list[NumericMonitor]) -> bool:
         if list(map(_RECENT, monitors)) != self.owned:  # tuples of rings: compared by identity first
             return False
-        for rings, _, views in self.kinds:
-            if not all(map(is_, map(_RING_BUFFER, rings), views)) or len(set(map(_RING_COUNT, rings))) != 1:
+        for (rings, _, views), count in zip(self.kinds, self.counts):
+            if not all(map(is_, map(_RING_BUFFER, rings), views)) or set(map(_RING_COUNT, rings)) != {count}:
                 return False
         return True
 
@@ -299,10 +307,18 @@ class _Rings:
         """What ``_advance`` does to each member's rings when no value is missing: values and
         positions extended, as many ``False`` in the missing flags."""
         n = values.shape[1]
-        for (rings, array, _), items in zip(self.kinds, (values, positions, False)):
-            _extend_rows(array, rings[0].count, items, n)
-            for ring in rings:
-                ring.count += n
+        counts = self.counts
+        for kind, ((_, array, _), items) in enumerate(zip(self.kinds, (values, positions, False))):
+            _extend_rows(array, counts[kind], items, n)
+            counts[kind] += n
+        self.owed.write = partial(_write_counts, self.kinds, tuple(counts))
+
+
+def _write_counts(kinds: list, counts: tuple) -> None:
+    """What ``_Rings.extend`` owes the rings: each kind's count."""
+    for (rings, _, _), count in zip(kinds, counts):
+        for ring in rings:
+            ring._count = count
 
 
 def _rings(tables: "_Tables", monitors: list[NumericMonitor], trusted: bool) -> "_Rings | None":
@@ -439,6 +455,10 @@ class _Tables:
             self._thresholds[name] = np.array([d.threshold for d in detectors], dtype=np.int64)
         #: The CUSUMs' sums (up sides, then down sides) and counts as this path left them.
         self.cusum_sums: tuple | None = None
+        #: What ``across`` owes the CUSUMs of ``owed_by`` (a list of them), written when read;
+        #: and what ``_adwin`` owes the ADWINs of ``adwin_owed_by``.
+        self.owed, self.owed_by = Owed(), None
+        self.adwin_owed, self.adwin_owed_by = Owed(), None
         self.adwin: _AdwinVectors | None = None
         self.recent: _RecentPositions | None = None
         self.rings: _Rings | None = None
@@ -582,16 +602,26 @@ def missing_present(start: np.ndarray, n, step: np.ndarray, threshold: np.ndarra
     return np.where(enabled, new, start), ((peak > threshold) & enabled).any(axis=1)
 
 
-def cusum_start(tables: "_Tables", monitors, names: tuple, trusted: bool) -> tuple[list, np.ndarray, np.ndarray]:
+def cusum_start(tables: "_Tables", monitors, names: tuple, trusted: bool
+                ) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
     """The group's CUSUMs named (name by name, each over the monitors), their sums (upward sides,
-    then downward) and counts: as this path left them, if it may trust that, else read from the
-    detectors."""
+    then downward), counts and run starts (as the sums): as this path left them, if it may trust
+    that, else read from the detectors."""
     kept = tables.cusum_sums
     if trusted and kept is not None and kept[0] == names:
-        return kept[1], kept[2], kept[3]
+        return kept[1], kept[2], kept[3], kept[4]
     detectors = [getattr(monitor, name) for name in names for monitor in monitors]
     start = np.array([d.up for d in detectors] + [d.down for d in detectors], dtype=np.int64)
-    return detectors, start, np.array([d.count for d in detectors], dtype=np.int64)
+    since = np.array([d.up_since for d in detectors] + [d.down_since for d in detectors], dtype=np.int64)
+    return detectors, start, np.array([d.count for d in detectors], dtype=np.int64), since
+
+
+def runs_since(zeros: np.ndarray, counts: np.ndarray, since: np.ndarray) -> np.ndarray:
+    """The CUSUMs' run starts after a batch (as ``cusum_start``'s, upward sides then downward):
+    after the last value at which a side's sum was 0 (``zeros``, -1 for none; ``counts``: values
+    seen before the batch), else where they were."""
+    before = np.concatenate((counts, counts)).reshape(zeros.shape)
+    return np.where(zeros >= 0, zeros + before + 1, since.reshape(zeros.shape)).ravel()
 
 
 def _cusum(increments: np.ndarray, start: np.ndarray, threshold: np.ndarray):
@@ -613,7 +643,7 @@ def _cusums(monitors, tables: "_Tables", names: tuple, steps: np.ndarray, quiet:
     """Every Page-Hinkley-type CUSUM named (``page_hinkley``, ``scale``) from its quantised
     increments (``quantise(+-statistic - allowance)``): with ``m`` = len(names) * k detectors,
     name by name, rows ``0..m-1`` of ``steps`` are their upward sides, ``m..2m-1`` the downward."""
-    detectors, start, counts = cusum_start(tables, monitors, names, trusted)
+    detectors, start, counts, since = cusum_start(tables, monitors, names, trusted)
     m = len(detectors)
     crossed, sums, zeros = _cusum(steps, start, tables.cusum_threshold(names))
     quiet &= ~(crossed[:m] | crossed[m:]).reshape(len(names), -1).any(axis=0)
@@ -640,7 +670,8 @@ def _cusums(monitors, tables: "_Tables", names: tuple, steps: np.ndarray, quiet:
             if zd >= 0:
                 d.down_since = sd
         # Kept only when all moved on (not a view of the whole cusum).
-        tables.cusum_sums = (names, detectors, sums.copy(), after) if everyone else None
+        tables.cusum_sums = (names, detectors, sums.copy(), after, runs_since(zeros, counts, since)) \
+            if everyone else None
     return apply
 
 
@@ -664,12 +695,22 @@ class _AdwinVectors:
     def valid_for(self, adwins) -> bool:
         if len(adwins) != len(self.adwins):
             return False
+        settle_all(self.adwins[:1])  # what they are owed (one write for the group) sets ``owned``
         blocks_seen, pending_size = self.blocks_seen, self.pending_size
         for a, mine, (levels, pending) in zip(adwins, self.adwins, self.owned):
             if (a is not mine or a.levels is not levels or a.pending is not pending or a.blocks_seen != blocks_seen
                     or len(pending) != pending_size):
                 return False
         return True
+
+
+def _write_pending(vectors: _AdwinVectors, pending: np.ndarray) -> None:
+    """What ``_adwin`` owes the ADWINs when no block completed: their pending values, each a row
+    of the group's (views), which ``vectors`` then owns."""
+    rows = list(pending)
+    for a, row in zip(vectors.adwins, rows):
+        a._pending = row
+    vectors.owned = [(a.levels, row) for a, row in zip(vectors.adwins, rows)]
 
 
 def _adwin_vectors(tables: _Tables, adwins) -> _AdwinVectors:
@@ -697,17 +738,22 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
     k, n = u.shape
     vectors = tables.adwin if trusted and tables.adwin is not None else _adwin_vectors(tables, adwins)
     tables.adwin = None  # until this batch is applied to every member
-    if len(a0.pending) + n < block:  # no block completes: the values only wait in ``pending``
+    if vectors.pending.shape[1] + n < block:  # no block completes: the values only wait in ``pending``
         def wait(quiet_rows, everyone):
             pending = np.concatenate((vectors.pending, u), axis=1)
-            rows = list(pending)  # each ADWIN's pending values: a row of the group's (views)
-            for j in quiet_rows:
-                adwins[j].pending = rows[j]
-            if everyone:
-                vectors.pending = pending
-                vectors.pending_size += n
-                vectors.own()
-                tables.adwin = vectors
+            if not everyone:
+                rows = list(pending)  # each ADWIN's pending values: a row of the group's (views)
+                for j in quiet_rows:
+                    adwins[j].pending = rows[j]
+                return
+            vectors.pending = pending
+            vectors.pending_size += n
+            tables.adwin = vectors
+            # Owed to the ADWINs (``detectors.owed``): written when one of them is first read.
+            if tables.adwin_owed_by is not vectors.adwins:
+                attach(vectors.adwins, tables.adwin_owed)
+                tables.adwin_owed_by = vectors.adwins
+            tables.adwin_owed.write = partial(_write_pending, vectors, pending)
         return wait
     # levels[l] = list of (total, variance) vectors, oldest first - as ADWIN.levels, transposed.
     # The third item says whether a bucket was there before this batch; merged_old[l] counts the

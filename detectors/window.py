@@ -9,6 +9,7 @@ import numpy as np
 
 from .detection import Hit
 from .monitor import evaluation_points
+from .owed import owed_attribute
 
 
 class Ring:
@@ -19,10 +20,13 @@ class Ring:
     [2, 3, 4]
     """
 
+    #: Items ever added since the last clear; the cross-model path may owe it (``detectors.owed``).
+    count = owed_attribute("count")
+
     def __init__(self, size: int, dtype) -> None:
         self.size = int(size)
         self.buffer = np.zeros(self.size, dtype=dtype)
-        self.count = 0  # items ever added since the last clear
+        self.count = 0
 
     def clear(self) -> None:
         self.count = 0
