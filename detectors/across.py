@@ -61,48 +61,76 @@ def update_groups_together(groups: list[tuple[list[NumericMonitor], np.ndarray, 
     groups]``, with the same results and the same state afterwards, the quiet trusted groups
     advanced together. Each group is one model's numeric monitors and its (monitors x values)
     array; the groups' monitors must be distinct (a model appears once per call)."""
-    results: list[list[list[Detection]] | None] = [None] * len(groups)
+    results: list[list] = [[None] * len(monitors) for monitors, _, _ in groups]
     plans: dict[tuple, list[_Plan]] = {}
     for index, (monitors, values, fast_path) in enumerate(groups):
-        plan = _plan(index, monitors, values, fast_path)
-        if plan is not None:
+        for plan in _plans(index, monitors, values, fast_path):
             plans.setdefault(plan.active, []).append(plan)
     for members in plans.values():
         for plan in _advance_across(_finite(members)):
-            results[plan.index] = [[] for _ in plan.monitors]
+            found = results[plan.index]
+            for row in plan.rows:
+                found[row] = []
     for index, (monitors, values, fast_path) in enumerate(groups):
-        if results[index] is None:
+        found = results[index]
+        left = [row for row, result in enumerate(found) if result is None]
+        if len(left) == len(monitors):
             results[index] = update_together(monitors, values, fast_path)
+        elif left:  # the groups of the model this path did not take
+            for row, result in zip(left, update_together([monitors[r] for r in left], values[left], fast_path)):
+                found[row] = result
     return results
 
 
 class _Plan:
-    """One model's call as this path sees it: its trusted tables and its schedule this batch."""
+    """One group of a model's call as this path sees it: its trusted tables, its schedule this
+    batch, and which of the call's monitors and rows of values it has (``rows``)."""
 
-    __slots__ = ("index", "monitors", "values", "tables", "n", "k", "active", "points", "names")
+    __slots__ = ("index", "rows", "monitors", "values", "tables", "n", "k", "active", "points", "names")
 
-    def __init__(self, index, monitors, values, tables, active, points):
-        self.index, self.monitors, self.values, self.tables = index, monitors, values, tables
+    def __init__(self, index, rows, monitors, values, tables, active, points):
+        self.index, self.rows, self.monitors, self.values, self.tables = index, rows, monitors, values, tables
         self.k, self.n = values.shape
         self.active, self.points = active, points
         self.names = _cusum_names(active)
 
 
-def _plan(index: int, monitors: list[NumericMonitor], values, fast_path: FastPath | None) -> "_Plan | None":
-    """The call's ``_Plan`` if this path may take it (a trusted group with values), else ``None``
-    (an empty call too: ``update_together`` returns at once for it)."""
+def _plans(index: int, monitors: list[NumericMonitor], values, fast_path: FastPath | None) -> list[_Plan]:
+    """The call's ``_Plan`` s if this path may take it, else none (an empty call too:
+    ``update_together`` returns at once for it): one for a trusted group of all its monitors;
+    else one per group, when trusted groups cover them all. A model's features part into
+    several groups when their schedules part (one of them re-armed after an alert, say); the
+    per-model path keeps each group's tables, and here each group is a plan of its own."""
     if fast_path is None or not monitors:
-        return None
+        return []
     values = np.ascontiguousarray(values, dtype=np.float64)
     if values.ndim != 2 or values.shape[0] != len(monitors) or values.shape[1] == 0:
-        return None
+        return []
     tables = _trusted(fast_path, monitors)
-    if tables is None:
-        return None
+    if tables is not None:
+        return [_plan(index, range(len(monitors)), monitors, values, tables)]
+    row_of = {id(m): row for row, m in enumerate(monitors)}
+    plans, covered = [], set()
+    for row, monitor in enumerate(monitors):
+        if row in covered:
+            continue
+        tables = fast_path.tables_of(monitor)  # a group's tables are kept by its first monitor
+        members = tables.members if tables is not None else None
+        if not members or members[0] is not monitor:
+            return []
+        rows = [row_of.get(id(m), -1) for m in members]
+        if min(rows) < 0 or covered.intersection(rows) or _trusted(fast_path, members) is not tables:
+            return []
+        plans.append(_plan(index, rows, members, values[rows], tables))
+        covered.update(rows)
+    return plans
+
+
+def _plan(index: int, rows, monitors: list[NumericMonitor], values: np.ndarray, tables) -> _Plan:
     first = monitors[0]
     s = first.settings
     points = _evaluation_points(first.watched, values.shape[1], s.evaluate_every, s.window)
-    return _Plan(index, monitors, values, tables, first.active, points)
+    return _Plan(index, rows, monitors, values, tables, first.active, points)
 
 
 def _finite(plans: list[_Plan]) -> list[_Plan]:

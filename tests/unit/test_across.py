@@ -136,3 +136,24 @@ def test_results_in_the_order_of_the_groups():
         want = [update_together(t, v) for t, v in zip(twins, values)]
         assert [[detections(d) for d in g] for g in got] == [[detections(d) for d in w] for w in want]
         assert got[1] == [[], []]
+
+
+def test_a_model_whose_features_parted_is_taken_group_by_group():
+    """After one feature's alarm its monitor re-arms, and its schedule parts from the others':
+    the per-model path keeps two groups, and this path takes each as a plan of its own, with
+    the results and state of one by one."""
+    rng = np.random.default_rng(8)
+    settings = MonitorSettings(reference_size=300, rearm_size=200, window=100, evaluate_every=50)
+    together, alone, path = [NumericMonitor(settings) for _ in range(3)], [NumericMonitor(settings) for _ in range(3)], \
+        FastPath()
+    parted = 0
+    for batch in range(400):
+        x = rng.normal(0, 1, (3, 6))
+        if 120 <= batch < 200:
+            x[0] += 1.5  # feature 0 drifts, alarms, re-arms on the new level
+        parted += len(across._plans(0, together, x, path)) > 1
+        found = update_groups_together([(together, x, path)])[0]
+        expected = [m.update(row) for m, row in zip(alone, x)]
+        assert [detections(f) for f in found] == [detections(e) for e in expected]
+    assert parted > 100
+    assert [encode_monitor(m) for m in together] == [encode_monitor(m) for m in alone]
