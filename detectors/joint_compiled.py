@@ -66,6 +66,23 @@ def _rank_position(ranked, score):
 
 
 @njit(cache=True, nogil=True)
+def _wager(steps, where, limit, wealth, since, after):
+    """Every bet's e-CUSUM ``max(0, wealth + step)`` at rank position ``where``; a wealth back at
+    0 starts its run ``after`` this row. Returns the smallest bet index whose wealth exceeds
+    ``limit``, or -1."""
+    crossed = -1
+    for b in range(steps.shape[0]):
+        s = wealth[b] + steps[b, where]
+        if s <= 0:
+            s = 0
+            since[b] = after
+        wealth[b] = s
+        if s > limit and crossed < 0:
+            crossed = b
+    return crossed
+
+
+@njit(cache=True, nogil=True)
 def bet(u, weights, ranked, steps, limit, wealth, since, watched, block_sum, betting):
     """Advance over the coordinates ``u`` (the rows of one block at most): each row's score
     (weights times it, exact: integers below 2^53) ranked among ``ranked``, each bet's e-CUSUM
@@ -75,22 +92,13 @@ def bet(u, weights, ranked, steps, limit, wealth, since, watched, block_sum, bet
     the smallest bet index crossing there), or (-1, -1). ``wealth``, ``since`` and ``block_sum``
     are updated in place up to and including that row."""
     n, width = u.shape
-    bets = steps.shape[0]
     for r in range(n):
         crossed = -1
         if betting:
             score = 0.0
             for q in range(width):
                 score += u[r, q] * weights[q]
-            where = _rank_position(ranked, score)
-            for b in range(bets):
-                s = wealth[b] + steps[b, where]
-                if s <= 0:
-                    s = 0
-                    since[b] = watched + r + 1
-                wealth[b] = s
-                if s > limit and crossed < 0:
-                    crossed = b
+            crossed = _wager(steps, _rank_position(ranked, score), limit, wealth, since, watched + r + 1)
         for q in range(width):
             block_sum[q] += u[r, q]
         if crossed >= 0:
@@ -112,7 +120,6 @@ def advance(x, lo, hi, center, scale, zclip, first, second, mean, step, limit, w
     d = x.shape[0]
     products = first.shape[0] > 0
     width = first.shape[0] if products else d
-    bets = steps.shape[0]
     z = np.empty(d)
     u = np.empty(width)
     for r in range(hi - lo):
@@ -154,16 +161,7 @@ def advance(x, lo, hi, center, scale, zclip, first, second, mean, step, limit, w
         while q < width:
             s0 += u[q] * weights[q]
             q += 1
-        where = _rank_position(ranked, (s0 + s1) + (s2 + s3))
-        crossed = -1
-        for b in range(bets):
-            s = wealth[b] + steps[b, where]
-            if s <= 0:
-                s = 0
-                since[b] = watched + r + 1
-            wealth[b] = s
-            if s > wlimit and crossed < 0:
-                crossed = b
+        crossed = _wager(steps, _rank_position(ranked, (s0 + s1) + (s2 + s3)), wlimit, wealth, since, watched + r + 1)
         if crossed >= 0:
             return r, crossed
     return -1, -1
