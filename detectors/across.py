@@ -77,7 +77,8 @@ def update_groups_together(groups: list[tuple[list[NumericMonitor], np.ndarray, 
         if len(left) == len(monitors):
             results[index] = update_together(monitors, values, fast_path)
         elif left:  # the groups of the model this path did not take
-            for row, result in zip(left, update_together([monitors[r] for r in left], values[left], fast_path)):
+            rows = np.asarray(values, dtype=np.float64)[left]
+            for row, result in zip(left, update_together([monitors[r] for r in left], rows, fast_path)):
                 found[row] = result
     return results
 

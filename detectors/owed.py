@@ -6,7 +6,9 @@ tables, which are the truth for its next batch. Writing them back to each detect
 small batch, and most batches nothing reads them. So a model's CUSUMs share one ``Owed``: the
 write of the latest batch the path took, done the first time anything reads or sets one of those
 attributes (a checkpoint, the per-model path, a fit), through the ``owed_attribute`` properties.
-Until then the objects hold the state of an earlier batch, which nothing can see.
+Until then the objects hold the state of an earlier batch, which nothing can see. (A shallow
+``copy.copy`` of such an object would share its ``Owed`` and read its own stale slots: nothing
+copies them so; ``deepcopy`` copies the write with the object and is safe.)
 
 >>> class Sums:
 ...     up = owed_attribute("up")
@@ -48,7 +50,10 @@ def owed_attribute(name: str) -> property:
         owed = values.get("_owed")
         if owed is not None and owed.write is not None:
             owed.settle()
-        return values[slot]
+        try:
+            return values[slot]
+        except KeyError:  # not set yet: what a plain attribute raises
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}") from None
 
     def set(self, value) -> None:
         values = self.__dict__

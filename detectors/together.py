@@ -704,13 +704,14 @@ class _AdwinVectors:
         return True
 
 
-def _write_pending(vectors: _AdwinVectors, pending: np.ndarray) -> None:
+def _write_pending(vectors: _AdwinVectors, pending: np.ndarray, levels: list) -> None:
     """What ``_adwin`` owes the ADWINs when no block completed: their pending values, each a row
-    of the group's (views), which ``vectors`` then owns."""
+    of the group's (views), which ``vectors`` then owns with the ``levels`` lists they held when
+    the write was owed."""
     rows = list(pending)
     for a, row in zip(vectors.adwins, rows):
         a._pending = row
-    vectors.owned = [(a.levels, row) for a, row in zip(vectors.adwins, rows)]
+    vectors.owned = list(zip(levels, rows))
 
 
 def _adwin_vectors(tables: _Tables, adwins) -> _AdwinVectors:
@@ -753,7 +754,7 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
             if tables.adwin_owed_by is not vectors.adwins:
                 attach(vectors.adwins, tables.adwin_owed)
                 tables.adwin_owed_by = vectors.adwins
-            tables.adwin_owed.write = partial(_write_pending, vectors, pending)
+            tables.adwin_owed.write = partial(_write_pending, vectors, pending, [a.levels for a in vectors.adwins])
         return wait
     # levels[l] = list of (total, variance) vectors, oldest first - as ADWIN.levels, transposed.
     # The third item says whether a bucket was there before this batch; merged_old[l] counts the

@@ -73,3 +73,15 @@ def test_a_restore_is_not_overwritten_by_an_older_owed_write():
     for m, state in zip(together[0], saved):
         m.set_state(decode_monitor(state).get_state())
     assert [encode_monitor(m) for m in together[0]] == saved
+
+
+def test_an_unset_owed_attribute_is_an_attribute_error():
+    from streamdrift.detectors.owed import owed_attribute
+
+    class Box:
+        value = owed_attribute("value")
+
+    box = Box()
+    assert not hasattr(box, "value") and getattr(box, "value", 3) == 3
+    box.value = 4
+    assert box.value == 4
