@@ -10,7 +10,7 @@ once per model and batch. ``update_groups_together`` takes the calls of many mod
 - Page-Hinkley and scale CUSUMs: each model's in one compiled loop over its step table
   (``cusums_compiled``), their crossings, sums and run starts side by side for all models;
 - the missing-rate CUSUM: its closed form over all (model, feature) rows at once;
-- the detectors' write-back: one pass over every model's detectors.
+- the detectors' write-back: owed to them (``owed``), done when one of them is first read.
 
 Per model remain only what reads that model's own tables (the reference lookups, compiled in
 ``positions_compiled``, and the CUSUMs' steps), ADWIN (its pending values, or its blocks through ``together._adwin``), the windowed
@@ -51,9 +51,9 @@ import numpy as np
 from . import cusums_compiled, positions_compiled
 from .detection import Detection
 from .numeric import NumericMonitor
-from .owed import attach
 from .together import (_ALL, FastPath, _adwin, _cusum_names, _evaluation_points,
-                       cusum_start, missing_present, missing_start, moved_on, _trusted, _windowed, update_together)
+                       cusum_start, missing_present, missing_start, moved_on, runs_since, _trusted, _windowed,
+                       update_together)
 
 def update_groups_together(groups: list[tuple[list[NumericMonitor], np.ndarray, FastPath]]
                            ) -> list[list[list[Detection]]]:
@@ -263,19 +263,14 @@ class _Cusums:
             sums, zeros, counts, since, lengths = (sums[:, columns], zeros[:, columns], counts[:, columns],
                                                    since[:, columns], lengths[columns])
         after = counts + lengths
-        # A side whose sum was 0 in the batch: its run starts after the last such value.
-        runs = np.where(zeros >= 0, zeros + np.concatenate((counts, counts)) + 1, since)
+        runs = runs_since(zeros, counts, since)
         mine = self.detectors if everyone else [d for d, ok in zip(self.detectors, quiet.tolist()) if ok]
         start = 0
         for plan, d in zip(plans, mine):
             end = start + plan.k
             kept = (self.names, d, sums[:, start:end].ravel(), after[:, start:end].ravel(), runs[:, start:end].ravel())
-            tables = plan.tables
-            tables.cusum_sums = kept
-            if tables.owed_by is not d:
-                attach(d, tables.owed)
-                tables.owed_by = d
-            tables.owed.write = partial(_write_cusums, kept)
+            plan.tables.cusum_sums = kept
+            plan.tables.owed.owe(d, partial(_write_cusums, kept))
             start = end
 
 

@@ -29,10 +29,19 @@ class Owed:
     """One group's pending write-back: ``write`` (a callable, or ``None`` when nothing is owed),
     settled by the first read of an attribute of any object attached to it."""
 
-    __slots__ = ("write",)
+    __slots__ = ("write", "objects")
 
     def __init__(self):
         self.write = None
+        self.objects = None  # what ``owe`` attached last
+
+    def owe(self, objects, write) -> None:
+        """Owe ``write`` (replacing what was owed) to ``objects``, attached first unless they are
+        the very list attached last time."""
+        if objects is not self.objects:
+            attach(objects, self)
+            self.objects = objects
+        self.write = write
 
     def settle(self) -> None:
         write, self.write = self.write, None

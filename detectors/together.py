@@ -455,10 +455,8 @@ class _Tables:
             self._thresholds[name] = np.array([d.threshold for d in detectors], dtype=np.int64)
         #: The CUSUMs' sums (up sides, then down sides) and counts as this path left them.
         self.cusum_sums: tuple | None = None
-        #: What ``across`` owes the CUSUMs of ``owed_by`` (a list of them), written when read;
-        #: and what ``_adwin`` owes the ADWINs of ``adwin_owed_by``.
-        self.owed, self.owed_by = Owed(), None
-        self.adwin_owed, self.adwin_owed_by = Owed(), None
+        #: What ``across`` owes the group's CUSUMs, and ``_adwin`` its ADWINs (written when read).
+        self.owed, self.adwin_owed = Owed(), Owed()
         self.adwin: _AdwinVectors | None = None
         self.recent: _RecentPositions | None = None
         self.rings: _Rings | None = None
@@ -621,7 +619,7 @@ def runs_since(zeros: np.ndarray, counts: np.ndarray, since: np.ndarray) -> np.n
     after the last value at which a side's sum was 0 (``zeros``, -1 for none; ``counts``: values
     seen before the batch), else where they were."""
     before = np.concatenate((counts, counts)).reshape(zeros.shape)
-    return np.where(zeros >= 0, zeros + before + 1, since.reshape(zeros.shape)).ravel()
+    return np.where(zeros >= 0, zeros + before + 1, since.reshape(zeros.shape))
 
 
 def _cusum(increments: np.ndarray, start: np.ndarray, threshold: np.ndarray):
@@ -670,7 +668,7 @@ def _cusums(monitors, tables: "_Tables", names: tuple, steps: np.ndarray, quiet:
             if zd >= 0:
                 d.down_since = sd
         # Kept only when all moved on (not a view of the whole cusum).
-        tables.cusum_sums = (names, detectors, sums.copy(), after, runs_since(zeros, counts, since)) \
+        tables.cusum_sums = (names, detectors, sums.copy(), after, runs_since(zeros, counts, since).ravel()) \
             if everyone else None
     return apply
 
@@ -751,10 +749,8 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
             vectors.pending_size += n
             tables.adwin = vectors
             # Owed to the ADWINs (``detectors.owed``): written when one of them is first read.
-            if tables.adwin_owed_by is not vectors.adwins:
-                attach(vectors.adwins, tables.adwin_owed)
-                tables.adwin_owed_by = vectors.adwins
-            tables.adwin_owed.write = partial(_write_pending, vectors, pending, [a.levels for a in vectors.adwins])
+            tables.adwin_owed.owe(vectors.adwins,
+                                  partial(_write_pending, vectors, pending, [a.levels for a in vectors.adwins]))
         return wait
     # levels[l] = list of (total, variance) vectors, oldest first - as ADWIN.levels, transposed.
     # The third item says whether a bucket was there before this batch; merged_old[l] counts the
