@@ -156,28 +156,7 @@ class JointShift:
         require_fitted(self)
         if self.projections is not None:  # random projections: numpy, through the coordinates
             return self.update_standardised(self.standardise(columns.T), bool(np.isnan(columns).any()))
-        n, pos = columns.shape[1], 0
-        first, second = self.pairs if self.pairs is not None else (_NO_PAIRS, _NO_PAIRS)
-        hits = []
-        while pos < n and not self.held:
-            end = min(n, pos + self.block - self.watched % self.block)
-            betting = self.weights is not None
-            at, k = joint_compiled.advance(columns, pos, end, self.center, self.scale, CLIP, first, second,
-                                           self.phi_mean, self._per_step, CLIP * U_QUANTUM,
-                                           self.weights_exact if betting else _NO_WEIGHTS,
-                                           self.ranked_scores if betting else _NO_WEIGHTS, self._steps, self._limit,
-                                           self.wealth, self.since, self.watched, self.block_sum, betting)
-            hit = None if at < 0 else self._hit(pos, at, k)
-            if hit is not None:
-                end = hit.index + 1
-                self.held = True
-            self.watched += end - pos
-            if self.watched % self.block == 0:
-                self._close_block()
-            if hit is not None:
-                hits = [hit]
-                break
-            pos = end
+        hits = self._by_blocks(columns.shape[1], lambda pos, end: self._advance(columns, pos, end))
         self._drift = bool(hits)
         return hits
 
@@ -185,10 +164,15 @@ class JointShift:
     def update_coordinates(self, u: np.ndarray) -> list[Hit]:
         """``update`` on rows already made integer-valued coordinates (``_coordinates``)."""
         u = np.asarray(u, dtype=np.float64)
-        n, pos = u.shape[0], 0
+        return self._by_blocks(u.shape[0], lambda pos, end: self._bet(u[pos:end], pos))
+
+    def _by_blocks(self, n: int, bet) -> list[Hit]:
+        """Events ``0:n`` a block at most at a time (``bet(pos, end)``: the chunk's hit or
+        ``None``; the weights change only between blocks), up to the first hit."""
+        pos = 0
         while pos < n and not self.held:
             end = min(n, pos + self.block - self.watched % self.block)
-            hit = self._bet(u[pos:end], pos)
+            hit = bet(pos, end)
             if hit is not None:
                 end = hit.index + 1  # the rows up to the hit count, as they would one by one
                 self.held = True
@@ -207,6 +191,18 @@ class JointShift:
         at, k = joint_compiled.bet(chunk, self.weights_exact if betting else _NO_WEIGHTS,
                                    self.ranked_scores if betting else _NO_WEIGHTS, self._steps, self._limit,
                                    self.wealth, self.since, self.watched, self.block_sum, betting)
+        return None if at < 0 else self._hit(pos, at, k)
+
+    def _advance(self, columns: np.ndarray, pos: int, end: int) -> Hit | None:
+        """``_bet`` of events ``pos:end`` of ``columns`` from their raw values
+        (``joint_compiled.advance``)."""
+        betting = self.weights is not None
+        first, second = self.pairs if self.pairs is not None else (_NO_PAIRS, _NO_PAIRS)
+        at, k = joint_compiled.advance(columns, pos, end, self.center, self.scale, CLIP, first, second,
+                                       self.phi_mean, self._per_step, CLIP * U_QUANTUM,
+                                       self.weights_exact if betting else _NO_WEIGHTS,
+                                       self.ranked_scores if betting else _NO_WEIGHTS, self._steps, self._limit,
+                                       self.wealth, self.since, self.watched, self.block_sum, betting)
         return None if at < 0 else self._hit(pos, at, k)
 
     def _hit(self, pos: int, at: int, k: int) -> Hit:
