@@ -98,9 +98,7 @@ class JointShift:
         self.center, self.scale = standardisation(first)
         self._plan_terms()
         phi = self._terms(self.standardise(first))
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a term missing in every row: mean 0, sd 1
-            mean, sd = np.nanmean(phi, axis=0), np.nanstd(phi, axis=0)
+        mean, sd = _mean_sd(phi)
         self.phi_mean = np.nan_to_num(mean, nan=0.0)
         self.phi_scale = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
         self._per_step = U_QUANTUM / self.phi_scale
@@ -343,12 +341,18 @@ def halves(reference, share: float, features: int) -> tuple[np.ndarray, np.ndarr
 def standardisation(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each feature's centre and scale in ``rows`` (NaN = missing): its mean and sd, 0 and 1
     where it has none."""
-    present = np.where(np.isfinite(rows), rows, np.nan)
+    center, scale = _mean_sd(np.where(np.isfinite(rows), rows, np.nan))
+    return np.nan_to_num(center, nan=0.0), np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+
+
+def _mean_sd(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's mean and sd over its present (not NaN) values; NaN for a column with none.
+    (np.nanmean/np.nanstd, at twice the speed when nothing is missing: the same sums then.)"""
+    if not np.isnan(rows).any():
+        return rows.mean(axis=0), rows.std(axis=0)
     with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a feature missing in every row
-        center = np.nan_to_num(np.nanmean(present, axis=0), nan=0.0)
-        scale = np.nanstd(present, axis=0)
-    return center, np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        warnings.simplefilter("ignore", RuntimeWarning)  # a column missing in every row
+        return np.nanmean(rows, axis=0), np.nanstd(rows, axis=0)
 
 
 def standardised(rows: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:

@@ -276,7 +276,7 @@ class MultivariateMonitor:
 
     def _fit(self) -> None:
         self.version += 1
-        present = {name: sum(1 for v in values if v is not None and v == v) for name, values in self.collected.items()}
+        present = {name: _present(values, self.kinds[name]) for name, values in self.collected.items()}
         chosen = sorted((n for n, c in present.items() if c), key=lambda n: (-present[n], n))[:self.settings.max_features]
         self.names = tuple(sorted(chosen))
         self.encoders = {}
@@ -321,8 +321,7 @@ class MultivariateMonitor:
                 continue
             part = column[start:stop]
             if self.kinds[name] == "numeric":
-                rows[:, k] = np.asarray(part, dtype=np.float64) if type(part) is np.ndarray \
-                    else np.array([np.nan if v is None else v for v in part], dtype=np.float64)
+                rows[:, k] = np.asarray(part, dtype=np.float64)  # None becomes NaN
             else:
                 counts = self.encoders[name]
                 total = sum(counts.values()) or 1
@@ -367,6 +366,17 @@ class MultivariateMonitor:
 
 
 _MISSING = {"numeric": math.nan, "categorical": None}
+
+
+def _present(values: list, kind: str) -> int:
+    """How many of a collected column's values are not missing.
+
+    >>> _present([1.0, math.nan, 2.0], "numeric"), _present(["a", None], "categorical")
+    (2, 1)
+    """
+    if kind == "numeric":
+        return len(values) - int(np.isnan(np.array(values, dtype=np.float64)).sum())
+    return sum(1 for v in values if v is not None)
 
 
 def _kind_of(column) -> str | None:

@@ -24,6 +24,11 @@ from .reference import Reference
 NEVER = 1 << 62
 
 
+#: What fits learned, by detector type, allowance, share and the reference's ties (bounded).
+_LEARNED: dict[tuple, tuple[int, tuple]] = {}
+_REMEMBERED = 4096
+
+
 class PageHinkley:
     """Two-sided Page-Hinkley (CUSUM) test on normal scores.
 
@@ -45,6 +50,8 @@ class PageHinkley:
     """
 
     name = "page_hinkley"
+    #: What ``_centre`` learns from the null scores, besides the threshold (remembered with it).
+    null_fields: tuple[str, ...] = ()
     # The sums, count and run starts: the cross-model path may owe them (``detectors.owed``).
     up = owed_attribute("up")
     down = owed_attribute("down")
@@ -75,12 +82,30 @@ class PageHinkley:
 
     def fit(self, reference: Reference, share: float) -> None:
         """Calibrate the threshold so that both sides together keep ``share`` values between
-        false alarms (on average), and start afresh."""
+        false alarms (on average), and start afresh.
+
+        What a fit learns (the threshold, and ``null_fields``) depends on the reference only
+        through its counts of tied values, so it is remembered by them (``_LEARNED``): the
+        thousands of continuous features of one reference size that fit together solve once."""
         if not isinstance(reference, Reference):
             raise TypeError(f"{type(self).__name__}.fit takes a Reference, got {type(reference).__name__}")
         check_range("share", share, 1, low_open=False)
-        run_length = share
         self.reference = reference
+        key = (type(self), self.allowance, float(share), reference.ties_key())
+        learned = _LEARNED.get(key)
+        if learned is None:
+            if len(_LEARNED) >= _REMEMBERED:
+                _LEARNED.clear()
+            learned = _LEARNED[key] = self._learn(reference, share)
+        self.threshold, fields = learned
+        for name, value in zip(self.null_fields, fields):
+            setattr(self, name, value)
+        self.drift_detected = False
+        self._reset()
+
+    def _learn(self, reference: Reference, share: float) -> tuple[int, tuple]:
+        """The threshold (quantised) and the ``null_fields`` from the reference's null scores."""
+        run_length = share
         positions, weights = reference.null_positions()
         z = reference.normal_scores(positions)
         self._centre(z, weights)
@@ -99,9 +124,8 @@ class PageHinkley:
             else:
                 thresholds.append(calibration.cusum_threshold(scores, 2 * run_length, weights))
         h = max(thresholds)
-        self.threshold = NEVER if math.isinf(h) else int(round(h * QUANTUM))
-        self.drift_detected = False
-        self._reset()
+        threshold = NEVER if math.isinf(h) else int(round(h * QUANTUM))
+        return threshold, tuple(getattr(self, name) for name in self.null_fields)
 
     def _centre(self, z: np.ndarray, weights: np.ndarray) -> None:
         """Learn what ``statistic`` needs from the null scores (nothing: normal scores are centred)."""

@@ -8,6 +8,9 @@ tails or ties, which is what lets one setting and one calibration work for every
 
 from __future__ import annotations
 
+import functools
+import hashlib
+
 import numpy as np
 from scipy.special import ndtri
 
@@ -34,9 +37,14 @@ class Reference:
         if not np.all(np.isfinite(values)):
             raise ValueError("reference values must be finite (missing values are not part of it)")
         self.values = np.sort(values)
-        self.distinct, counts = np.unique(self.values, return_counts=True)
-        self.at_or_below = np.cumsum(counts)
         self.size = int(self.values.size)
+        # The distinct values and their counts, from the sorted values (np.unique would sort again).
+        first = np.empty(self.size, dtype=bool)
+        first[0] = True
+        np.not_equal(self.values[1:], self.values[:-1], out=first[1:])
+        self.distinct = self.values[first]
+        self.at_or_below = np.append(np.flatnonzero(first[1:]) + 1, self.size)
+        counts = np.diff(self.at_or_below, prepend=0)
         below = self.at_or_below - counts
         # Reference count strictly below / at-or-below each position, as int64 arrays of 2m+1.
         m = self.distinct.size
@@ -48,6 +56,22 @@ class Reference:
         self.position_at_or_below[0:2 * m:2] = below
         self.position_at_or_below[1:2 * m:2] = self.at_or_below
         self.position_at_or_below[2 * m] = self.size
+        self._ties: tuple | None = None
+
+    def ties_key(self) -> tuple:
+        """What the null scores (``null_positions``, ``uniform_scores``) depend on: the size and
+        the counts of tied values, only the size when no two values tie (the common case for a
+        continuous feature). Fits remember what they learn by it.
+
+        >>> Reference(np.array([3.0, 1.0, 2.0])).ties_key()
+        (3,)
+        >>> Reference(np.array([1.0, 1.0, 2.0])).ties_key() == Reference(np.array([5.0, 5.0, 9.0])).ties_key()
+        True
+        """
+        if self._ties is None:
+            self._ties = (self.size,) if self.distinct.size == self.size else \
+                (self.size, hashlib.blake2b(self.at_or_below.tobytes(), digest_size=16).digest())
+        return self._ties
 
     @property
     def n_positions(self) -> int:
@@ -82,11 +106,25 @@ class Reference:
 
     def quantile_edges(self, bins: int) -> np.ndarray:
         """Distinct inner edges that split the reference into about ``bins`` equally likely bins."""
-        q = np.quantile(self.values, np.arange(1, bins) / bins, method="inverted_cdf")
-        return np.unique(q)
+        return np.unique(self.values[_quantile_ranks(self.size, bins)])
 
     def summary(self) -> dict:
         return summarize(self.values)
+
+
+@functools.lru_cache(maxsize=256)
+def _quantile_ranks(size: int, bins: int) -> np.ndarray:
+    """Which of ``size`` sorted values are the ``inverted_cdf`` quantiles at ``1/bins, ...,
+    (bins-1)/bins``: that method picks a value by rank, and the rank depends on the size alone.
+
+    >>> values = np.sort(np.random.default_rng(3).integers(0, 9, 101).astype(float))
+    >>> q = np.quantile(values, np.arange(1, 10) / 10, method="inverted_cdf")
+    >>> bool((values[_quantile_ranks(101, 10)] == q).all())
+    True
+    """
+    ranks = np.quantile(np.arange(size), np.arange(1, bins) / bins, method="inverted_cdf").astype(np.int64)
+    ranks.setflags(write=False)
+    return ranks
 
 
 def summarize(values: np.ndarray) -> dict:

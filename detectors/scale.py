@@ -41,6 +41,7 @@ class Scale(PageHinkley):
     """
 
     name = "scale"
+    null_fields = ("centre",)
 
     def __init__(self, change: float = 0.4):
         check_range("scale_change", change, 0, 10, low_open=True)

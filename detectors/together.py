@@ -421,6 +421,11 @@ class _Tables:
         below = np.zeros((k, width), dtype=np.int32)
         at_or_below = np.zeros((k, width), dtype=np.int32)
         u = np.full((k, width), 0.5)
+        # The CUSUMs' increments of every position (``quantise(+-statistic - allowance)``,
+        # elementwise as ``PageHinkley.update_scores``): one (2 sides, CUSUMS, positions) table;
+        # a group running only some of them reads a copy of their rows (``cusum_steps``).
+        # Past a row's positions, the increments of a score of 0 (u = 0.5), as ever.
+        steps = np.empty((2, len(CUSUMS), k, width), dtype=np.int32)
         cells = max(m.histogram.reference_counts.size for m in monitors)
         cell = np.zeros((k, width), dtype=np.int16 if k * cells < 1 << 15 else np.int64)
         self.hist_reference = np.zeros((k, cells))
@@ -429,7 +434,8 @@ class _Tables:
             guard[i, :r.distinct.size] = r.distinct
             below[i, :size] = r.position_below
             at_or_below[i, :size] = r.position_at_or_below
-            u[i, :size] = r.uniform_scores(np.arange(size))  # the same arithmetic as one by one
+            u[i, :size], steps[:, :, i, :size], steps[:, :, i, size:] = _null_steps(
+                r, tuple(getattr(m, name) for name in CUSUMS))
             cell[i, :size] = m.histogram.cell_of[m.position_bins()] + i * cells
             self.hist_reference[i, :m.histogram.reference_counts.size] = m.histogram.reference_counts
         self.guard = guard.ravel()
@@ -437,22 +443,10 @@ class _Tables:
         self.denominator = (2.0 * (self.size + 1))[:, None]
         self.denominator_flat = self.denominator.ravel()
         self.cells = cells
-        # The CUSUMs' increments of every position (``quantise(+-statistic - allowance)``,
-        # elementwise as ``PageHinkley.update_scores``), and their thresholds, by name.
-        z = ndtri(u)
-        # One (2 sides, CUSUMS, positions) table; a group running only some of them reads a copy
-        # of their rows (``cusum_steps``).
-        self._steps = np.empty((2, len(CUSUMS), k * width), dtype=np.int32)
-        self._thresholds = {}
+        self._steps = steps.reshape(2, len(CUSUMS), k * width)
         self._subsets: dict[tuple, np.ndarray] = {CUSUMS: self._steps}
-        for c, name in enumerate(CUSUMS):
-            detectors = [getattr(m, name) for m in monitors]
-            x = np.stack([d.statistic(row) for d, row in zip(detectors, z)]).ravel()
-            allowance = detectors[0].allowance
-            # |z| < 5.3 for a reference of a million values, shift <= 10: |step| < 2**25 fits int32.
-            self._steps[0, c] = np.rint((x - allowance) * QUANTUM).astype(np.int64)
-            self._steps[1, c] = np.rint((-x - allowance) * QUANTUM).astype(np.int64)
-            self._thresholds[name] = np.array([d.threshold for d in detectors], dtype=np.int64)
+        self._thresholds = {name: np.array([getattr(m, name).threshold for m in monitors], dtype=np.int64)
+                            for name in CUSUMS}
         #: The CUSUMs' sums (up sides, then down sides) and counts as this path left them.
         self.cusum_sums: tuple | None = None
         #: What ``across`` owes the group's CUSUMs, and ``_adwin`` its ADWINs (written when read).
@@ -500,6 +494,33 @@ class _Tables:
         time)."""
         rank = np.arange(w + 1, dtype=np.int64)
         return rank[1:] * self.size[:, None], rank[:-1] * self.size[:, None]
+
+
+def _null_steps(reference, cusums: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A reference's row of the group tables: the uniform score of each position, the CUSUMs'
+    increments there (2 sides x CUSUMS x positions), and their increments at a score of 0 (the
+    padding past the row). All depend on the reference only through its ties (what
+    ``PageHinkley.fit`` learns is remembered by them too), so references of one size without
+    ties, the common case, share one row: it is made once (``_ROWS``)."""
+    key = (reference.ties_key(), *((type(d), d.allowance, *(getattr(d, f) for f in d.null_fields)) for d in cusums))
+    row = _ROWS.get(key)
+    if row is None:
+        u = reference.uniform_scores(np.arange(reference.n_positions))  # the same arithmetic as one by one
+        z = np.append(ndtri(u), 0.0)
+        steps = np.empty((2, len(cusums), z.size), dtype=np.int32)
+        for c, d in enumerate(cusums):
+            x = d.statistic(z)
+            # |z| < 5.3 for a reference of a million values, shift <= 10: |step| < 2**25 fits int32.
+            steps[0, c] = np.rint((x - d.allowance) * QUANTUM).astype(np.int64)
+            steps[1, c] = np.rint((-x - d.allowance) * QUANTUM).astype(np.int64)
+        if len(_ROWS) >= 128:
+            _ROWS.clear()
+        row = _ROWS[key] = (u, steps[:, :, :-1], steps[:, :, -1:])
+    return row
+
+
+#: Rows of the group tables already made, by the reference's ties and the CUSUMs' settings.
+_ROWS: dict[tuple, tuple] = {}
 
 
 def _tables(cache: FastPath, monitors: list[NumericMonitor]) -> _Tables:

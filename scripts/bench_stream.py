@@ -167,7 +167,7 @@ async def raw_consume(bootstrap: str, topic: str, expected: int) -> tuple[float,
 class Worker:
     """A ``streamdrift run`` child process with its own web port."""
 
-    def __init__(self, bootstrap: str, config: Path, log: Path):
+    def __init__(self, bootstrap: str, config: Path, log: Path, log_level: str = "warning"):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -175,7 +175,7 @@ class Worker:
         self.log = open(log, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streamdrift.cli", "run", "--config", str(config), "--web-port", str(self.port),
-             "--log-level", "warning"],
+             "--log-level", log_level],
             env={**os.environ, "STREAMDRIFT_BROKER": bootstrap}, stdout=self.log, stderr=subprocess.STDOUT)
 
     def _get(self, path: str) -> bytes | None:
@@ -469,6 +469,8 @@ def main() -> int:
     parser.add_argument("--multivariate", action="store_true",
                         help="also watch every model's features together ([multivariate] models = [\"*\"], "
                              "reference_size 1000): its cost against a run without")
+    parser.add_argument("--log-level", default="warning",
+                        help="the worker's --log-level (debug logs every batch's wait, pipeline and publish ms)")
     parser.add_argument("--keep", help="keep the worker's config, log and the alerts of (c) in this directory")
     args = parser.parse_args()
     began = time.monotonic()
@@ -520,7 +522,7 @@ reference_size = 1000
         raw_rate = raw_count / raw_s
 
         # (b) the worker on the same backlog
-        worker = Worker(bootstrap, config, folder / "worker.log")
+        worker = Worker(bootstrap, config, folder / "worker.log", args.log_level)
         try:
             cpu_b = [sum(map(cpu_seconds, worker.pids())), cpu_seconds(broker.pid), steal_seconds()]
             run = run_backlog(worker, args.events)

@@ -23,6 +23,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
 
 from streamdrift.config import Config
+from streamdrift.kernels import compile_all
 from streamdrift.pipeline import DriftPipeline, Output, packed
 from streamdrift.process_tuning import limit_blas_threads, trim_memory, tune_gc
 
@@ -89,6 +90,17 @@ async def create_topics(config: Config) -> None:
                         compacted={t.state}, security=config.security_options())
 
 
+def _waited_ms(batch: list[Record], now: float) -> float:
+    """How long before ``now`` (wall seconds) the batch's oldest event was produced, by its Kafka
+    timestamp (0 when none carries one): the time it spent in producer, broker and fetch.
+
+    >>> _waited_ms([Record(b"{}", timestamp_ms=1_000), Record(b"{}", timestamp_ms=1_500)], 2.0)
+    1000.0
+    """
+    stamps = [r.timestamp_ms for r in batch if r.timestamp_ms is not None]
+    return now * 1e3 - min(stamps) if stamps else 0.0
+
+
 def dead_letter(record: Record, reason: str) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
     """The dead-letter message: the original bytes and key, the reason and the source in headers."""
     headers = [
@@ -111,6 +123,9 @@ class Worker:
         limit_blas_threads()
         self.processes = 1
         self.pipeline = DriftPipeline(config, references)
+        # The compiled kernels, loaded from numba's cache now (a few tenths of a second) rather
+        # than inside the first batch, whose alerts would wait for them.
+        compile_all()
         self.metrics = metrics or Metrics()
         self.on_output = on_output
         self.consumer: BatchConsumer | None = None
@@ -241,7 +256,7 @@ class Worker:
         """Process one batch: pipeline, publish outputs (awaiting acks). Its offsets are committed
         with the next checkpoint. ``revocations``: the count the batch is valid under (see
         ``_next_batch``); a batch handed out before a later revocation is dropped."""
-        started = time.perf_counter()
+        started, began = time.perf_counter(), time.time()
         async with self._lock:
             if revocations is not None and revocations != self._revocations:
                 self._log_dropped(batch)
@@ -251,8 +266,10 @@ class Worker:
                 log.warning(notice)
             processed = time.perf_counter()
             await self._publish(out)
-            log.debug("batch of %d events: pipeline %.1f ms, publishing %.1f ms", len(batch),
-                      (processed - started) * 1e3, (time.perf_counter() - processed) * 1e3)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("batch of %d events (the oldest produced %.0f ms before): pipeline %.1f ms, "
+                          "publishing %.1f ms, %d alerts", len(batch), _waited_ms(batch, began),
+                          (processed - started) * 1e3, (time.perf_counter() - processed) * 1e3, len(out.alerts))
             self._uncommitted.update(next_offsets(batch))
         now = time.time()
         self._count(batch, out, started, now)
