@@ -256,7 +256,7 @@ class Worker:
         """Process one batch: pipeline, publish outputs (awaiting acks). Its offsets are committed
         with the next checkpoint. ``revocations``: the count the batch is valid under (see
         ``_next_batch``); a batch handed out before a later revocation is dropped."""
-        started, began = time.perf_counter(), time.time()
+        started, began, cpu = time.perf_counter(), time.time(), time.process_time()
         async with self._lock:
             if revocations is not None and revocations != self._revocations:
                 self._log_dropped(batch)
@@ -268,8 +268,9 @@ class Worker:
             await self._publish(out)
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("batch of %d events (the oldest produced %.0f ms before): pipeline %.1f ms, "
-                          "publishing %.1f ms, %d alerts", len(batch), _waited_ms(batch, began),
-                          (processed - started) * 1e3, (time.perf_counter() - processed) * 1e3, len(out.alerts))
+                          "publishing %.1f ms, %d alerts; %.1f ms of CPU in all", len(batch), _waited_ms(batch, began),
+                          (processed - started) * 1e3, (time.perf_counter() - processed) * 1e3, len(out.alerts),
+                          (time.process_time() - cpu) * 1e3)
             self._uncommitted.update(next_offsets(batch))
         now = time.time()
         self._count(batch, out, started, now)

@@ -11,10 +11,11 @@ It reads a strict subset of what ``plain_batch`` accepts and answers ``None`` fo
 else (an escape in a string, a non-ASCII byte in a key or id, a feature with numbers and
 strings...). The caller then takes ``plain_batch``'s own path, so what the
 pipeline sees never depends on which of the two read a batch. A number it converts itself is a
-short decimal (at most 15 significant digits, a power of ten within 10^22 either way: Clinger's
-fast path, exact in one IEEE operation). A longer one (a float printed in full, a time in
-seconds with its microseconds) is copied out and all of them are parsed by one ``orjson.loads``
-of the list, so every value is exactly what ``orjson`` makes of it.
+decimal whose digits make an integer of at most 2^53 (about 16 significant digits, a time in
+seconds with its microseconds included) and whose power of ten is within 10^22 either way:
+Clinger's fast path, exact in one IEEE operation. A longer one (a float printed in full) is
+copied out and all of them are parsed by one ``orjson.loads`` of the list, so every value is
+exactly what ``orjson`` makes of it.
 
 >>> batch = scan([b'{"model": "m", "ts": 5, "features": {"x": 1.5, "y": null}}',
 ...               b'{"model": "n", "id": "e-2", "ts": 1764771234.567891, "features": {"y": -2e-3, "x": 10}}'])
@@ -37,6 +38,8 @@ from numba import njit
 
 #: Powers of ten that are exact doubles (10^22 is the last).
 _POW10 = np.array([10.0 ** k for k in range(23)])
+#: The largest integer up to which every integer is a double: a mantissa up to it is exact.
+_EXACT = 2 ** 53
 #: A categorical feature's values that are not strings (``_scan``'s ``categories``).
 _NULL, _TRUE, _FALSE = -1, -2, -3
 
@@ -183,7 +186,10 @@ def _number(buf, i, end):
     to orjson (too many digits, an exponent too large), -1 not a JSON number.
 
     Leading zeros add nothing to the mantissa, so it is exact while there are at most 18 digits
-    in all (it would wrap past 19: those numbers go to orjson)."""
+    in all (it would wrap past 19: those numbers go to orjson). A fraction is converted when its
+    digits, as an integer, are at most 2^53 (a double holds it exactly: a time in seconds with
+    its microseconds, 16 digits, is one) and its power of ten is exact: then the one division
+    is correctly rounded, which is what orjson's parse is."""
     negative = i < end and buf[i] == 45
     if negative:
         i += 1
@@ -240,7 +246,7 @@ def _number(buf, i, end):
             return 0.0, i, 1
         # An integer is orjson's int, then float: -0 is 0.0.
         return float(-mantissa if negative else mantissa), i, 0
-    if digits > 15:
+    if digits > 18 or mantissa > _EXACT:
         return 0.0, i, 1
     if mantissa == 0:
         return -0.0 if negative else 0.0, i, 0
