@@ -103,6 +103,15 @@ def update_together(monitors: list[NumericMonitor], values: np.ndarray,
     if n == 0:
         return [[] for _ in monitors]
     clean = np.isfinite(values).all(axis=1)
+    complete = _references_complete_at(monitors, n) if clean.all() else 0
+    if complete:
+        # Every monitor's reference completes at one column inside the call (a new model's
+        # warm-up): each collects up to it, then the rest is one call as usual, which the group's
+        # path takes instead of each monitor's own. Detections do not depend on how a stream is
+        # cut into calls (their indices count from the stream's start).
+        heads = [monitor.update(values[k, :complete]) for k, monitor in enumerate(monitors)]
+        tails = update_together(monitors, values[:, complete:], cache)
+        return [head + tail for head, tail in zip(heads, tails)]
     trusted = _trusted(cache, monitors)
     if trusted is not None and clean.all():
         # The whole group advanced here last time, all quiet, and nothing has touched it since:
@@ -144,6 +153,21 @@ def _trusted(cache: FastPath, monitors: list[NumericMonitor]) -> "_Tables | None
     if len(members) != len(monitors) or not all(map(is_, members, monitors)):
         return None
     return tables if list(map(_STAMP, monitors)) == tables.stamps else None
+
+
+def _references_complete_at(monitors: list[NumericMonitor], n: int) -> int:
+    """The column (in a call of ``n`` values, none missing) at which every monitor's reference
+    being collected completes, if that is one column for all of them and inside the call; else 0.
+    Monitors with binary detectors are left out: their check of a call's values comes first."""
+    at = 0
+    for monitor in monitors:
+        if type(monitor) is not NumericMonitor or not monitor.collecting or monitor.binary:
+            return 0
+        need = monitor.collect_target - monitor._collected_count()
+        if need != at and at:
+            return 0
+        at = need
+    return at if 0 < at < n else 0
 
 
 def _quiet_candidate(monitor: NumericMonitor) -> bool:

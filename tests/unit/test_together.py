@@ -204,3 +204,28 @@ def test_the_monitors_carry_nothing_of_the_fast_path():
     update_together(monitors, np.random.default_rng(1).normal(0, 1, (2, 1_000)), FastPath())
     assert [set(vars(m)) for m in monitors] == before
     assert not any(name.startswith("position_bins") for name in vars(monitors[0].reference))
+
+
+def test_a_warm_up_that_completes_inside_a_call_gives_the_rest_to_the_group():
+    # A new model's first batches: every reference completes at one column. Each monitor gets
+    # only the values up to it; the rest of the call takes the group's path, with the results
+    # and the state of one by one.
+    rng = np.random.default_rng(12)
+    settings = MonitorSettings(reference_size=400, window=100, evaluate_every=50)
+    together = [NumericMonitor(settings) for _ in range(4)]
+    alone = [NumericMonitor(settings) for _ in range(4)]
+    given = []
+    for m in together:
+        m.update = (lambda original: lambda values: (given.append(len(values)), original(values))[1])(m.update)
+    x = rng.normal(0, 1, (4, 1500))
+    x[2, 700:] += 3.0  # one feature drifts after the warm-up, in the group's part of the call
+    fast_path = FastPath()
+    fired = 0
+    for part in (x[:, :150], x[:, 150:]):
+        got = update_together(together, part, fast_path)
+        for j in range(4):
+            assert detections(got[j]) == detections(alone[j].update(part[j]))
+            assert encode_monitor(together[j]) == encode_monitor(alone[j])
+            fired += len(got[j])
+    assert given[:8] == [150] * 4 + [250] * 4  # the first call, then up to the references' end
+    assert fired and sum(given) < 4 * 1500  # the drift was caught; most values went the group's way
