@@ -14,13 +14,6 @@ def check_range(name: str, value: float, low: float | None = None, high: float |
     ...
     ValueError: window must be an integer >= 10, got 0
     """
-    kind = "an integer" if integer else "a number"
-    bounds = []
-    if low is not None:
-        bounds.append(f"{'>' if low_open else '>='} {low:g}")
-    if high is not None:
-        bounds.append(f"<= {high:g}")
-    allowed = f"{kind} {' and '.join(bounds)}".strip()
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if ok and integer and not float(value).is_integer():
         ok = False
@@ -30,5 +23,12 @@ def check_range(name: str, value: float, low: float | None = None, high: float |
         ok = False
     if ok and high is not None and value > high:
         ok = False
-    if not ok:
+    if not ok:  # the message is made only when it is needed (fits check their settings often)
+        kind = "an integer" if integer else "a number"
+        bounds = []
+        if low is not None:
+            bounds.append(f"{'>' if low_open else '>='} {low:g}")
+        if high is not None:
+            bounds.append(f"<= {high:g}")
+        allowed = f"{kind} {' and '.join(bounds)}".strip()
         raise ValueError(f"{name} must be {allowed}, got {value!r}")

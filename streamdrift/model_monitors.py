@@ -161,6 +161,23 @@ class ModelMonitors:
                 bad[i] = f"{what} has always been {known}; got {t} value {value!r}"
         return known, bad
 
+    def adopt_plain(self, features: tuple[str, ...], numeric: frozenset, limits, first_complete: bool) -> bool:
+        """A new model's first plain run, every feature a number in its first event
+        (``first_complete``): its streams made now as ``_monitor`` would make them from these
+        events (each numeric and starting at the first event, a monitor each, in the order
+        ``columns_of`` finds them), so that this run and the model's later ones take the plain
+        path. ``False``, with nothing changed, for a model that has streams or for any other run
+        (then ``_monitor`` reads it: the limits' rejections, the types of nulls-only features and
+        streams that start later are its own)."""
+        if self.types or self.monitors or self.covered or not first_complete or numeric != frozenset(features) \
+                or len(features) > limits.max_features or any(map(_bad_feature_name, features, repeat(limits))):
+            return False
+        # columns_of's order: the first event's features less those known (none), as a set.
+        for name in dict.fromkeys(features).keys() - set():
+            self.types[("feature", name)] = "numeric"
+            self.monitor("feature", name)
+        return True
+
     def goes_together(self, stream: tuple[str, str], first: int) -> bool:
         """The one rule of the fast path: a numeric stream whose values in a run start at the
         run's first event is updated with the model's other such streams in one vectorised call

@@ -251,8 +251,14 @@ class DriftPipeline:
         limits = self.config.limits
         batch = run.batch
         names = batch.features
-        if not (group.takes_plain(names, limits) if not batch.categories else
-                group.takes_plain(names, limits, frozenset(batch.numeric), frozenset(batch.categories))):
+        if batch.categories:
+            plain = group.takes_plain(names, limits, frozenset(batch.numeric), frozenset(batch.categories))
+        else:
+            plain = group.takes_plain(names, limits) or \
+                (group.adopt_plain(names, frozenset(batch.numeric), limits,
+                                   not np.isnan(batch.values[run.positions[0]]).any())
+                 and group.takes_plain(names, limits))
+        if not plain:
             self._monitor(group, run.events(limits), out, [], order)
             return
         group.dirty.update(_feature_streams(names))
