@@ -196,8 +196,8 @@ def _lookup(plan: _Plan) -> _Lookup:
     any batch size measured: at 8 values per row 10.6-11.3 against 11.3-12.9 ms per batch of 32
     models, at 250 53-78 against 68-88 ms."""
     tables = plan.tables
-    return _Lookup(*positions_compiled.lookup(tables.guard, tables.room, plan.values, tables.width, tables.below,
-                                              tables.at_or_below, tables.denominator_flat, "adwin" in plan.active))
+    return _Lookup(*positions_compiled.lookup(tables.guard, tables.room, plan.values, tables.row_start,
+                                              tables.u_rows, "adwin" in plan.active))
 
 
 def _model_steps(plan: _Plan, lookup: _Lookup, quiet: np.ndarray, i: int):

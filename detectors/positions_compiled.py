@@ -55,20 +55,20 @@ def positions(guard, room, x):
 
 
 @njit(cache=True, nogil=True)
-def lookup(guard, room, x, width, below, at_or_below, denominator, scores):
+def lookup(guard, room, x, row_start, u_rows, scores):
     """``positions`` and what the cross-model path reads with them, in one call: (positions,
-    each value's index into the group's tables (``i * width + position``), and when ``scores``
-    its uniform score ``(below + at_or_below + 1) / denominator[i]`` as
-    ``Reference.uniform_scores`` (integer sums, exact, then the same division), else an empty
-    array)."""
+    each value's index into its row of the group's null tables (``row_start[i] + position``:
+    ``together._Tables``' ``u_rows`` and CUSUM increments), and when ``scores`` its uniform score
+    there, ``Reference.uniform_scores`` made once per row, else an empty array)."""
     found = positions(guard, room, x)
     k, n = x.shape
     index = np.empty((k, n), np.int64)
     u = np.empty((k, n) if scores else (0, 0))
     for i in range(k):
+        start = row_start[i]
         for v in range(n):
-            t = found[i, v] + i * width
+            t = found[i, v] + start
             index[i, v] = t
             if scores:
-                u[i, v] = np.float64(np.int64(below[t]) + np.int64(at_or_below[t]) + 1) / denominator[i]
+                u[i, v] = u_rows[t]
     return found, index, u

@@ -222,7 +222,7 @@ def _advance(cache: FastPath, key: tuple, monitors: list[NumericMonitor], x: np.
     if cusums:
         # Read in sorted order, then put back in arrival order: (sides, names, k, n).
         table = tables.cusum_steps(cusums)
-        steps = table.take(ascending, axis=2).reshape(2 * len(cusums), k * n).take(rank, axis=1)
+        steps = table.take(ascending + tables.step_shift, axis=2).reshape(2 * len(cusums), k * n).take(rank, axis=1)
         commit.append(_cusums(monitors, tables, cusums, steps.reshape(-1, n), quiet, vouched))
     if "adwin" in active:
         # Reference.uniform_scores, from the count tables (int32 sums are exact, then the same division).
@@ -444,12 +444,28 @@ class _Tables:
         # a million reference values fit int32; products are taken in int64 (see _windowed).
         below = np.zeros((k, width), dtype=np.int32)
         at_or_below = np.zeros((k, width), dtype=np.int32)
-        u = np.full((k, width), 0.5)
-        # The CUSUMs' increments of every position (``quantise(+-statistic - allowance)``,
-        # elementwise as ``PageHinkley.update_scores``): one (2 sides, CUSUMS, positions) table;
-        # a group running only some of them reads a copy of their rows (``cusum_steps``).
-        # Past a row's positions, the increments of a score of 0 (u = 0.5), as ever.
-        steps = np.empty((2, len(CUSUMS), k, width), dtype=np.int32)
+        # What depends on a reference only through its ties (``_null_steps``): each position's
+        # uniform score and the CUSUMs' increments there (``quantise(+-statistic - allowance)``,
+        # elementwise as ``PageHinkley.update_scores``). Features whose references share their
+        # ties (most continuous ones: they have none) share one row, so the table a batch reads
+        # at random is a row or a few per model, which stays in the cache, instead of one per
+        # feature. Feature ``i`` reads row ``row_of[i]``: entry ``row_of[i] * width + position``.
+        null_rows = [_null_steps(r, tuple(getattr(m, name) for name in CUSUMS)) for m, r in zip(monitors, refs)]
+        distinct: dict[tuple, int] = {}
+        firsts = []
+        for row in null_rows:
+            if distinct.setdefault(row[0], len(firsts)) == len(firsts):
+                firsts.append(row)
+        row_of = np.array([distinct[row[0]] for row in null_rows], dtype=np.int64)
+        # Past a row's positions, the score 0.5 and the increments of a score of 0, as ever.
+        u_rows = np.full((len(firsts), width), 0.5)
+        steps = np.empty((2, len(CUSUMS), len(firsts), width), dtype=np.int32)
+        for row, (_, u, row_steps, padding) in enumerate(firsts):
+            size = u.size
+            u_rows[row, :size], steps[:, :, row, :size], steps[:, :, row, size:] = u, row_steps, padding
+        #: Where each feature's row of ``u_rows`` and of the CUSUMs' increments starts.
+        self.row_start = row_of * width
+        self.u_rows = u_rows.ravel()
         cells = max(m.histogram.reference_counts.size for m in monitors)
         cell = np.zeros((k, width), dtype=np.int16 if k * cells < 1 << 15 else np.int64)
         self.hist_reference = np.zeros((k, cells))
@@ -458,16 +474,16 @@ class _Tables:
             guard[i, :r.distinct.size] = r.distinct
             below[i, :size] = r.position_below
             at_or_below[i, :size] = r.position_at_or_below
-            u[i, :size], steps[:, :, i, :size], steps[:, :, i, size:] = _null_steps(
-                r, tuple(getattr(m, name) for name in CUSUMS))
             cell[i, :size] = m.histogram.cell_of[m.position_bins()] + i * cells
             self.hist_reference[i, :m.histogram.reference_counts.size] = m.histogram.reference_counts
         self.guard = guard.ravel()
         self.below, self.at_or_below, self.cell = below.ravel(), at_or_below.ravel(), cell.ravel()
         self.denominator = (2.0 * (self.size + 1))[:, None]
-        self.denominator_flat = self.denominator.ravel()
         self.cells = cells
-        self._steps = steps.reshape(2, len(CUSUMS), k * width)
+        # (2 sides, CUSUMS, rows x positions); ``step_shift`` takes a group-table index
+        # (``offset + position``) to its row's.
+        self._steps = steps.reshape(2, len(CUSUMS), -1)
+        self.step_shift = (self.row_start - np.arange(k) * width)[:, None]
         self._subsets: dict[tuple, np.ndarray] = {CUSUMS: self._steps}
         self._thresholds = {name: np.array([getattr(m, name).threshold for m in monitors], dtype=np.int64)
                             for name in CUSUMS}
@@ -520,12 +536,13 @@ class _Tables:
         return rank[1:] * self.size[:, None], rank[:-1] * self.size[:, None]
 
 
-def _null_steps(reference, cusums: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A reference's row of the group tables: the uniform score of each position, the CUSUMs'
-    increments there (2 sides x CUSUMS x positions), and their increments at a score of 0 (the
-    padding past the row). All depend on the reference only through its ties (what
-    ``PageHinkley.fit`` learns is remembered by them too), so references of one size without
-    ties, the common case, share one row: it is made once (``_ROWS``)."""
+def _null_steps(reference, cusums: tuple) -> tuple[tuple, np.ndarray, np.ndarray, np.ndarray]:
+    """A reference's row of the group tables: its key, the uniform score of each position, the
+    CUSUMs' increments there (2 sides x CUSUMS x positions), and their increments at a score of
+    0 (the padding past the row). All depend on the reference only through its ties (what
+    ``PageHinkley.fit`` learns is remembered by them too) and the CUSUMs' settings, which the key
+    holds, so references of one size without ties, the common case, share one row: it is made
+    once (``_ROWS``)."""
     key = (reference.ties_key(), *((type(d), d.allowance, *(getattr(d, f) for f in d.null_fields)) for d in cusums))
     row = _ROWS.get(key)
     if row is None:
@@ -539,7 +556,7 @@ def _null_steps(reference, cusums: tuple) -> tuple[np.ndarray, np.ndarray, np.nd
             steps[1, c] = np.rint((-x - d.allowance) * QUANTUM).astype(np.int64)
         if len(_ROWS) >= 128:
             _ROWS.clear()
-        row = _ROWS[key] = (u, steps[:, :, :-1], steps[:, :, -1:])
+        row = _ROWS[key] = (key, u, steps[:, :, :-1], steps[:, :, -1:])
     return row
 
 

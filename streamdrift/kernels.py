@@ -35,8 +35,7 @@ def compile_all() -> None:
                                np.zeros(3, np.int64), np.zeros(3, np.int64), 0, np.zeros(width), True)
     joint_compiled.scores(np.zeros((2, 3), np.int16), np.zeros(2))
     positions_compiled.positions(np.array([0.0, np.inf]), 2, np.zeros((1, 1)))
-    positions_compiled.lookup(np.array([0.0, np.inf]), 2, np.zeros((1, 1)), 2, np.zeros(2, np.int32),
-                              np.zeros(2, np.int32), np.ones(1), True)
+    positions_compiled.lookup(np.array([0.0, np.inf]), 2, np.zeros((1, 1)), np.zeros(1, np.int64), np.ones(3), True)
     index = np.zeros((1, 1), np.int64)
     cusums_compiled.cusums(np.zeros((2, 1, 1), np.int32), index, index, index)
 

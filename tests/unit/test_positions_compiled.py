@@ -41,12 +41,12 @@ def test_lookup_gives_the_tables_indices_and_uniform_scores(seed, scores):
         m.update(np.round(rng.standard_t(4, 700), int(rng.integers(0, 3))))
     tables = _Tables(monitors)
     x = np.round(rng.standard_t(4, (4, int(rng.integers(1, 300)))), 1)
-    found, index, u = lookup(tables.guard, tables.room, x, tables.width, tables.below, tables.at_or_below,
-                             tables.denominator_flat, scores)
+    found, index, u = lookup(tables.guard, tables.room, x, tables.row_start, tables.u_rows, scores)
     assert found.tolist() == positions(tables.guard, tables.room, x).tolist()
-    assert index.tolist() == (found + tables.offset).tolist()
+    assert index.tolist() == (found + tables.row_start[:, None]).tolist()
     if scores:
-        expected = (tables.below.take(index) + tables.at_or_below.take(index) + 1) / tables.denominator
+        group = found + tables.offset  # the group tables' index: the same arithmetic on their counts
+        expected = (tables.below.take(group) + tables.at_or_below.take(group) + 1) / tables.denominator
         assert u.tobytes() == expected.tobytes()
         assert np.array_equal(u, np.array([m.reference.uniform_scores(row) for m, row in zip(monitors, found)]))
     else:
