@@ -226,7 +226,7 @@ def _advance(cache: FastPath, key: tuple, monitors: list[NumericMonitor], x: np.
         commit.append(_cusums(monitors, tables, cusums, steps.reshape(-1, n), quiet, vouched))
     if "adwin" in active:
         # Reference.uniform_scores, from the count tables (int32 sums are exact, then the same division).
-        u = ((tables.below.take(ascending) + tables.at_or_below.take(ascending) + 1) / tables.denominator).take(rank)
+        u = tables.u_rows.take(ascending + tables.step_shift).take(rank)
         commit.append(_adwin(monitors, tables, u, quiet, vouched))
     if points and ("ks" in active or "histogram" in active):
         _windowed(monitors, tables, settings, active, points, positions, quiet, vouched)
@@ -418,9 +418,12 @@ class _RecentPositions:
 
 class _Tables:
     """A group's reference lookups side by side, so that a lookup is one ``take`` for the whole
-    group rather than one per feature: row ``i``'s position ``p`` is entry ``i * width + p``
-    (rows padded to the widest reference). Valid while every member keeps the reference, edges
-    and histogram cells it was built from (all three are replaced, never changed, on a fit)."""
+    group rather than one per feature: feature ``i``'s position ``p`` is entry ``i * width + p``
+    (``offset``; rows padded to the widest reference) of its own tables (distinct values,
+    histogram cells), and entry ``row_start[i] + p`` of those that depend on its reference's ties
+    alone (uniform scores, counts below, CUSUM increments), which features with the same ties
+    share. Valid while every member keeps the reference, edges and histogram cells it was built
+    from (all three are replaced, never changed, on a fit)."""
 
     def __init__(self, monitors: list[NumericMonitor]):
         refs = [m.reference for m in monitors]
@@ -442,8 +445,6 @@ class _Tables:
         self.size = np.array([r.size for r in refs], dtype=np.int64)
         # Compact types: the tables are read cold, so their size is their cost. Counts of at most
         # a million reference values fit int32; products are taken in int64 (see _windowed).
-        below = np.zeros((k, width), dtype=np.int32)
-        at_or_below = np.zeros((k, width), dtype=np.int32)
         # What depends on a reference only through its ties (``_null_steps``): each position's
         # uniform score and the CUSUMs' increments there (``quantise(+-statistic - allowance)``,
         # elementwise as ``PageHinkley.update_scores``). Features whose references share their
@@ -452,17 +453,23 @@ class _Tables:
         # feature. Feature ``i`` reads row ``row_of[i]``: entry ``row_of[i] * width + position``.
         null_rows = [_null_steps(r, tuple(getattr(m, name) for name in CUSUMS)) for m, r in zip(monitors, refs)]
         distinct: dict[tuple, int] = {}
-        firsts = []
-        for row in null_rows:
+        firsts, first_refs = [], []
+        for row, r in zip(null_rows, refs):
             if distinct.setdefault(row[0], len(firsts)) == len(firsts):
                 firsts.append(row)
+                first_refs.append(r)
         row_of = np.array([distinct[row[0]] for row in null_rows], dtype=np.int64)
         # Past a row's positions, the score 0.5 and the increments of a score of 0, as ever.
         u_rows = np.full((len(firsts), width), 0.5)
         steps = np.empty((2, len(CUSUMS), len(firsts), width), dtype=np.int32)
-        for row, (_, u, row_steps, padding) in enumerate(firsts):
+        # The counts of reference values below / at or below each position (the KS test's
+        # tables) depend on the ties alone too: the same rows.
+        below = np.zeros((len(firsts), width), dtype=np.int32)
+        at_or_below = np.zeros((len(firsts), width), dtype=np.int32)
+        for row, ((_, u, row_steps, padding), r) in enumerate(zip(firsts, first_refs)):
             size = u.size
             u_rows[row, :size], steps[:, :, row, :size], steps[:, :, row, size:] = u, row_steps, padding
+            below[row, :size], at_or_below[row, :size] = r.position_below, r.position_at_or_below
         #: Where each feature's row of ``u_rows`` and of the CUSUMs' increments starts.
         self.row_start = row_of * width
         self.u_rows = u_rows.ravel()
@@ -472,8 +479,6 @@ class _Tables:
         for i, (m, r) in enumerate(zip(monitors, refs)):
             size = r.n_positions
             guard[i, :r.distinct.size] = r.distinct
-            below[i, :size] = r.position_below
-            at_or_below[i, :size] = r.position_at_or_below
             cell[i, :size] = m.histogram.cell_of[m.position_bins()] + i * cells
             self.hist_reference[i, :m.histogram.reference_counts.size] = m.histogram.reference_counts
         self.guard = guard.ravel()
@@ -976,9 +981,11 @@ def _windowed(monitors, tables: _Tables, settings, active, points, positions, qu
     for t in points:
         window = ext[:, old + t + 1 - w:old + t + 1]
         if ks_on:
-            s = np.sort(window, axis=1, kind="stable") + tables.offset
-            down = (rank_size - tables.at_or_below.take(s) * w64).max(axis=1)
-            up = (tables.below.take(s) * w64 - before_rank_size).max(axis=1)
+            ranked = np.sort(window, axis=1, kind="stable")
+            s = ranked + tables.offset
+            r = ranked + tables.row_start[:, None]
+            down = (rank_size - tables.at_or_below.take(r) * w64).max(axis=1)
+            up = (tables.below.take(r) * w64 - before_rank_size).max(axis=1)
             d = np.maximum(np.maximum(up, 0) / scale, np.maximum(down, 0) / scale)
             quiet &= ~(d > critical * (1 - MARGIN))
         if hist_on:

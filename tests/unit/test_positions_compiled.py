@@ -45,8 +45,7 @@ def test_lookup_gives_the_tables_indices_and_uniform_scores(seed, scores):
     assert found.tolist() == positions(tables.guard, tables.room, x).tolist()
     assert index.tolist() == (found + tables.row_start[:, None]).tolist()
     if scores:
-        group = found + tables.offset  # the group tables' index: the same arithmetic on their counts
-        expected = (tables.below.take(group) + tables.at_or_below.take(group) + 1) / tables.denominator
+        expected = (tables.below.take(index) + tables.at_or_below.take(index) + 1) / tables.denominator  # the same arithmetic
         assert u.tobytes() == expected.tobytes()
         assert np.array_equal(u, np.array([m.reference.uniform_scores(row) for m, row in zip(monitors, found)]))
     else:
