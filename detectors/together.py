@@ -452,13 +452,11 @@ class _Tables:
         # at random is a row or a few per model, which stays in the cache, instead of one per
         # feature. Feature ``i`` reads row ``row_of[i]``: entry ``row_of[i] * width + position``.
         null_rows = [_null_steps(r, tuple(getattr(m, name) for name in CUSUMS)) for m, r in zip(monitors, refs)]
-        distinct: dict[tuple, int] = {}
-        firsts, first_refs = [], []
+        # Each distinct row: its number, and the first feature's row and reference.
+        firsts: dict[tuple, tuple[int, tuple, object]] = {}
         for row, r in zip(null_rows, refs):
-            if distinct.setdefault(row[0], len(firsts)) == len(firsts):
-                firsts.append(row)
-                first_refs.append(r)
-        row_of = np.array([distinct[row[0]] for row in null_rows], dtype=np.int64)
+            firsts.setdefault(row[0], (len(firsts), row, r))
+        row_of = np.array([firsts[row[0]][0] for row in null_rows], dtype=np.int64)
         # Past a row's positions, the score 0.5 and the increments of a score of 0, as ever.
         u_rows = np.full((len(firsts), width), 0.5)
         steps = np.empty((2, len(CUSUMS), len(firsts), width), dtype=np.int32)
@@ -466,11 +464,12 @@ class _Tables:
         # tables) depend on the ties alone too: the same rows.
         below = np.zeros((len(firsts), width), dtype=np.int32)
         at_or_below = np.zeros((len(firsts), width), dtype=np.int32)
-        for row, ((_, u, row_steps, padding), r) in enumerate(zip(firsts, first_refs)):
+        for row, (_, u, row_steps, padding), r in firsts.values():
             size = u.size
             u_rows[row, :size], steps[:, :, row, :size], steps[:, :, row, size:] = u, row_steps, padding
             below[row, :size], at_or_below[row, :size] = r.position_below, r.position_at_or_below
-        #: Where each feature's row of ``u_rows`` and of the CUSUMs' increments starts.
+        #: Where each feature's row of the shared tables (``u_rows``, ``below``, ``at_or_below``,
+        #: the CUSUMs' increments) starts.
         self.row_start = row_of * width
         self.u_rows = u_rows.ravel()
         cells = max(m.histogram.reference_counts.size for m in monitors)
@@ -483,12 +482,11 @@ class _Tables:
             self.hist_reference[i, :m.histogram.reference_counts.size] = m.histogram.reference_counts
         self.guard = guard.ravel()
         self.below, self.at_or_below, self.cell = below.ravel(), at_or_below.ravel(), cell.ravel()
-        self.denominator = (2.0 * (self.size + 1))[:, None]
         self.cells = cells
         # (2 sides, CUSUMS, rows x positions); ``step_shift`` takes a group-table index
         # (``offset + position``) to its row's.
         self._steps = steps.reshape(2, len(CUSUMS), -1)
-        self.step_shift = (self.row_start - np.arange(k) * width)[:, None]
+        self.step_shift = self.row_start[:, None] - self.offset
         self._subsets: dict[tuple, np.ndarray] = {CUSUMS: self._steps}
         self._thresholds = {name: np.array([getattr(m, name).threshold for m in monitors], dtype=np.int64)
                             for name in CUSUMS}
@@ -982,7 +980,6 @@ def _windowed(monitors, tables: _Tables, settings, active, points, positions, qu
         window = ext[:, old + t + 1 - w:old + t + 1]
         if ks_on:
             ranked = np.sort(window, axis=1, kind="stable")
-            s = ranked + tables.offset
             r = ranked + tables.row_start[:, None]
             down = (rank_size - tables.at_or_below.take(r) * w64).max(axis=1)
             up = (tables.below.take(r) * w64 - before_rank_size).max(axis=1)
@@ -990,7 +987,7 @@ def _windowed(monitors, tables: _Tables, settings, active, points, positions, qu
             quiet &= ~(d > critical * (1 - MARGIN))
         if hist_on:
             # Counts do not depend on order: read the cold table in ascending order when sorted.
-            codes = tables.cell.take(s if ks_on else window + tables.offset)
+            codes = tables.cell.take((ranked if ks_on else window) + tables.offset)
             counts = np.bincount(codes.ravel(), minlength=k * cells).reshape(k, cells)
             g = _g_statistics(tables.hist_reference, counts.astype(np.float64))
             quiet &= ~(g > hist_critical * (1 - MARGIN))

@@ -45,7 +45,8 @@ def test_lookup_gives_the_tables_indices_and_uniform_scores(seed, scores):
     assert found.tolist() == positions(tables.guard, tables.room, x).tolist()
     assert index.tolist() == (found + tables.row_start[:, None]).tolist()
     if scores:
-        expected = (tables.below.take(index) + tables.at_or_below.take(index) + 1) / tables.denominator  # the same arithmetic
+        denominator = (2.0 * (tables.size + 1))[:, None]  # Reference.uniform_scores' arithmetic
+        expected = (tables.below.take(index) + tables.at_or_below.take(index) + 1) / denominator
         assert u.tobytes() == expected.tobytes()
         assert np.array_equal(u, np.array([m.reference.uniform_scores(row) for m, row in zip(monitors, found)]))
     else:
