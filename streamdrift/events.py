@@ -288,14 +288,54 @@ class PlainBatch:
     categories: dict[str, list] = field(default_factory=dict)
     #: The features that had a number in the batch (the others had strings or only nulls).
     numeric: set[str] = field(default_factory=set)
+    #: The messages ``plain_scan.scan`` left unread (``None``: none): their rows hold no event
+    #: (NaN values, code 0). Those ``decode`` rejects are in ``rejected``; the others, valid but
+    #: not plain (a label, another feature set...), in ``others``: the batch is plain only between
+    #: them (``plain_pieces``).
+    unread: np.ndarray | None = None
+    rejected: list = field(default_factory=list)
+    others: list[int] = field(default_factory=list)
 
     @property
     def models(self) -> list[str]:
         """Each event's model."""
         return np.array(self.names, object)[self.codes].tolist()
 
+    def take(self, rows: np.ndarray, first: dict) -> "PlainBatch":
+        """The events at ``rows`` (in order, none unread) as a batch of their own: what
+        ``plain_batch`` gives for their messages alone, whose first is ``first`` (parsed: the
+        features are in its order).
 
-def plain_batch(records: list[Record], limits: Limits) -> PlainBatch | None:
+        >>> batch = plain_batch([Record(b'{"model": "m", "ts": 1, "features": {"x": 1, "c": "DE"}}'),
+        ...                      Record(b'{"model": "n", "ts": 2, "features": {"c": null, "x": 2}}')], Limits())
+        >>> part = batch.take(np.array([1]), {"features": {"c": None, "x": 2}})
+        >>> part.names, part.features, part.values.tolist(), part.categories, part.numeric
+        (['n'], ('c', 'x'), [[nan, 2.0]], {}, {'x'})
+        """
+        codes = self.codes[rows]
+        present, at = np.unique(codes, return_index=True)
+        order = present[np.argsort(at, kind="stable")]
+        recode = np.zeros(len(self.names), np.intp)
+        recode[order] = np.arange(len(order))
+        features = tuple(first["features"])
+        values = self.values[rows]
+        if features != self.features:
+            index = {name: j for j, name in enumerate(self.features)}
+            values = values[:, [index[name] for name in features]]
+        picked = rows.tolist()
+        categories = {}
+        for name in features:
+            column = self.categories.get(name)
+            if column is not None:
+                part = list(map(column.__getitem__, picked))
+                if part.count(None) != len(part):
+                    categories[name] = part
+        numeric = {name for j, name in enumerate(features) if name in self.numeric and not np.isnan(values[:, j]).all()}
+        return PlainBatch([self.names[k] for k in order.tolist()], recode[codes],
+                          list(map(self.ts.__getitem__, picked)), features, values, categories, numeric)
+
+
+def plain_batch(records: list[Record], limits: Limits, others: bool = False) -> PlainBatch | None:
     """The batch parsed, when every message is a plain feature event, the common case: a JSON
     object with just ``model``, ``features``, a number ``ts`` and optionally a string ``id``,
     which ``decode`` accepts as it is, and the same features as every other event (in any
@@ -306,7 +346,10 @@ def plain_batch(records: list[Record], limits: Limits) -> PlainBatch | None:
     Most batches are read by ``plain_scan.scan``, straight from their bytes. What it does not
     read (an escape in a string, a message read already...) is parsed here: each check is then one
     pass over a chunk in C (``map``, ``set``), as at this rate a Python call per event costs
-    more than parsing it. Both give the same batch.
+    more than parsing it. Both give the same batch. The scanner also reads around the messages
+    it does not read (``_scanned``): the batch then leaves out those ``decode`` rejects
+    (``unread``, ``rejected``), and, with ``others``, the valid ones too (``PlainBatch.others``:
+    then it is plain only between them, for ``plain_pieces``).
 
     >>> batch = plain_batch([Record(b'{"model": "m", "ts": 5, "features": {"x": 1.5, "y": null}}')], Limits())
     >>> batch.models, batch.ts, batch.features, batch.values.tolist()
@@ -329,8 +372,8 @@ def plain_batch(records: list[Record], limits: Limits) -> PlainBatch | None:
     if not parsed and unparsed != len(given):
         return None
     if not parsed:
-        scanned = _scanned(values, limits)
-        if scanned is not None:
+        scanned = _scanned(records, values, limits)
+        if scanned is not None and (others or not scanned.others):
             return scanned
     batch = PlainBatch([], np.empty(0, np.intp), [], (), np.empty((len(records), 0)))
     models: list[str] = []
@@ -352,18 +395,36 @@ def plain_batch(records: list[Record], limits: Limits) -> PlainBatch | None:
     return batch
 
 
-def _scanned(values: list[bytes], limits: Limits) -> PlainBatch | None:
+def _scanned(records: list[Record], values: list[bytes], limits: Limits) -> PlainBatch | None:
     """The batch as ``plain_scan.scan`` reads it, with the limits ``plain_batch`` checks; ``None``
-    if it does not read it (or a model's name is not valid: ``decode`` says why)."""
+    if it does not read it (or a model's name is not valid: ``decode`` says why).
+
+    A message it leaves unread that ``decode`` rejects (a malformed event now and then) is left
+    out of the batch, its rejection kept: nothing else follows from it. Any other unread message
+    (valid, but not plain: a label, another feature set...) is one of the batch's ``others``.
+
+    >>> good = b'{"model": "m", "ts": 5, "features": {"x": 1.5}}'
+    >>> batch = plain_batch([Record(good), Record(b'{"model": "m"}'), Record(good)], Limits())
+    >>> batch.unread.tolist(), [r.reason for r in batch.rejected], batch.values[[0, 2]].tolist()
+    ([1], ['missing "features" object'], [[1.5], [1.5]])
+    """
     from . import plain_scan  # numba's import and the compiled scanner: only where it is used
 
-    scanned = plain_scan.scan(values)
+    scanned = plain_scan.scan(values, skip_unread=True)
     if scanned is None or len(scanned.features) > limits.max_features \
             or scanned.longest_string > limits.max_string_length \
             or any(map(model_problem, scanned.names, repeat(limits))):
         return None
+    rejected, others = [], []
+    for k in scanned.unread:
+        result = decode(records[k], limits)
+        if type(result) is Rejected:
+            rejected.append(result)
+        else:
+            others.append(k)
     return PlainBatch(scanned.names, scanned.codes, scanned.ts, scanned.features, scanned.values,
-                      scanned.categories, scanned.numeric)
+                      scanned.categories, scanned.numeric,
+                      np.array(scanned.unread, np.intp) if scanned.unread else None, rejected, others)
 
 
 def _plain_envelopes(data: list) -> tuple[list, list, list, set] | None:
@@ -433,9 +494,12 @@ def _add_plain_chunk(batch: PlainBatch, data: list, start: int, limits: Limits, 
 
 #: Plain stretches shorter than this are not worth a batch of their own (``plain_pieces``).
 MIN_PLAIN_PIECE = 256
+#: A stretch of a batch (``plain_pieces``): its messages, and its plain batch if read already.
+Piece = tuple[list[Record], PlainBatch | None]
 
 
-def plain_pieces(records: list[Record], limits: Limits) -> tuple[list[Rejected], list[list[Record]]] | None:
+def plain_pieces(records: list[Record], limits: Limits,
+                 batch: PlainBatch | None = None) -> tuple[list[Rejected], list[Piece]] | None:
     """A batch that is not plain as a whole (``plain_batch``), made into stretches that may be:
     the messages ``decode`` rejects are taken out (nothing but their rejection follows from them),
     and what remains is cut at each message that is valid but not plain (a label, a prediction,
@@ -444,34 +508,62 @@ def plain_pieces(records: list[Record], limits: Limits) -> tuple[list[Rejected],
     ``None`` when that leaves no long plain run, or nothing to take out or cut (then what keeps
     the batch off the plain path is between messages: a feature set or type that changes).
 
+    ``batch``: what ``plain_batch`` read of them, with ``others``. Its unread messages are the
+    ones to take out or cut at, and each long plain run comes with its part of it
+    (``PlainBatch.take``), so nothing is read twice. Without it, each message is looked at
+    (``looks_plain``) and each piece's batch is left to the caller (``None``).
+
     Processing the stretches one after another gives what the whole batch gives: the pipeline's
     results never depend on how a stream is cut into batches.
 
     >>> ok, bad = Record(b'{"model": "m", "ts": 1, "features": {"x": 1.0}}'), Record(b'{"model": "m"}')
     >>> other = Record(b'{"model": "m", "ts": 1, "features": {"x": 1.0}, "label": 1}')
-    >>> rejected, pieces = plain_pieces([ok] * 300 + [bad] + [ok] * 10 + [other] + [ok] * 400, Limits())
-    >>> [r.reason for r in rejected], [len(piece) for piece in pieces]
-    (['missing "features" object'], [310, 1, 400])
+    >>> records = [ok] * 300 + [bad] + [ok] * 10 + [other] + [ok] * 400
+    >>> rejected, pieces = plain_pieces(records, Limits())
+    >>> [r.reason for r in rejected], [(len(piece), part) for piece, part in pieces]
+    (['missing "features" object'], [(310, None), (1, None), (400, None)])
+    >>> rejected, pieces = plain_pieces(records, Limits(), plain_batch(records, Limits(), others=True))
+    >>> [r.reason for r in rejected], [(len(piece), part and len(part.ts)) for piece, part in pieces]
+    (['missing "features" object'], [(310, 310), (1, None), (400, 400)])
     """
-    if not any(looks_plain(record, limits) for record in records[:64]):
-        return None  # a batch that starts with no plain message is rarely plain further on
-    flags = []
-    for start in range(0, len(records), CHUNK):
-        chunk = records[start:start + CHUNK]
-        flags += repeat(True, len(chunk)) if _chunk_looks_plain(chunk, limits) else _plain_flags(chunk, limits)
-    if all(flags) or flags.count(True) < MIN_PLAIN_PIECE:
+    if batch is not None and batch.unread is not None:
+        taken = dict.fromkeys(batch.unread.tolist(), False)
+        taken.update(dict.fromkeys(batch.others, True))
+        rejected = batch.rejected
+        kept = [i for i in range(len(records)) if taken.get(i, True)]
+        plain = [i not in taken for i in kept]
+    else:
+        batch = None
+        if not any(looks_plain(record, limits) for record in records[:64]):
+            return None  # a batch that starts with no plain message is rarely plain further on
+        flags = []
+        for start in range(0, len(records), CHUNK):
+            chunk = records[start:start + CHUNK]
+            flags += repeat(True, len(chunk)) if _chunk_looks_plain(chunk, limits) else _plain_flags(chunk, limits)
+        if all(flags) or flags.count(True) < MIN_PLAIN_PIECE:
+            return None
+        rejected, kept, plain = [], [], []
+        for i, (record, flag) in enumerate(zip(records, flags)):
+            if not flag:
+                result = decode(record, limits)
+                if type(result) is Rejected:
+                    rejected.append(result)
+                    continue
+            kept.append(i)
+            plain.append(flag)
+    if plain.count(True) < MIN_PLAIN_PIECE:
         return None
-    rejected, kept, plain = [], [], []
-    for record, flag in zip(records, flags):
-        if not flag:
-            result = decode(record, limits)
-            if type(result) is Rejected:
-                rejected.append(result)
-                continue
-        kept.append(record)
-        plain.append(flag)
     # Runs of plain messages (kept), long ones on their own, the rest merged between them.
     pieces, start, run_start = [], 0, None
+
+    def piece(a: int, b: int, is_run: bool) -> Piece:
+        rows = kept[a:b]
+        part = None
+        if is_run and batch is not None:
+            first = orjson.loads(records[rows[0]].value)  # its features' order is the piece's
+            part = batch.take(np.array(rows, np.intp), first)
+        return list(map(records.__getitem__, rows)), part
+
     for i, flag in enumerate(plain + [False]):
         if flag:
             if run_start is None:
@@ -479,12 +571,12 @@ def plain_pieces(records: list[Record], limits: Limits) -> tuple[list[Rejected],
             continue
         if run_start is not None and i - run_start >= MIN_PLAIN_PIECE:
             if run_start > start:
-                pieces.append(kept[start:run_start])
-            pieces.append(kept[run_start:i])
+                pieces.append(piece(start, run_start, False))
+            pieces.append(piece(run_start, i, True))
             start = i
         run_start = None
     if start < len(kept):
-        pieces.append(kept[start:])
+        pieces.append(piece(start, len(kept), False))
     return (rejected, pieces) if rejected or len(pieces) > 1 else None
 
 

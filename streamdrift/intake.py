@@ -198,20 +198,28 @@ def _join_label(label: LabelEvent, record: Record, models: Models, pending: dict
             routed.losses.append((label.model, record, label.ts, losses))
 
 
-def plain_runs(records: list[Record], limits: Limits, models: Models,
-               model_for: ModelFor) -> dict[tuple[str, None], PlainRun] | None:
+def plain_runs(records: list[Record], limits: Limits, models: Models, model_for: ModelFor,
+               batch: PlainBatch | None = None) -> tuple[dict[tuple[str, None], PlainRun], list[Rejected]] | None:
     """The batch's events per model, as ``route`` would group them, when every event is plain
-    (``events.plain_batch``), no model is new beyond limits.max_models and none restarts after
-    being idle: then nothing else in ``route`` applies. ``None`` otherwise."""
-    batch = plain_batch(records, limits)
+    (``events.plain_batch``, or ``batch`` if read already), no model is new beyond
+    limits.max_models and none restarts after being idle: then nothing else in ``route``
+    applies. ``None`` otherwise. With the runs, the messages ``decode`` rejects that the batch
+    left out (``PlainBatch.rejected``)."""
     if batch is None:
+        batch = plain_batch(records, limits)
+    if batch is None or batch.others:
         return None
     names, codes = batch.names, batch.codes
     new = sum(1 for model in names if (model, None) not in models)
     if new and len(models) + new > limits.max_models:
         return None
     # Each model's positions in input order: a stable sort by model, in C.
-    by_model = np.argsort(codes, kind="stable")
+    if batch.unread is None:
+        by_model = np.argsort(codes, kind="stable")
+    else:
+        kept = np.delete(np.arange(len(codes)), batch.unread)
+        codes = codes[kept]
+        by_model = kept[np.argsort(codes, kind="stable")]
     firsts = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(names)))[:-1]))
     last = [models[(m, None)].last_ts if (m, None) in models else None for m in names]
     if restarts(last, np.array(batch.ts)[by_model], firsts, limits.idle_seconds):
@@ -222,7 +230,7 @@ def plain_runs(records: list[Record], limits: Limits, models: Models,
         runs[(model, None)] = PlainRun(records, batch, where)
         if group.started is None:
             group.started = batch.ts[where[0]]
-    return runs
+    return runs, batch.rejected
 
 
 def restarts(last: list[float | None], ts: np.ndarray, firsts: np.ndarray, idle: float) -> bool:

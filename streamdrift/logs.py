@@ -53,7 +53,10 @@ class LogRow(NamedTuple):
 
     ``line`` is 1-based: the physical line where the row starts for JSONL and CSV (the CSV header
     is line 1), the data-row number for Parquet. ``raw`` is the line's bytes for JSONL and the
-    JSON encoding of ``event`` for tables. Exactly one of ``event`` and ``error`` is set.
+    JSON encoding of ``event`` for tables. Exactly one of ``event`` and ``error`` is set, except
+    for a JSONL line from a reader told not to parse them (``LogReader(parse_jsonl=False)``):
+    then neither is, and the line is the caller's to parse (``jsonl_problem`` says what the
+    reader would have said of a line that is not an event).
     """
 
     source: str
@@ -78,9 +81,14 @@ class ReadSummary:
         return self.rows - self.bad_rows
 
     def _record_bad(self, row: LogRow) -> None:
+        self.record_bad(row.source, row.line, row.error or "")
+
+    def record_bad(self, source: str, line: int, error: str) -> None:
+        """Count a bad row: one the reader found, or a JSONL line it left unparsed that the caller
+        found is not an event (``jsonl_problem``)."""
         self.bad_rows += 1
         if len(self.bad_examples) < MAX_BAD_EXAMPLES:
-            self.bad_examples.append((row.source, row.line, row.error or ""))
+            self.bad_examples.append((source, line, error))
 
 
 @dataclass(frozen=True)
@@ -316,7 +324,7 @@ class LogReader:
 
     def __init__(self, paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
                  mapping: ColumnMapping | None = None, *,
-                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, batch_size: int = 65_536):
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, batch_size: int = 65_536, parse_jsonl: bool = True):
         if max_line_bytes < 1:
             raise ValueError(f"max_line_bytes must be an integer >= 1, got {max_line_bytes!r}")
         if batch_size < 1:
@@ -325,6 +333,8 @@ class LogReader:
         self.mapping = mapping or ColumnMapping()
         self.max_line_bytes = max_line_bytes
         self.batch_size = batch_size
+        #: ``False``: JSONL lines come unparsed (``LogRow``), for a caller that parses them anyway.
+        self.parse_jsonl = parse_jsonl
         self.summary = ReadSummary()
 
     def __iter__(self) -> Iterator[LogRow]:
@@ -342,7 +352,7 @@ class LogReader:
         with open_binary(path) as stream:
             fmt = _suffix_format(path) or _sniff_format(stream.peek(64)[:64])
             if fmt == "jsonl":
-                yield from _read_jsonl(stream, source, self.max_line_bytes)
+                yield from _read_jsonl(stream, source, self.max_line_bytes, self.parse_jsonl)
             elif fmt == "csv":
                 delimiter = "\t" if _strip_gz(path.name.lower()).endswith(".tsv") else ","
                 yield from _read_csv(stream, source, self.mapping, delimiter)
@@ -372,8 +382,28 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def _read_jsonl(stream: BinaryIO, source: str, max_line_bytes: int) -> Iterator[LogRow]:
-    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+def jsonl_problem(raw: bytes) -> str | None:
+    """What ``LogReader`` says of a JSONL line that is not an event (not JSON, or not an object),
+    or ``None`` if it is one.
+
+    >>> jsonl_problem(b"[1, 2]"), jsonl_problem(b'{"model": "m"}')
+    ('expected a JSON object, found an array', None)
+    """
+    return _parsed_line(raw)[1]
+
+
+def _parsed_line(raw: bytes) -> tuple[dict | None, str | None]:
+    """A JSONL line's event, or why it is not one."""
+    try:
+        event = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return None, f"invalid JSON: {exc}"
+    if type(event) is not dict:
+        return None, f"expected a JSON object, found {_json_type(event)}"
+    return event, None
+
+
+def _read_jsonl(stream: BinaryIO, source: str, max_line_bytes: int, parse: bool = True) -> Iterator[LogRow]:
     readline = stream.readline
     line_no = 0
     try:
@@ -390,15 +420,11 @@ def _read_jsonl(stream: BinaryIO, source: str, max_line_bytes: int) -> Iterator[
             raw = line.rstrip(b"\r\n")
             if not raw or raw.isspace():
                 continue  # a blank line holds no event, so there is nothing to reject
-            try:
-                event = loads(raw)
-            except decode_error as exc:
-                yield LogRow(source, line_no, raw, None, f"invalid JSON: {exc}")
+            if not parse:
+                yield LogRow(source, line_no, raw, None, None)
                 continue
-            if type(event) is not dict:
-                yield LogRow(source, line_no, raw, None, f"expected a JSON object, found {_json_type(event)}")
-                continue
-            yield LogRow(source, line_no, raw, event, None)
+            event, error = _parsed_line(raw)
+            yield LogRow(source, line_no, raw, event, error)
     except (EOFError, OSError) as exc:
         yield LogRow(source, line_no + 1, b"", None, f"file unreadable from here on: {exc}")
 

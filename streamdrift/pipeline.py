@@ -25,7 +25,8 @@ from .detectors.state import pack, unpack
 from .detectors.together import update_together
 from .detectors.across import update_groups_together
 from .concept import ERROR, PendingPredictions
-from .events import MIN_PLAIN_PIECE, Event, Record, Rejected, decode, plain_pieces  # noqa: F401  (decode: tests patch it here)
+from .events import (MIN_PLAIN_PIECE, Event, Piece, PlainBatch, Record, Rejected, decode,  # noqa: F401  (decode: tests patch it here)
+                     plain_batch, plain_pieces)
 from .intake import PlainRun, Positions, Run, columns_of, plain_runs, route
 from .model_monitors import (CONCEPT, CONCEPT_DETECTORS, JOINT, LABEL, LATE_LABEL, PREDICTION, ModelMonitors,  # noqa: F401
                              _bad_feature_name, _feature_streams, _remember_references, _sealed, group_key, packed,
@@ -169,33 +170,37 @@ class DriftPipeline:
         processed stretch by stretch, each on its own path; the results are the whole batch's."""
         return self._process(records, cut=True)
 
-    def _process_pieces(self, records: list[Record], plan: tuple[list[Rejected], list[list[Record]]]) -> Output:
+    def _process_pieces(self, records: list[Record], plan: tuple[list[Rejected], list[Piece]]) -> Output:
         """``process`` of a batch made into plain stretches (``_plain_pieces``)."""
         rejected, pieces = plan
         out = Output()
-        for piece in pieces:
-            out.extend(self._process(piece))
+        for piece, batch in pieces:
+            out.extend(self._process(piece, batch=batch))
         if rejected:
             out.rejected += rejected
             _in_input_order(out.rejected, Positions(records))
         return out
 
-    def _plain_pieces(self, records: list[Record]) -> tuple[list[Rejected], list[list[Record]]] | None:
+    def _plain_pieces(self, records: list[Record], batch: PlainBatch | None) -> tuple[list[Rejected], list[Piece]] | None:
         """``events.plain_pieces`` of a batch that is not plain as a whole (a seam the tests turn off)."""
-        return plain_pieces(records, self.config.limits)
+        return plain_pieces(records, self.config.limits, batch)
 
-    def _process(self, records: list[Record], cut: bool = False) -> Output:
+    def _process(self, records: list[Record], cut: bool = False, batch: PlainBatch | None = None) -> Output:
+        """``process``; ``batch``: the records' plain batch if read already (``plain_pieces``)."""
         out = Output()
         self._found, self._below_floor = [], []
         self._plain_updates: list[tuple] = []  # _monitor_plain's, for _update_plain
         order = Positions(records)
-        plain = self._plain_runs(records)
+        if batch is None:
+            batch = plain_batch(records, self.config.limits, others=cut)
+        plain = self._plain_runs(records, batch)
         if plain is None and cut and len(records) >= 2 * MIN_PLAIN_PIECE:
-            plan = self._plain_pieces(records)
+            plan = self._plain_pieces(records, batch)
             if plan is not None:
                 return self._process_pieces(records, plan)
         if plain is not None:
-            groups, errors, late_labels = plain, {}, {}
+            (groups, rejected), errors, late_labels = plain, {}, {}
+            out.rejected.extend(rejected)  # malformed messages the plain batch left out
         else:
             routed = route(records, self.config.limits, self.models, self._model, self.pending, self.dirty_pending,
                            out, lambda key, run: self._restart(key, run, out, order), self.versions,
@@ -229,9 +234,10 @@ class DriftPipeline:
             out.version_losses.append((model, ts, by_version, [d["decision_id"] for d in decisions]))
             self.dirty_versions.add(model)
 
-    def _plain_runs(self, records: list[Record]) -> dict[tuple[str, None], PlainRun] | None:
+    def _plain_runs(self, records: list[Record],
+                    batch: PlainBatch | None) -> tuple[dict[tuple[str, None], PlainRun], list[Rejected]] | None:
         """``intake.plain_runs`` of this pipeline's models (a seam the tests turn off)."""
-        return plain_runs(records, self.config.limits, self.models, self._model)
+        return plain_runs(records, self.config.limits, self.models, self._model, batch) if batch is not None else None
 
     def _restart(self, key: tuple, run: Run, out: Output, order: dict[int, int]) -> None:
         """A model idle for longer than limits.idle_seconds starts afresh: the part of the batch

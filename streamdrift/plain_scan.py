@@ -30,7 +30,7 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
@@ -62,23 +62,35 @@ class ScannedBatch:
     numeric: set[str]
     #: The length of the longest string value (``limits.max_string_length`` is the caller's).
     longest_string: int
+    #: The messages left out (``scan``'s ``skip_unread``), in order; their rows are NaN, their
+    #: codes 0, their categories ``None``.
+    unread: list[int] = field(default_factory=list)
 
 
-def scan(messages: list[bytes]) -> ScannedBatch | None:
+def scan(messages: list[bytes], skip_unread: bool = False) -> ScannedBatch | None:
     """The batch read (module docstring), or ``None`` if a message is not a plain event that
     this reader reads: an object of ``model`` (a string), ``ts`` (a number), ``features`` (an
     object of the same names in every event, each feature's values numbers and nulls, or strings,
     booleans and nulls) and optionally ``id`` (a string or null), nothing else. It checks no
-    limit: that is the caller's (``events.plain_batch``)."""
+    limit: that is the caller's (``events.plain_batch``).
+
+    With ``skip_unread`` such a message is left out instead (its number in ``unread``), and the
+    batch is what the others make: their models, their features' kinds. ``None`` then only when
+    none is read, or a reading of the whole batch fails (a number beyond the doubles, bytes that
+    are not UTF-8), or the first message that looks plain is not read (the features' order is the
+    first event's).
+
+    >>> batch = scan([b'{"model": "m", "ts": 5, "features": {"x": 1.5}}', b'{"model": "bad"}',
+    ...               b'{"model": "n", "ts": 6, "features": {"x": 2}}'], skip_unread=True)
+    >>> batch.unread, batch.names, batch.codes[[0, 2]].tolist()
+    ([1], ['m', 'n'], [0, 1])
+    """
     if not messages:
         return None
-    try:
-        first = orjson.loads(messages[0])
-    except orjson.JSONDecodeError:
+    first = _first_plain(messages, 16 if skip_unread else 1)
+    if first is None:
         return None
-    if type(first) is not dict or type(first.get("features")) is not dict or not first["features"]:
-        return None
-    names = tuple(first["features"])
+    names = tuple(first[1]["features"])
     try:
         encoded = [name.encode() for name in names]
     except UnicodeEncodeError:  # a lone surrogate, which only an escape writes
@@ -97,9 +109,11 @@ def scan(messages: list[bytes]) -> ScannedBatch | None:
     kinds = np.zeros(width, np.int8)
     categories = np.empty((n, width), np.int32)  # _scan writes every value of a categorical feature
     string_spans = np.empty((max(64, 2 * n), 3), np.int64)  # each distinct string: where, and its feature
-    found, models, slow_count, slow_len, strings = _scan(buf, ends, name_bytes, name_ends, values, ts, codes, spans,
-                                                         slow, slow_at, kinds, categories, string_spans)
-    if found != n:
+    unread = np.empty(n, np.int64)
+    skipped, models, slow_count, slow_len, strings = _scan(buf, ends, name_bytes, name_ends, values, ts, codes, spans,
+                                                           slow, slow_at, kinds, categories, string_spans, unread)
+    unread = unread[:skipped]
+    if skipped and (not skip_unread or skipped == n or first[0] in unread):
         return None
     try:  # strict UTF-8, as orjson reads: no lone surrogate either
         model_names = [bytes(buf[start:stop]).decode() for start, stop, _ in spans[:models].tolist()]
@@ -116,6 +130,9 @@ def scan(messages: list[bytes]) -> ScannedBatch | None:
         is_ts = columns == 0
         ts[rows[is_ts]] = parsed[is_ts]
         values[rows[~is_ts], columns[~is_ts] - 1] = parsed[~is_ts]
+    if skipped:
+        values[unread], ts[unread], categories[unread] = np.nan, np.nan, _NULL
+        codes, model_names = _models_read(codes, model_names, unread)
     # Each categorical feature's values, event by event: its strings, booleans and nulls.
     objects = np.array(texts + [None, True, False], dtype=object)  # codes -1, -2, -3 at the end
     kinds = kinds.tolist()
@@ -123,7 +140,39 @@ def scan(messages: list[bytes]) -> ScannedBatch | None:
                for name, kind, column in zip(names, kinds, categories.T) if kind == 2}
     numeric = {name for name, kind in zip(names, kinds) if kind == 1}
     return ScannedBatch(model_names, codes, ts.tolist(), names, values, columns, numeric,
-                        max(map(len, texts), default=0))
+                        max(map(len, texts), default=0), unread.tolist())
+
+
+def _first_plain(messages: list[bytes], tries: int) -> tuple[int, dict] | None:
+    """The first of the first ``tries`` messages that looks like a plain event (an object with a
+    string ``model``, a number ``ts`` and features), as ``(its number, the object)``: the
+    features' order is its order. Every message before it is one ``_scan`` does not read."""
+    for k, message in enumerate(messages[:tries]):
+        try:
+            data = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            continue
+        if type(data) is dict and type(data.get("features")) is dict and data["features"] \
+                and type(data.get("model")) is str and type(data.get("ts")) in (int, float):
+            return k, data
+    return None
+
+
+def _models_read(codes: np.ndarray, names: list[str], unread: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """The models of the events read, in order of first appearance, and each event's code among
+    them (an unread message interned its model too, perhaps before or instead of a read one's)."""
+    read = np.ones(len(codes), bool)
+    read[unread] = False
+    codes[unread] = 0  # (not written, or a model the message interned)
+    present, first = np.unique(codes[read], return_index=True)
+    order = present[np.argsort(first, kind="stable")]
+    if len(order) == len(names) and (order == np.arange(len(names))).all():
+        return codes, names
+    recode = np.zeros(len(names), np.intp)
+    recode[order] = np.arange(len(order))
+    codes = recode[codes]
+    codes[unread] = 0
+    return codes, [names[k] for k in order.tolist()]
 
 
 def compile_now() -> None:
@@ -295,16 +344,20 @@ def _intern(buf, start, stop, salt, table, spans, count):
 
 
 @njit(cache=True, nogil=True)
-def _scan(buf, ends, names, name_ends, values, ts, codes, spans, slow, slow_at, kinds, categories, string_spans):
-    """Read every message; returns (messages read: all of them, or the first that is not plain,
-    models, slow numbers, length of their list, distinct strings). ``spans``: where each model's
+def _scan(buf, ends, names, name_ends, values, ts, codes, spans, slow, slow_at, kinds, categories, string_spans,
+          unread):
+    """Read every message; returns (messages not read, models, slow numbers, length of their
+    list, distinct strings). ``unread``: the messages not read, in order. ``spans``: where each model's
     name is; ``kinds``: per feature 0 (only nulls), 1 (numbers) or 2 (strings and booleans);
     ``categories``: per value of a feature of kind 2, its string's code (``string_spans``), or
     ``_NULL``, ``_TRUE``, ``_FALSE`` (written for every value of such a feature, never read for
     the others).
 
-    One function: with the reading of a member's key, of the separator after it and of a number
-    each a helper, inlined or not, it measured 20-50% slower."""
+    A message that is not plain is left unread (``bad``: the loops end, the next message
+    starts), and what it changed that the rest of the batch would see is undone: its features'
+    kinds. A model or a string it added stays, read by no event (``scan`` keeps the models of the
+    events read). One function: with the reading of a message, of a member's key, of the
+    separator after it or of a number a helper, inlined or not, it measured 20-50% slower."""
     width = len(name_ends)
     name_starts = np.empty(width, np.int64)
     for j in range(width):
@@ -320,49 +373,63 @@ def _scan(buf, ends, names, name_ends, values, ts, codes, spans, slow, slow_at, 
     slow_count = 0
     slow_len = 0
     start = 0
+    skipped = 0
+    kinds_before = kinds.copy()
     for m in range(len(ends)):
         end = ends[m]
+        for j in range(width):
+            kinds_before[j] = kinds[j]
+        bad = False
         i = _skip_whitespace(buf, start, end)
         if i >= end or buf[i] != 123:
-            return m, models, slow_count, slow_len, strings
+            bad = True
         i += 1
         got_model = got_ts = got_features = got_id = False
-        while True:
+        while not bad:  # the members; a break with ``bad`` set: not plain, left unread
             i = _skip_whitespace(buf, i, end)
             if i >= end or buf[i] != 34:
-                return m, models, slow_count, slow_len, strings
+                bad = True
+                break
             key_end = _string_end(buf, i, end, True)
             if key_end < 0:
-                return m, models, slow_count, slow_len, strings
+                bad = True
+                break
             key_start, key_len = i + 1, key_end - i - 2
             i = _skip_whitespace(buf, key_end, end)
             if i >= end or buf[i] != 58:
-                return m, models, slow_count, slow_len, strings
+                bad = True
+                break
             i = _skip_whitespace(buf, i + 1, end)
             if i >= end:
-                return m, models, slow_count, slow_len, strings
+                bad = True
+                break
             first = buf[key_start]
             if key_len == 5 and first == 109 and buf[key_start + 1] == 111 and buf[key_start + 2] == 100 \
                     and buf[key_start + 3] == 101 and buf[key_start + 4] == 108:  # model
                 if got_model or buf[i] != 34:
-                    return m, models, slow_count, slow_len, strings
+                    bad = True
+                    break
                 value_end = _string_end(buf, i, end, False)
                 if value_end < 0 or value_end - i == 2:
-                    return m, models, slow_count, slow_len, strings
+                    bad = True
+                    break
                 got_model = True
                 code, models = _intern(buf, i + 1, value_end - 1, -1, table, spans, models)
                 if code < 0:
-                    return m, models, slow_count, slow_len, strings  # more models than one table holds
+                    bad = True  # more models than one table holds
+                    break
                 codes[m] = code
                 i = value_end
             elif key_len == 2 and first == 116 and buf[key_start + 1] == 115:  # ts
                 if got_ts:
-                    return m, models, slow_count, slow_len, strings
+                    bad = True
+                    break
                 got_ts = True
                 number_start = i
                 value, i, status = _number(buf, i, end)
                 if status < 0:
-                    return m, models, slow_count, slow_len, strings
+                    bad = True
+                    break
                 if status:
                     slow_len = _copy_slow(buf, number_start, i, slow, slow_len)
                     slow_at[slow_count] = m * (width + 1)
@@ -371,31 +438,37 @@ def _scan(buf, ends, names, name_ends, values, ts, codes, spans, slow, slow_at, 
                     ts[m] = value
             elif key_len == 2 and first == 105 and buf[key_start + 1] == 100:  # id
                 if got_id:
-                    return m, models, slow_count, slow_len, strings
+                    bad = True
+                    break
                 got_id = True
                 if buf[i] == 34:
                     i = _string_end(buf, i, end, True)
                     if i < 0:
-                        return m, models, slow_count, slow_len, strings
+                        bad = True
+                        break
                 elif i + 4 <= end and buf[i] == 110 and buf[i + 1] == 117 and buf[i + 2] == 108 and buf[i + 3] == 108:
                     i += 4
                 else:
-                    return m, models, slow_count, slow_len, strings
+                    bad = True
+                    break
             elif key_len == 8 and first == 102 and buf[key_start + 1] == 101 and buf[key_start + 2] == 97 \
                     and buf[key_start + 3] == 116 and buf[key_start + 4] == 117 and buf[key_start + 5] == 114 \
                     and buf[key_start + 6] == 101 and buf[key_start + 7] == 115:  # features
                 if got_features or buf[i] != 123:
-                    return m, models, slow_count, slow_len, strings
+                    bad = True
+                    break
                 got_features = True
                 i += 1
                 count = 0
                 while True:
                     i = _skip_whitespace(buf, i, end)
                     if i >= end or buf[i] != 34:
-                        return m, models, slow_count, slow_len, strings
+                        bad = True
+                        break
                     name_end = _string_end(buf, i, end, False)
                     if name_end < 0:
-                        return m, models, slow_count, slow_len, strings
+                        bad = True
+                        break
                     # The feature's column: usually the one after the last (the same order).
                     j = count if count < width else 0
                     if not _same_bytes(buf, i + 1, name_end - 1, names, name_starts[j], name_ends[j]):
@@ -405,14 +478,17 @@ def _scan(buf, ends, names, name_ends, values, ts, codes, spans, slow, slow_at, 
                                 j = k
                                 break
                         if j < 0:
-                            return m, models, slow_count, slow_len, strings
+                            bad = True
+                            break
                     if seen[j] == m + 1:
-                        return m, models, slow_count, slow_len, strings  # twice in one event
+                        bad = True  # twice in one event
+                        break
                     seen[j] = m + 1
                     count += 1
                     i = _skip_whitespace(buf, name_end, end)
                     if i >= end or buf[i] != 58:
-                        return m, models, slow_count, slow_len, strings
+                        bad = True
+                        break
                     i = _skip_whitespace(buf, i + 1, end)
                     if i + 4 <= end and buf[i] == 110 and buf[i + 1] == 117 and buf[i + 2] == 108 and buf[i + 3] == 108:
                         values[m, j] = np.nan
@@ -420,16 +496,19 @@ def _scan(buf, ends, names, name_ends, values, ts, codes, spans, slow, slow_at, 
                         i += 4
                     elif i < end and (buf[i] == 34 or buf[i] == 116 or buf[i] == 102):  # a string, true, false
                         if kinds[j] == 1:
-                            return m, models, slow_count, slow_len, strings  # numbers and strings: check_column's
+                            bad = True  # numbers and strings: check_column's
+                            break
                         kinds[j] = 2
                         values[m, j] = np.nan
                         if buf[i] == 34:
                             value_end = _string_end(buf, i, end, False)
                             if value_end < 0:
-                                return m, models, slow_count, slow_len, strings
+                                bad = True
+                                break
                             code, strings = _intern(buf, i + 1, value_end - 1, j, string_table, string_spans, strings)
                             if code < 0:
-                                return m, models, slow_count, slow_len, strings  # too many distinct strings
+                                bad = True  # too many distinct strings
+                                break
                             categories[m, j] = code
                             i = value_end
                         elif i + 4 <= end and buf[i + 1] == 114 and buf[i + 2] == 117 and buf[i + 3] == 101:
@@ -440,15 +519,18 @@ def _scan(buf, ends, names, name_ends, values, ts, codes, spans, slow, slow_at, 
                             categories[m, j] = _FALSE
                             i += 5
                         else:
-                            return m, models, slow_count, slow_len, strings
+                            bad = True
+                            break
                     else:
                         if kinds[j] == 2:
-                            return m, models, slow_count, slow_len, strings
+                            bad = True
+                            break
                         kinds[j] = 1
                         number_start = i
                         value, i, status = _number(buf, i, end)
                         if status < 0:
-                            return m, models, slow_count, slow_len, strings
+                            bad = True
+                            break
                         if status:
                             slow_len = _copy_slow(buf, number_start, i, slow, slow_len)
                             slow_at[slow_count] = m * (width + 1) + j + 1
@@ -462,11 +544,16 @@ def _scan(buf, ends, names, name_ends, values, ts, codes, spans, slow, slow_at, 
                     if i < end and buf[i] == 125:
                         i += 1
                         break
-                    return m, models, slow_count, slow_len, strings
+                    bad = True
+                    break
+                if bad:
+                    break
                 if count != width:
-                    return m, models, slow_count, slow_len, strings
+                    bad = True
+                    break
             else:
-                return m, models, slow_count, slow_len, strings
+                bad = True
+                break
             i = _skip_whitespace(buf, i, end)
             if i < end and buf[i] == 44:
                 i += 1
@@ -474,8 +561,14 @@ def _scan(buf, ends, names, name_ends, values, ts, codes, spans, slow, slow_at, 
             if i < end and buf[i] == 125:
                 i += 1
                 break
-            return m, models, slow_count, slow_len, strings
-        if not (got_model and got_ts and got_features) or _skip_whitespace(buf, i, end) != end:
-            return m, models, slow_count, slow_len, strings
+            bad = True
+            break
+        if not bad and (not (got_model and got_ts and got_features) or _skip_whitespace(buf, i, end) != end):
+            bad = True
+        if bad:
+            for j in range(width):
+                kinds[j] = kinds_before[j]
+            unread[skipped] = m
+            skipped += 1
         start = end
-    return len(ends), models, slow_count, slow_len + (1 if slow_count else 0), strings
+    return skipped, models, slow_count, slow_len + (1 if slow_count else 0), strings

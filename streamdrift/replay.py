@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .config import ConfigError, load
 from .events import Record
-from .logs import ColumnMapping, LogReader
+from .logs import ColumnMapping, LogReader, jsonl_problem
 from .model_monitors import group_key
 from .pipeline import DriftPipeline
 from .process_tuning import limit_blas_threads, tune_gc
@@ -173,7 +173,11 @@ def offline(args, config) -> int:
     pipeline = DriftPipeline(config, references)
     tune_gc()
     limit_blas_threads()
-    reader = LogReader(args.log, mapping_from(args))
+    # JSONL lines go to the pipeline unparsed: its scanner reads a batch from the bytes, and what
+    # it rejects for not being JSON (or not an object) counts as a bad row, as the reader says it
+    # (``jsonl_problem``). The report's traces read each event's fields: then the reader parses.
+    unparsed = not args.report
+    reader = LogReader(args.log, mapping_from(args), parse_jsonl=not unparsed)
     alerts_path = Path(args.alerts)
     retrain_path = Path(args.retrain) if args.retrain else alerts_path.with_suffix(".retrain.jsonl")
     decisions_path = Path(args.decisions) if getattr(args, "decisions", None) else \
@@ -193,6 +197,8 @@ def offline(args, config) -> int:
             out = pipeline.process(batch)
             for notice in out.notices:
                 print(f"warning: {notice}", file=sys.stderr)
+            if unparsed:
+                out.rejected = not_bad_rows(out.rejected)
             totals["processed"] += out.processed
             totals["rejected"] += len(out.rejected)
             if traces is not None:
@@ -225,12 +231,27 @@ def offline(args, config) -> int:
                                                       "reason": r.reason, "raw": r.record.value.decode("utf-8", "replace")}) + b"\n")
             batch.clear()
 
+        def bad_row(source: str, line: int, error: str) -> None:
+            totals["bad_rows"] += 1
+            if rejected_file:
+                rejected_file.write(orjson.dumps({"source": source, "line": line, "reason": error}) + b"\n")
+
+        def not_bad_rows(rejected: list) -> list:
+            """The rejections of events; an unparsed line that is not an event is a bad row."""
+            kept = []
+            for r in rejected:
+                error = jsonl_problem(r.record.value) if r.record.data is None else None
+                if error is None:
+                    kept.append(r)
+                else:
+                    reader.summary.record_bad(r.record.topic, r.record.offset, error)
+                    bad_row(r.record.topic, r.record.offset, error)
+            return kept
+
         for row in reader:
             totals["rows"] += 1
-            if row.event is None:
-                totals["bad_rows"] += 1
-                if rejected_file:
-                    rejected_file.write(orjson.dumps({"source": row.source, "line": row.line, "reason": row.error}) + b"\n")
+            if row.error is not None:
+                bad_row(row.source, row.line, row.error)
                 continue
             batch.append(Record(row.raw, None, row.source, 0, row.line, None, row.event))
             if len(batch) >= BATCH:

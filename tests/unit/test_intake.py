@@ -119,12 +119,20 @@ def test_plain_runs_give_each_model_its_positions_unless_a_model_restarts():
     records = [Record(orjson.dumps({"model": m, "ts": float(i), "features": {"x": float(i)}}), None, "features", 0, i)
                for i, m in enumerate("abab")]
     limits = intake.config.limits
-    runs = plain_runs(records, limits, intake.models, intake.model_for)
+    runs, rejected = plain_runs(records, limits, intake.models, intake.model_for)
     assert {key: run.positions.tolist() for key, run in runs.items()} == {("a", None): [0, 2], ("b", None): [1, 3]}
     assert runs[("b", None)].matrix().tolist() == [[1.0, 3.0]] and intake.models[("b", None)].started == 1.0
+    assert rejected == []
+    # A malformed message is left out with its reason; the others keep their places.
+    bad = Record(b"not json", offset=9)
+    runs, rejected = plain_runs(records[:2] + [bad] + records[2:], limits, intake.models, intake.model_for)
+    assert {key: run.positions.tolist() for key, run in runs.items()} == {("a", None): [0, 3], ("b", None): [1, 4]}
+    assert [(r.record.offset, r.reason[:14]) for r in rejected] == [(9, "not valid JSON")]
+    # A valid message that is not plain (a label) keeps the batch off the plain path.
+    label = Record(orjson.dumps({"model": "a", "id": "e-1", "label": 1}), None, "features", 0, 5)
+    assert plain_runs(records[:2] + [label] + records[2:], limits, intake.models, intake.model_for) is None
     intake.models[("a", None)].last_ts = -500.0
     assert plain_runs(records, limits, intake.models, intake.model_for) is None  # "a" restarts: the general path
-    assert plain_runs(records[:1] + [Record(b"not json", offset=9)], limits, intake.models, intake.model_for) is None
 
 
 def test_restarts_looks_at_gaps_within_and_before_each_models_events():

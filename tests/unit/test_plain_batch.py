@@ -103,8 +103,8 @@ def outputs(records: list[Record], batch: int, cfg: Config, fast: bool, monkeypa
     """Everything a run produces, batch by batch, and the final state."""
     with monkeypatch.context() as patch:
         if not fast:
-            patch.setattr(DriftPipeline, "_plain_runs", lambda self, records: None)
-            patch.setattr(DriftPipeline, "_plain_pieces", lambda self, records: None)
+            patch.setattr(DriftPipeline, "_plain_runs", lambda self, records, batch: None)
+            patch.setattr(DriftPipeline, "_plain_pieces", lambda self, records, batch: None)
         pipeline = DriftPipeline(cfg)
         produced = []
         start = 0
@@ -193,8 +193,19 @@ def test_plain_batch_values_are_the_features_in_event_order():
 def test_plain_batch_refuses_every_exception_but_the_ones_the_pipeline_sorts_out(salt):
     records = stream(10)
     records[7] = Record(_salt(orjson.loads(records[7].value), salt, 7))
-    assert (plain_batch(records, Limits()) is not None) == (salt in ("null", "int value", "int ts", "reordered",
-                                                                      "keys reordered", "idle gap", "new model"))
+    batch = plain_batch(records, Limits())
+    if salt in ("null", "int value", "int ts", "reordered", "keys reordered", "idle gap", "new model"):
+        assert batch is not None and batch.unread is None
+    elif salt in ("bool id", "bad model", "not json", "not an object"):
+        # decode rejects it: the batch is the others, the rejection kept with its reason
+        assert batch is not None and batch.unread.tolist() == [7] and not batch.others
+        assert [r.record for r in batch.rejected] == [records[7]] and batch.models[:7] == [f"m{i}" for i in range(6)] + ["m0"]
+        with_others = plain_batch(records, Limits(), others=True)
+        assert with_others.unread.tolist() == [7] and with_others.others == []
+    else:
+        assert batch is None
+        # valid but not plain: with ``others`` the scanner reads around it
+        assert plain_batch(records, Limits(), others=True).others == [7]
 
 
 def test_one_feature_events_give_the_per_event_results(monkeypatch):
