@@ -527,43 +527,26 @@ def plain_pieces(records: list[Record], limits: Limits,
     (['missing "features" object'], [(310, 310), (1, None), (400, 400)])
     """
     if batch is not None and batch.unread is not None:
-        taken = dict.fromkeys(batch.unread.tolist(), False)
-        taken.update(dict.fromkeys(batch.others, True))
-        rejected = batch.rejected
-        kept = [i for i in range(len(records)) if taken.get(i, True)]
-        plain = [i not in taken for i in kept]
-    else:
-        batch = None
-        if not any(looks_plain(record, limits) for record in records[:64]):
-            return None  # a batch that starts with no plain message is rarely plain further on
-        flags = []
-        for start in range(0, len(records), CHUNK):
-            chunk = records[start:start + CHUNK]
-            flags += repeat(True, len(chunk)) if _chunk_looks_plain(chunk, limits) else _plain_flags(chunk, limits)
-        if all(flags) or flags.count(True) < MIN_PLAIN_PIECE:
-            return None
-        rejected, kept, plain = [], [], []
-        for i, (record, flag) in enumerate(zip(records, flags)):
-            if not flag:
-                result = decode(record, limits)
-                if type(result) is Rejected:
-                    rejected.append(result)
-                    continue
-            kept.append(i)
-            plain.append(flag)
-    if plain.count(True) < MIN_PLAIN_PIECE:
+        return _scanned_pieces(records, batch)
+    if not any(looks_plain(record, limits) for record in records[:64]):
+        return None  # a batch that starts with no plain message is rarely plain further on
+    flags = []
+    for start in range(0, len(records), CHUNK):
+        chunk = records[start:start + CHUNK]
+        flags += repeat(True, len(chunk)) if _chunk_looks_plain(chunk, limits) else _plain_flags(chunk, limits)
+    if all(flags) or flags.count(True) < MIN_PLAIN_PIECE:
         return None
+    rejected, kept, plain = [], [], []
+    for record, flag in zip(records, flags):
+        if not flag:
+            result = decode(record, limits)
+            if type(result) is Rejected:
+                rejected.append(result)
+                continue
+        kept.append(record)
+        plain.append(flag)
     # Runs of plain messages (kept), long ones on their own, the rest merged between them.
     pieces, start, run_start = [], 0, None
-
-    def piece(a: int, b: int, is_run: bool) -> Piece:
-        rows = kept[a:b]
-        part = None
-        if is_run and batch is not None:
-            first = orjson.loads(records[rows[0]].value)  # its features' order is the piece's
-            part = batch.take(np.array(rows, np.intp), first)
-        return list(map(records.__getitem__, rows)), part
-
     for i, flag in enumerate(plain + [False]):
         if flag:
             if run_start is None:
@@ -571,13 +554,42 @@ def plain_pieces(records: list[Record], limits: Limits,
             continue
         if run_start is not None and i - run_start >= MIN_PLAIN_PIECE:
             if run_start > start:
-                pieces.append(piece(start, run_start, False))
-            pieces.append(piece(run_start, i, True))
+                pieces.append((kept[start:run_start], None))
+            pieces.append((kept[run_start:i], None))
             start = i
         run_start = None
     if start < len(kept):
-        pieces.append(piece(start, len(kept), False))
+        pieces.append((kept[start:], None))
     return (rejected, pieces) if rejected or len(pieces) > 1 else None
+
+
+def _scanned_pieces(records: list[Record], batch: PlainBatch) -> tuple[list[Rejected], list[Piece]] | None:
+    """``plain_pieces`` of a batch the scanner read around some messages: the plain runs are the
+    stretches between its ``others`` (less the rejected messages), each with its part of
+    ``batch``; a stretch shorter than ``MIN_PLAIN_PIECE`` goes with the others around it."""
+    n = len(records)
+    kept = np.ones(n, bool)
+    kept[batch.unread] = False  # the others too: each is a stretch's bound
+    if int(kept.sum()) < MIN_PLAIN_PIECE:
+        return None
+    pieces: list[Piece] = []
+    between: list[int] = []  # the messages gathered between two long runs
+    bounds = [-1, *batch.others, n]
+    for a, b in zip(bounds, bounds[1:]):
+        rows = np.flatnonzero(kept[a + 1:b]) + (a + 1)
+        if len(rows) >= MIN_PLAIN_PIECE:
+            if between:
+                pieces.append((list(map(records.__getitem__, between)), None))
+                between = []
+            first = orjson.loads(records[rows[0]].value)  # its features' order is the piece's
+            pieces.append((list(map(records.__getitem__, rows.tolist())), batch.take(rows, first)))
+        else:
+            between.extend(rows.tolist())
+        if b < n:
+            between.append(b)
+    if between:
+        pieces.append((list(map(records.__getitem__, between)), None))
+    return (batch.rejected, pieces) if batch.rejected or len(pieces) > 1 else None
 
 
 def _chunk_looks_plain(chunk: list[Record], limits: Limits) -> bool:

@@ -248,16 +248,17 @@ def offline(args, config) -> int:
                     bad_row(r.record.topic, r.record.offset, error)
             return kept
 
+        append = batch.append  # (a row costs about a microsecond here: no more than it must)
         for row in reader:
-            totals["rows"] += 1
             if row.error is not None:
                 bad_row(row.source, row.line, row.error)
                 continue
-            batch.append(Record(row.raw, None, row.source, 0, row.line, None, row.event))
+            append(Record(row.raw, None, row.source, 0, row.line, None, row.event))
             if len(batch) >= BATCH:
                 flush()
         if batch:
             flush()
+        totals["rows"] = reader.summary.rows
     if rejected_file:
         rejected_file.close()
     elapsed = time.perf_counter() - started

@@ -338,6 +338,23 @@ def test_a_malformed_message_now_and_then_leaves_the_rest_on_the_plain_path(monk
     assert len(calls) == 4 and all(b"[1]" in args[0].value for args in calls)
 
 
+def test_a_batch_cut_around_malformed_messages_is_read_once(monkeypatch):
+    from streamdrift import plain_scan
+
+    records = malformed_now_and_then(6_000)
+    pipeline = DriftPipeline(config())
+    pipeline.process(records[:2_000])
+    scanned = []
+    original = plain_scan.scan
+    monkeypatch.setattr(plain_scan, "scan", lambda messages, **kw: (scanned.append(len(messages)),
+                                                                   original(messages, **kw))[1])
+    out = pipeline.process(records[2_000:])
+    assert len(out.rejected) == 8 and out.processed == 3_992
+    # The whole batch once; then only the 4 list values, each a stretch of its own: every
+    # plain stretch between them comes with its part of the first reading (PlainBatch.take).
+    assert scanned == [4_000, 1, 1, 1, 1]
+
+
 @pytest.mark.parametrize("batch", [6_000, 1_100, 600])
 def test_a_batch_cut_around_malformed_messages_gives_the_per_event_results(batch, monkeypatch):
     records = malformed_now_and_then(6_000)
