@@ -324,34 +324,24 @@ def malformed_now_and_then(n: int) -> list[Record]:
     return records
 
 
-def test_a_malformed_message_now_and_then_leaves_the_rest_on_the_plain_path(monkeypatch):
-    records = malformed_now_and_then(6_000)
-    pipeline = DriftPipeline(config())
-    pipeline.process(records[:2_000])
-    calls = []
-    original = intake.decode
-    monkeypatch.setattr(intake, "decode", lambda *args: (calls.append(args), original(*args))[1])
-    out = pipeline.process(records[2_000:])
-    assert len(out.rejected) == 8 and out.processed == 3_992
-    # Invalid JSON is taken out (events.plain_pieces: decode rejects it); a list value passes
-    # decode (the column check rejects it), so each of those 4 is a stretch of its own.
-    assert len(calls) == 4 and all(b"[1]" in args[0].value for args in calls)
-
-
-def test_a_batch_cut_around_malformed_messages_is_read_once(monkeypatch):
+def test_a_malformed_message_now_and_then_leaves_the_rest_on_the_plain_path_read_once(monkeypatch):
     from streamdrift import plain_scan
 
     records = malformed_now_and_then(6_000)
     pipeline = DriftPipeline(config())
     pipeline.process(records[:2_000])
-    scanned = []
-    original = plain_scan.scan
+    calls, scanned = [], []
+    decode, scan = intake.decode, plain_scan.scan
+    monkeypatch.setattr(intake, "decode", lambda *args: (calls.append(args), decode(*args))[1])
     monkeypatch.setattr(plain_scan, "scan", lambda messages, **kw: (scanned.append(len(messages)),
-                                                                   original(messages, **kw))[1])
+                                                                   scan(messages, **kw))[1])
     out = pipeline.process(records[2_000:])
     assert len(out.rejected) == 8 and out.processed == 3_992
-    # The whole batch once; then only the 4 list values, each a stretch of its own: every
-    # plain stretch between them comes with its part of the first reading (PlainBatch.take).
+    # Invalid JSON is taken out (events.plain_pieces: decode rejects it); a list value passes
+    # decode (the column check rejects it), so each of those 4 is a stretch of its own.
+    assert len(calls) == 4 and all(b"[1]" in args[0].value for args in calls)
+    # The whole batch is scanned once, then only those 4: every plain stretch between them comes
+    # with its part of the first reading (PlainBatch.take).
     assert scanned == [4_000, 1, 1, 1, 1]
 
 
