@@ -7,15 +7,15 @@ once per model and batch. ``update_groups_together`` takes the calls of many mod
 (each model its own number of values) and advances the common, quiet case of all of them on
 *ragged* flat arrays - one segment per (model, feature), one set of numpy calls per batch:
 
-- Page-Hinkley and scale CUSUMs: each model's in one compiled loop over its step table
-  (``cusums_compiled``), their crossings, sums and run starts side by side for all models;
+- the reference lookups and the Page-Hinkley and scale CUSUMs: every model's in one compiled
+  call (``across_compiled``), each model's tables read where they are, their crossings, sums
+  and run starts side by side for all models;
 - the missing-rate CUSUM: its closed form over all (model, feature) rows at once;
 - the detectors' write-back: owed to them (``owed``), done when one of them is first read.
 
-Per model remain only what reads that model's own tables (the reference lookups, compiled in
-``positions_compiled``, and the CUSUMs' steps), ADWIN (its pending values, or its blocks through ``together._adwin``), the windowed
-tests at an evaluation point (``together._windowed``) and the rings: the same functions, on the
-same arrays, as ``update_together``'s.
+Per model remain ADWIN (its pending values, or its blocks through ``together._adwin``), the
+windowed tests at an evaluation point (``together._windowed``) and the rings: the same
+functions, on the same arrays, as ``update_together``'s.
 
 Only *trusted* groups are taken (``together._trusted``: the model's numeric features moved on
 together and quietly last time, and none of them changed since) whose batch holds no missing
@@ -48,7 +48,7 @@ from itertools import repeat
 
 import numpy as np
 
-from . import cusums_compiled, positions_compiled
+from .across_compiled import Plans
 from .detection import Detection
 from .numeric import NumericMonitor
 from .together import (_ALL, FastPath, _adwin, _cusum_names, _evaluation_points,
@@ -147,14 +147,14 @@ def _advance_across(plans: list[_Plan]) -> list[_Plan]:
     if not plans:
         return []
     active = plans[0].active
-    lookups = [_lookup(plan) for plan in plans]
     quiet = np.ones(len(plans), dtype=bool)
     commit = []
     names = plans[0].names
     rows = np.array([plan.k for plan in plans])
     lengths = np.repeat(np.array([plan.n for plan in plans]), rows)
+    cusums = _Cusums(plans, names, lengths)
+    lookups = _look_up(plans, cusums, "adwin" in active)
     if names:
-        cusums = _Cusums(plans, lookups, names, lengths)
         quiet &= ~_per_plan(cusums.crossed.any(axis=0), rows)
         commit.append(cusums.apply)
     if "missing_rate" in active:
@@ -180,24 +180,36 @@ def _per_plan(flags: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 class _Lookup:
-    """A plan's values looked up in its tables: positions (as ``Reference.positions``), the
-    indices into the group's tables and, if the plan runs ADWIN, the values' uniform scores."""
+    """A plan's values looked up in its tables: positions (as ``Reference.positions``) and, if
+    the plan runs ADWIN, the values' uniform scores."""
 
-    __slots__ = ("positions", "index", "u")
+    __slots__ = ("positions", "u")
 
-    def __init__(self, positions, index, u):
-        self.positions, self.index, self.u = positions, index, u
+    def __init__(self, positions, u):
+        self.positions, self.u = positions, u
 
 
-def _lookup(plan: _Plan) -> _Lookup:
-    """``together._positions``, every row's searches in one compiled call
-    (``positions_compiled``: exact whatever the order of its keys), with the indices and ADWIN's
-    uniform scores made in the same call. Faster than the sort ``_positions`` makes first, at
-    any batch size measured: at 8 values per row 10.6-11.3 against 11.3-12.9 ms per batch of 32
-    models, at 250 53-78 against 68-88 ms."""
-    tables = plan.tables
-    return _Lookup(*positions_compiled.lookup(tables.guard, tables.room, plan.values, tables.row_start,
-                                              tables.u_rows, "adwin" in plan.active))
+def _look_up(plans: list[_Plan], cusums: "_Cusums", scores: bool) -> list[_Lookup]:
+    """Every plan's ``together._positions`` (and, with ``scores``, ADWIN's uniform scores) and
+    its CUSUMs (kept by ``cusums``), in one compiled call for all of them
+    (``across_compiled``: each search exact whatever the order of its keys, each CUSUM the
+    per-model recurrence). One call per batch instead of two per model: at 8 values per row,
+    the calls' own cost was a fixed ~12 us per model and batch."""
+    names = cusums.names
+    pooled = Plans()
+    for plan, start in zip(plans, cusums.starts):
+        tables, k = plan.tables, plan.k
+        pooled.add(plan.values, tables.guard, tables.room, tables.row_start, tables.u_rows, tables.cusum_steps(names),
+                   start.reshape(-1, k), tables.cusum_threshold(names).reshape(-1, k), tables.kernel_row(names))
+    positions, u, crossed, sums, zeros = pooled.run(scores)
+    cusums.found(crossed, sums, zeros)
+    lookups, at = [], 0
+    for plan in plans:
+        k, n = plan.k, plan.n
+        end = at + k * n
+        lookups.append(_Lookup(positions[at:end].reshape(k, n), u[at:end].reshape(k, n) if scores else None))
+        at = end
+    return lookups
 
 
 def _model_steps(plan: _Plan, lookup: _Lookup, quiet: np.ndarray, i: int):
@@ -230,26 +242,29 @@ def _finish(plan: _Plan, lookup: _Lookup, adwin_apply) -> None:
 
 class _Cusums:
     """Every plan's Page-Hinkley-type CUSUMs (``names``) on one ragged array: row ``side *
-    len(names) + name``, one segment of columns per (model, feature)."""
+    len(names) + name``, one segment of columns per (model, feature). Made with their starts;
+    their crossings, sums and last zeros come from ``_look_up``'s call (``found``)."""
 
-    def __init__(self, plans: list[_Plan], lookups: list[_Lookup], names: tuple, lengths: np.ndarray):
+    def __init__(self, plans: list[_Plan], names: tuple, lengths: np.ndarray):
         self.plans, self.names = plans, names
         c = len(names)
-        crossed, sums, zeros, counts, since, self.detectors = [], [], [], [], [], []
-        for plan, lookup in zip(plans, lookups):
-            tables, k = plan.tables, plan.k
-            detectors, start, count, runs = cusum_start(tables, plan.monitors, names, True)
+        self.starts, counts, since, self.detectors = [], [], [], []
+        for plan in plans:
+            k = plan.k
+            if not c:
+                self.starts.append(np.zeros((0, k), np.int64))
+                continue
+            detectors, start, count, runs = cusum_start(plan.tables, plan.monitors, names, True)
             self.detectors.append(detectors)
+            self.starts.append(start)
             counts.append(count.reshape(c, k))
             since.append(runs.reshape(2 * c, k))
-            # Each model's CUSUMs in one compiled loop over its step table.
-            found = cusums_compiled.cusums(tables.cusum_steps(names), lookup.index, start.reshape(2 * c, k),
-                                           tables.cusum_threshold(names).reshape(2 * c, k))
-            for out, part in zip((crossed, sums, zeros), found):
-                out.append(part)
         self.lengths = lengths
-        self.counts, self.since = np.concatenate(counts, axis=1), np.concatenate(since, axis=1)
-        self.crossed, self.sums, self.zeros = (np.concatenate(part, axis=1) for part in (crossed, sums, zeros))
+        if c:
+            self.counts, self.since = np.concatenate(counts, axis=1), np.concatenate(since, axis=1)
+
+    def found(self, crossed: np.ndarray, sums: np.ndarray, zeros: np.ndarray) -> None:
+        self.crossed, self.sums, self.zeros = crossed, sums, zeros
 
     def apply(self, quiet: np.ndarray) -> None:
         """Keep each quiet plan's sums, counts and run starts for its next batch, and owe them to

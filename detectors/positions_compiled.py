@@ -52,23 +52,3 @@ def positions(guard, room, x):
             # The value's position: 2 j, plus one if it is the reference value found there.
             out[i, v] = 2 * j + (1 if guard[i * room + j] == flat[t] else 0)
     return out
-
-
-@njit(cache=True, nogil=True)
-def lookup(guard, room, x, row_start, u_rows, scores):
-    """``positions`` and what the cross-model path reads with them, in one call: (positions,
-    each value's index into its row of the group's null tables (``row_start[i] + position``:
-    ``together._Tables``' ``u_rows`` and CUSUM increments), and when ``scores`` its uniform score
-    there, ``Reference.uniform_scores`` made once per row, else an empty array)."""
-    found = positions(guard, room, x)
-    k, n = x.shape
-    index = np.empty((k, n), np.int64)
-    u = np.empty((k, n) if scores else (0, 0))
-    for i in range(k):
-        start = row_start[i]
-        for v in range(n):
-            t = found[i, v] + start
-            index[i, v] = t
-            if scores:
-                u[i, v] = u_rows[t]
-    return found, index, u

@@ -44,6 +44,7 @@ from operator import attrgetter, is_
 import numpy as np
 from scipy.special import ndtri
 
+from .across_compiled import fixed_row
 from .cusum import QUANTUM
 from .detection import Detection
 from .monitor import evaluation_points
@@ -488,6 +489,8 @@ class _Tables:
         self._steps = steps.reshape(2, len(CUSUMS), -1)
         self.step_shift = self.row_start[:, None] - self.offset
         self._subsets: dict[tuple, np.ndarray] = {CUSUMS: self._steps}
+        self._threshold_rows: dict[tuple, np.ndarray] = {}
+        self._kernel_rows: dict[tuple, list] = {}
         self._thresholds = {name: np.array([getattr(m, name).threshold for m in monitors], dtype=np.int64)
                             for name in CUSUMS}
         #: The CUSUMs' sums (up sides, then down sides) and counts as this path left them.
@@ -527,9 +530,23 @@ class _Tables:
         return subset
 
     def cusum_threshold(self, names: tuple) -> np.ndarray:
-        """Thresholds of the rows of ``_cusums``: up sides name by name, then down sides."""
-        once = np.concatenate([self._thresholds[n] for n in names])
-        return np.concatenate((once, once))
+        """Thresholds of the rows of ``_cusums``: up sides name by name, then down sides (made
+        once per names: the fit fixes them; read only)."""
+        found = self._threshold_rows.get(names)
+        if found is None:
+            once = np.concatenate([self._thresholds[n] for n in names]) if names else np.zeros(0, np.int64)
+            found = self._threshold_rows[names] = np.concatenate((once, once))
+            found.flags.writeable = False
+        return found
+
+    def kernel_row(self, names: tuple) -> list:
+        """What ``across_compiled.Plans`` needs of these tables for the CUSUMs named: the
+        addresses and sizes of the tables that stay as they are for the group's life."""
+        found = self._kernel_rows.get(names)
+        if found is None:
+            found = self._kernel_rows[names] = fixed_row(self.guard, self.room, self.row_start, self.u_rows,
+                                                         self.cusum_steps(names))
+        return found
 
     def rank_sizes(self, w: int) -> tuple[np.ndarray, np.ndarray]:
         """``r * size`` and ``(r - 1) * size`` for the ranks ``r`` of a window of ``w`` (made per

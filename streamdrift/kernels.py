@@ -17,7 +17,7 @@ import numpy as np
 
 def compile_all() -> None:
     """Run each kernel once on a tiny input of the types the hot path gives it."""
-    from .detectors import cusums_compiled, joint_compiled, positions_compiled
+    from .detectors import across_compiled, joint_compiled, positions_compiled
     from .plain_scan import compile_now
 
     compile_now()
@@ -35,9 +35,12 @@ def compile_all() -> None:
                                np.zeros(3, np.int64), np.zeros(3, np.int64), 0, np.zeros(width), True)
     joint_compiled.scores(np.zeros((2, 3), np.int16), np.zeros(2))
     positions_compiled.positions(np.array([0.0, np.inf]), 2, np.zeros((1, 1)))
-    positions_compiled.lookup(np.array([0.0, np.inf]), 2, np.zeros((1, 1)), np.zeros(1, np.int64), np.ones(3), True)
-    index = np.zeros((1, 1), np.int64)
-    cusums_compiled.cusums(np.zeros((2, 1, 1), np.int32), index, index, index)
+    for c, scores in ((2, True), (0, False)):
+        plans = across_compiled.Plans()
+        one = np.zeros((2 * c, 1), np.int64)
+        plans.add(np.zeros((1, 1)), np.array([0.0, np.inf]), 2, np.zeros(1, np.int64), np.ones(3),
+                  np.zeros((2, c, 3), np.int32), one, one)
+        plans.run(scores)
 
 
 if __name__ == "__main__":

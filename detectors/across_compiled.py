@@ -1,0 +1,148 @@
+"""Every model of a batch looked up in its reference tables and its CUSUMs run, in one compiled
+call (numba), the tables read where they live.
+
+A compiled call costs ~6 us before any work (checking and boxing its arguments), and the
+cross-model path would pay it per model and batch, a fixed cost that small batches pay in full.
+Here one call takes every model's values, flat, and a row of numbers per model naming its tables
+*by address* (``Plans``): each model's tables stay the arrays its ``together._Tables`` made once,
+nothing is copied or pooled per batch. A value's position is ``positions_compiled.positions``'
+(``Reference.positions``, exactly), each CUSUM the integer recurrence ``S = max(0, S + step)``
+with the step read from the model's table at that position: the same integers as
+``cusum.first_crossing``'s closed form, so the same crossings, sums and run starts.
+
+A table's address is valid while the array lives; ``Plans`` holds every table it names until the
+call returns.
+
+>>> guard = np.array([1.0, 2.0, 4.0, np.inf])                  # one feature's reference, room 4
+>>> u_rows = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
+>>> steps = np.array([[[3] * 8], [[-1] * 8]], dtype=np.int32)  # 2 sides x 1 CUSUM x positions
+>>> plans = Plans()
+>>> plans.add(np.array([[0.5, 2.0, 9.0]]), guard, 4, np.zeros(1, np.int64), u_rows, steps,
+...           np.array([[0], [0]]), np.array([[5], [5]]))
+>>> positions, u, crossed, sums, zeros = plans.run(True)
+>>> positions.tolist(), u.tolist(), crossed.tolist(), sums.tolist(), zeros.tolist()
+([0, 3, 6], [0.1, 0.4, 0.7], [[True], [False]], [[9], [0]], [[-1], [2]])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import carray, njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .positions_compiled import positions as _positions
+
+# Columns of a plan's row in ``Plans.meta``.
+_K, _N, _AT, _GUARD, _ROOM, _ROW_START, _U_ROWS, _U_SIZE, _STEPS, _STEPS_SIZE = range(10)
+
+
+@intrinsic
+def _pointer(typingctx, address):
+    """The address (an int64) as a pointer, for ``carray``."""
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+    return types.voidptr(types.int64), codegen
+
+
+@njit(cache=True, nogil=True)
+def lookups_and_cusums(values, meta, start, threshold, c, scores):
+    """Every plan's (row ``p`` of ``meta``) values, ``values[at:at + k * n]`` as (k, n), looked
+    up (positions; with ``scores`` also each value's uniform score, ``u_rows[row_start[i] +
+    position]``), and its CUSUMs run from ``start`` / ``threshold`` (2 c rows: up sides name by
+    name, then down sides; the plans' features side by side as columns). Returns positions and
+    uniform scores (flat, as ``values``; no scores unless ``scores``), and, each 2 c x features:
+    whether the sum exceeded its threshold, the final sum, and the last value (in the batch)
+    after which it was 0, or -1."""
+    total = values.size
+    found_all = np.empty(total, np.int64)
+    u_all = np.empty(total if scores else 0)
+    columns = start.shape[1]
+    crossed = np.zeros((2 * c, columns), np.bool_)
+    sums = np.empty((2 * c, columns), np.int64)
+    zeros = np.full((2 * c, columns), -1, np.int64)
+    column = 0
+    for p in range(meta.shape[0]):
+        k, n, at, room = meta[p, _K], meta[p, _N], meta[p, _AT], meta[p, _ROOM]
+        guard = carray(_pointer(meta[p, _GUARD]), k * room, np.float64)
+        row_start = carray(_pointer(meta[p, _ROW_START]), k, np.int64)
+        x = values[at:at + k * n].reshape((k, n))
+        found = _positions(guard, room, x)
+        found_all[at:at + k * n] = found.ravel()
+        if scores:
+            u_rows = carray(_pointer(meta[p, _U_ROWS]), meta[p, _U_SIZE], np.float64)
+            for i in range(k):
+                for v in range(n):
+                    u_all[at + i * n + v] = u_rows[found[i, v] + row_start[i]]
+        if c:
+            size = meta[p, _STEPS_SIZE]
+            table = carray(_pointer(meta[p, _STEPS]), (2, c, size), np.int32)
+            for side in range(2):
+                for name in range(c):
+                    row = side * c + name
+                    steps = table[side, name]
+                    for f in range(k):
+                        s = start[row, column + f]
+                        limit = threshold[row, column + f]
+                        over = False
+                        zero = -1
+                        base = row_start[f]
+                        for v in range(n):
+                            s += steps[found[f, v] + base]
+                            if s <= 0:
+                                s = 0
+                                zero = v
+                            elif s > limit:
+                                over = True
+                        crossed[row, column + f] = over
+                        sums[row, column + f] = s
+                        zeros[row, column + f] = zero
+        column += k
+    return found_all, u_all, crossed, sums, zeros
+
+
+def address(array: np.ndarray) -> int:
+    """Where a C-contiguous array's data starts (checked: the kernel reads it as one)."""
+    if not array.flags.c_contiguous:
+        raise ValueError("a table read by address must be C-contiguous")
+    return array.__array_interface__["data"][0]
+
+
+class Plans:
+    """The models of one call: their values, tables (by address, held here) and CUSUM starts."""
+
+    __slots__ = ("values", "meta", "held", "starts", "thresholds", "at")
+
+    def __init__(self):
+        self.values, self.meta, self.held, self.starts, self.thresholds = [], [], [], [], []
+        self.at = 0
+
+    def add(self, values: np.ndarray, guard: np.ndarray, room: int, row_start: np.ndarray, u_rows: np.ndarray,
+            steps: np.ndarray, start: np.ndarray, threshold: np.ndarray, fixed: list | None = None) -> None:
+        """One model: ``values`` (k x n, finite float64), its tables (``together._Tables``:
+        ``guard`` of ``room`` per feature, ``row_start``, ``u_rows``, ``steps`` as
+        ``cusum_steps``: 2 sides x c x positions, int32), its CUSUMs' ``start`` and ``threshold``
+        (2 c x k, int64). ``fixed``: the tables' part of its row (``fixed_row``), if kept."""
+        k, n = values.shape
+        row = fixed if fixed is not None else fixed_row(guard, room, row_start, u_rows, steps)
+        self.meta.append([k, n, self.at, *row])
+        self.held.append((guard, row_start, u_rows, steps))
+        self.values.append(values.ravel())
+        self.starts.append(start)
+        self.thresholds.append(threshold)
+        self.at += k * n
+
+    def run(self, scores: bool):
+        """``lookups_and_cusums`` of every model added."""
+        c = self.starts[0].shape[0] // 2
+        return lookups_and_cusums(np.concatenate(self.values), np.array(self.meta, dtype=np.int64),
+                                  np.concatenate(self.starts, axis=1), np.concatenate(self.thresholds, axis=1),
+                                  c, scores)
+
+
+def fixed_row(guard: np.ndarray, room: int, row_start: np.ndarray, u_rows: np.ndarray, steps: np.ndarray) -> list:
+    """The part of a model's row in ``Plans.meta`` that its tables fix (kept with the tables)."""
+    if guard.dtype != np.float64 or row_start.dtype != np.int64 or u_rows.dtype != np.float64 \
+            or steps.dtype != np.int32 or steps.ndim != 3 or steps.shape[0] != 2:
+        raise ValueError("tables of the wrong types for lookups_and_cusums")
+    return [address(guard), room, address(row_start), address(u_rows), u_rows.size, address(steps), steps.shape[2]]
