@@ -199,7 +199,8 @@ def _look_up(plans: list[_Plan], cusums: "_Cusums", scores: bool) -> list[_Looku
     pooled = Plans()
     for plan, start in zip(plans, cusums.starts):
         tables, k = plan.tables, plan.k
-        pooled.add(plan.values, tables.guard, tables.room, tables.row_start, tables.u_rows, tables.cusum_steps(names),
+        pooled.add(plan.values, tables.guard, tables.coarse, tables.room, tables.row_start, tables.u_rows,
+                   tables.cusum_steps(names),
                    start.reshape(-1, k), tables.cusum_threshold(names).reshape(-1, k), tables.kernel_row(names))
     positions, u, crossed, sums, zeros = pooled.run(scores)
     cusums.found(crossed, sums, zeros)

@@ -13,12 +13,13 @@ with the step read from the model's table at that position: the same integers as
 A table's address is valid while the array lives; ``Plans`` holds every table it names until the
 call returns.
 
->>> guard = np.array([1.0, 2.0, 4.0, np.inf])                  # one feature's reference, room 4
->>> u_rows = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
->>> steps = np.array([[[3] * 8], [[-1] * 8]], dtype=np.int32)  # 2 sides x 1 CUSUM x positions
+>>> guard = np.full(BLOCK, np.inf)                           # one feature's reference, room BLOCK
+>>> guard[:3] = [1.0, 2.0, 4.0]
+>>> u_rows = np.arange(1, 2 * BLOCK + 1) / 10
+>>> steps = np.array([[[3] * 2 * BLOCK], [[-1] * 2 * BLOCK]], dtype=np.int32)  # 2 sides x 1 CUSUM x positions
 >>> plans = Plans()
->>> plans.add(np.array([[0.5, 2.0, 9.0]]), guard, 4, np.zeros(1, np.int64), u_rows, steps,
-...           np.array([[0], [0]]), np.array([[5], [5]]))
+>>> plans.add(np.array([[0.5, 2.0, 9.0]]), guard, coarse_of(guard, BLOCK), BLOCK, np.zeros(1, np.int64), u_rows,
+...           steps, np.array([[0], [0]]), np.array([[5], [5]]))
 >>> positions, u, crossed, sums, zeros = plans.run(True)
 >>> positions.tolist(), u.tolist(), crossed.tolist(), sums.tolist(), zeros.tolist()
 ([0, 3, 6], [0.1, 0.4, 0.7], [[True], [False]], [[9], [0]], [[-1], [2]])
@@ -31,10 +32,10 @@ from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .positions_compiled import positions as _positions
+from .positions_compiled import BLOCK, coarse_of, positions
 
 # Columns of a plan's row in ``Plans.meta``.
-_K, _N, _AT, _GUARD, _ROOM, _ROW_START, _U_ROWS, _U_SIZE, _STEPS, _STEPS_SIZE = range(10)
+_K, _N, _AT, _GUARD, _COARSE, _ROOM, _ROW_START, _U_ROWS, _U_SIZE, _STEPS, _STEPS_SIZE = range(11)
 
 
 @intrinsic
@@ -65,9 +66,10 @@ def lookups_and_cusums(values, meta, start, threshold, c, scores):
     for p in range(meta.shape[0]):
         k, n, at, room = meta[p, _K], meta[p, _N], meta[p, _AT], meta[p, _ROOM]
         guard = carray(_pointer(meta[p, _GUARD]), k * room, np.float64)
+        coarse = carray(_pointer(meta[p, _COARSE]), k * (room // BLOCK), np.float64)
         row_start = carray(_pointer(meta[p, _ROW_START]), k, np.int64)
         x = values[at:at + k * n].reshape((k, n))
-        found = _positions(guard, room, x)
+        found = positions(guard, coarse, room, x)
         found_all[at:at + k * n] = found.ravel()
         if scores:
             u_rows = carray(_pointer(meta[p, _U_ROWS]), meta[p, _U_SIZE], np.float64)
@@ -77,26 +79,34 @@ def lookups_and_cusums(values, meta, start, threshold, c, scores):
         if c:
             size = meta[p, _STEPS_SIZE]
             table = carray(_pointer(meta[p, _STEPS]), (2, c, size), np.int32)
-            for side in range(2):
+            index = np.empty(n, np.int64)
+            for f in range(k):
+                base = row_start[f]
+                for v in range(n):
+                    index[v] = found[f, v] + base
                 for name in range(c):
-                    row = side * c + name
-                    steps = table[side, name]
-                    for f in range(k):
-                        s = start[row, column + f]
-                        limit = threshold[row, column + f]
-                        over = False
-                        zero = -1
-                        base = row_start[f]
-                        for v in range(n):
-                            s += steps[found[f, v] + base]
-                            if s <= 0:
-                                s = 0
-                                zero = v
-                            elif s > limit:
-                                over = True
-                        crossed[row, column + f] = over
-                        sums[row, column + f] = s
-                        zeros[row, column + f] = zero
+                    # A name's two sides in one loop: two independent sums, whose steps overlap.
+                    up_steps, down_steps = table[0, name], table[1, name]
+                    up_row, down_row = name, c + name
+                    up, down = start[up_row, column + f], start[down_row, column + f]
+                    up_limit, down_limit = threshold[up_row, column + f], threshold[down_row, column + f]
+                    up_over = down_over = False
+                    up_zero = down_zero = -1
+                    # Without a branch (selects): the sign of a step is a coin toss.
+                    for v in range(n):
+                        j = index[v]
+                        up += up_steps[j]
+                        down += down_steps[j]
+                        up_low, down_low = up <= 0, down <= 0
+                        up_zero = v if up_low else up_zero
+                        down_zero = v if down_low else down_zero
+                        up = 0 if up_low else up
+                        down = 0 if down_low else down
+                        up_over |= up > up_limit
+                        down_over |= down > down_limit
+                    crossed[up_row, column + f], crossed[down_row, column + f] = up_over, down_over
+                    sums[up_row, column + f], sums[down_row, column + f] = up, down
+                    zeros[up_row, column + f], zeros[down_row, column + f] = up_zero, down_zero
         column += k
     return found_all, u_all, crossed, sums, zeros
 
@@ -117,16 +127,18 @@ class Plans:
         self.values, self.meta, self.held, self.starts, self.thresholds = [], [], [], [], []
         self.at = 0
 
-    def add(self, values: np.ndarray, guard: np.ndarray, room: int, row_start: np.ndarray, u_rows: np.ndarray,
-            steps: np.ndarray, start: np.ndarray, threshold: np.ndarray, fixed: list | None = None) -> None:
+    def add(self, values: np.ndarray, guard: np.ndarray, coarse: np.ndarray, room: int, row_start: np.ndarray,
+            u_rows: np.ndarray, steps: np.ndarray, start: np.ndarray, threshold: np.ndarray,
+            fixed: list | None = None) -> None:
         """One model: ``values`` (k x n, finite float64), its tables (``together._Tables``:
-        ``guard`` of ``room`` per feature, ``row_start``, ``u_rows``, ``steps`` as
-        ``cusum_steps``: 2 sides x c x positions, int32), its CUSUMs' ``start`` and ``threshold``
-        (2 c x k, int64). ``fixed``: the tables' part of its row (``fixed_row``), if kept."""
+        ``guard`` of ``room`` per feature and its ``coarse`` (``positions_compiled``),
+        ``row_start``, ``u_rows``, ``steps`` as ``cusum_steps``: 2 sides x c x positions,
+        int32), its CUSUMs' ``start`` and ``threshold`` (2 c x k, int64). ``fixed``: the tables'
+        part of its row (``fixed_row``), if kept."""
         k, n = values.shape
-        row = fixed if fixed is not None else fixed_row(guard, room, row_start, u_rows, steps)
+        row = fixed if fixed is not None else fixed_row(guard, coarse, room, row_start, u_rows, steps)
         self.meta.append([k, n, self.at, *row])
-        self.held.append((guard, row_start, u_rows, steps))
+        self.held.append((guard, coarse, row_start, u_rows, steps))
         self.values.append(values.ravel())
         self.starts.append(start)
         self.thresholds.append(threshold)
@@ -140,9 +152,13 @@ class Plans:
                                   c, scores)
 
 
-def fixed_row(guard: np.ndarray, room: int, row_start: np.ndarray, u_rows: np.ndarray, steps: np.ndarray) -> list:
+def fixed_row(guard: np.ndarray, coarse: np.ndarray, room: int, row_start: np.ndarray, u_rows: np.ndarray,
+              steps: np.ndarray) -> list:
     """The part of a model's row in ``Plans.meta`` that its tables fix (kept with the tables)."""
-    if guard.dtype != np.float64 or row_start.dtype != np.int64 or u_rows.dtype != np.float64 \
-            or steps.dtype != np.int32 or steps.ndim != 3 or steps.shape[0] != 2:
+    if guard.dtype != np.float64 or coarse.dtype != np.float64 or row_start.dtype != np.int64 \
+            or u_rows.dtype != np.float64 or steps.dtype != np.int32 or steps.ndim != 3 or steps.shape[0] != 2:
         raise ValueError("tables of the wrong types for lookups_and_cusums")
-    return [address(guard), room, address(row_start), address(u_rows), u_rows.size, address(steps), steps.shape[2]]
+    if room % BLOCK or guard.size != row_start.size * room or coarse.size != guard.size // BLOCK:
+        raise ValueError(f"guard rows must be of room, a multiple of {BLOCK}, and coarse one entry per block")
+    return [address(guard), address(coarse), room, address(row_start), address(u_rows), u_rows.size, address(steps),
+            steps.shape[2]]

@@ -52,7 +52,13 @@ class ADWIN:
     """
 
     name = "adwin"
-    #: The values of the block being filled; the cross-model path may owe them (``detectors.owed``).
+    #: The state the cross-model path may owe (``detectors.owed``): its buckets, width, sums,
+    #: blocks seen, and the values of the block being filled.
+    levels = owed_attribute("levels")
+    width = owed_attribute("width")
+    total = owed_attribute("total")
+    variance = owed_attribute("variance")
+    blocks_seen = owed_attribute("blocks_seen")
     pending = owed_attribute("pending")
 
     def __init__(self, delta: float = 0.002, block: int = 32, clock: int = 1, max_buckets: int = 5,

@@ -48,6 +48,7 @@ from .across_compiled import fixed_row
 from .cusum import QUANTUM
 from .detection import Detection
 from .monitor import evaluation_points
+from .positions_compiled import coarse_of, room_for
 from .numeric import NumericMonitor
 from .owed import Owed, attach, settle_all
 from .settings import NUMERIC_DETECTORS
@@ -440,7 +441,8 @@ class _Tables:
         span = np.array([r.distinct[-1] - r.distinct[0] for r in refs])[:, None]
         self.scale = np.divide(32766.0, span, out=np.zeros_like(span), where=span > 0)
         # Distinct values with +inf after each row's last: ``guard[j] == x`` is false past the top.
-        room = self.room = max(r.distinct.size for r in refs) + 1
+        # Rows of whole blocks, for the cross-model path's two-level search (``positions_compiled``).
+        room = self.room = room_for(max(r.distinct.size for r in refs))
         guard = np.full((k, room), np.inf)
         self.guard_offset = rows * room
         self.size = np.array([r.size for r in refs], dtype=np.int64)
@@ -482,6 +484,7 @@ class _Tables:
             cell[i, :size] = m.histogram.cell_of[m.position_bins()] + i * cells
             self.hist_reference[i, :m.histogram.reference_counts.size] = m.histogram.reference_counts
         self.guard = guard.ravel()
+        self.coarse = coarse_of(self.guard, room)
         self.below, self.at_or_below, self.cell = below.ravel(), at_or_below.ravel(), cell.ravel()
         self.cells = cells
         # (2 sides, CUSUMS, rows x positions); ``step_shift`` takes a group-table index
@@ -544,8 +547,8 @@ class _Tables:
         addresses and sizes of the tables that stay as they are for the group's life."""
         found = self._kernel_rows.get(names)
         if found is None:
-            found = self._kernel_rows[names] = fixed_row(self.guard, self.room, self.row_start, self.u_rows,
-                                                         self.cusum_steps(names))
+            found = self._kernel_rows[names] = fixed_row(self.guard, self.coarse, self.room, self.row_start,
+                                                         self.u_rows, self.cusum_steps(names))
         return found
 
     def rank_sizes(self, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -757,14 +760,16 @@ def _cusums(monitors, tables: "_Tables", names: tuple, steps: np.ndarray, quiet:
 
 class _AdwinVectors:
     """A group's ADWINs as vectors, as this path left them: reading them back from the monitors'
-    lists every batch cost more than the arithmetic. Valid while every ADWIN still holds the very
-    lists and pending arrays this path wrote and has seen no block since (``ADWIN`` replaces its
-    pending array whenever it changes, and everything on ``set_state``)."""
+    lists every batch cost more than the arithmetic, and so did writing them: what this path
+    leaves is owed to the ADWINs (``_write_adwins``, through the tables' ``adwin_owed``), written
+    when one of them is first read. Valid while every ADWIN still holds the very lists and
+    pending arrays this path wrote (``owned``) and has seen no block since (``ADWIN`` replaces
+    its pending array whenever it changes, and everything on ``set_state``)."""
 
-    def __init__(self, adwins, levels, total, variance, pending):
+    def __init__(self, adwins, levels, total, variance, pending, width: int, blocks_seen: int):
         self.adwins = adwins
-        self.own()
-        self.blocks_seen, self.pending_size = adwins[0].blocks_seen, len(adwins[0].pending)
+        self.owned: list | None = None  # set by ``own``: when read from the ADWINs, or written to them
+        self.width, self.blocks_seen, self.pending_size = width, blocks_seen, pending.shape[1]
         self.levels = levels  # levels[l] = list of (total, variance) vectors, oldest first
         self.total, self.variance, self.pending = total, variance, pending
 
@@ -776,6 +781,8 @@ class _AdwinVectors:
         if len(adwins) != len(self.adwins):
             return False
         settle_all(self.adwins[:1])  # what they are owed (one write for the group) sets ``owned``
+        if self.owned is None:
+            return False
         blocks_seen, pending_size = self.blocks_seen, self.pending_size
         for a, mine, (levels, pending) in zip(adwins, self.adwins, self.owned):
             if (a is not mine or a.levels is not levels or a.pending is not pending or a.blocks_seen != blocks_seen
@@ -784,14 +791,29 @@ class _AdwinVectors:
         return True
 
 
-def _write_pending(vectors: _AdwinVectors, pending: np.ndarray, levels: list) -> None:
-    """What ``_adwin`` owes the ADWINs when no block completed: their pending values, each a row
-    of the group's (views), which ``vectors`` then owns with the ``levels`` lists they held when
-    the write was owed."""
-    rows = list(pending)
-    for a, row in zip(vectors.adwins, rows):
-        a._pending = row
-    vectors.owned = list(zip(levels, rows))
+def _write_adwins(vectors: _AdwinVectors) -> None:
+    """What ``_adwin`` owes the ADWINs of a group that moved on as a whole: each one's buckets
+    (lists of ``[total, variance]``, level by level, as ``ADWIN`` keeps them), width, sums,
+    blocks seen and pending values (a row of the group's, a view); then ``vectors`` owns them."""
+    k = len(vectors.adwins)
+    counts = [len(level) for level in vectors.levels]
+    buckets = np.empty((k, sum(counts), 2))
+    for q, (t, v) in enumerate(bucket for level in vectors.levels for bucket in level):
+        buckets[:, q, 0] = t
+        buckets[:, q, 1] = v
+    rows = buckets.tolist()
+    pending = list(vectors.pending)
+    width, blocks_seen = vectors.width, vectors.blocks_seen
+    for a, row, total, variance, pend in zip(vectors.adwins, rows, vectors.total.tolist(), vectors.variance.tolist(),
+                                             pending):
+        levels, start = [], 0
+        for count in counts:
+            levels.append(row[start:start + count])
+            start += count
+        slots = a.__dict__  # the owed attributes' own slots: this is the write they wait for
+        slots["_levels"], slots["_width"], slots["_total"], slots["_variance"] = levels, width, total, variance
+        slots["_blocks_seen"], slots["_pending"] = blocks_seen, pend
+    vectors.own()
 
 
 def _adwin_vectors(tables: _Tables, adwins) -> _AdwinVectors:
@@ -808,7 +830,9 @@ def _adwin_vectors(tables: _Tables, adwins) -> _AdwinVectors:
     total = np.array([a.total for a in adwins], dtype=np.float64)
     variance = np.array([a.variance for a in adwins], dtype=np.float64)
     pending = np.array([a.pending for a in adwins], dtype=np.float64).reshape(k, -1)
-    return _AdwinVectors(adwins, levels, total, variance, pending)
+    vectors = _AdwinVectors(adwins, levels, total, variance, pending, adwins[0].width, adwins[0].blocks_seen)
+    vectors.own()
+    return vectors
 
 
 def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted: bool):
@@ -831,8 +855,7 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
             vectors.pending_size += n
             tables.adwin = vectors
             # Owed to the ADWINs (``detectors.owed``): written when one of them is first read.
-            tables.adwin_owed.owe(vectors.adwins,
-                                  partial(_write_pending, vectors, pending, [a.levels for a in vectors.adwins]))
+            tables.adwin_owed.owe(vectors.adwins, partial(_write_adwins, vectors))
         return wait
     # levels[l] = list of (total, variance) vectors, oldest first - as ADWIN.levels, transposed.
     # The third item says whether a bucket was there before this batch; merged_old[l] counts the
@@ -841,9 +864,9 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
     levels = [[(t, v, True) for t, v in level] for level in vectors.levels]
     old_counts = [len(level) for level in levels]
     merged_old = [0] * len(old_counts)
-    width = a0.width
+    width = vectors.width
     total, variance = vectors.total, vectors.variance
-    blocks_seen = a0.blocks_seen
+    blocks_seen = vectors.blocks_seen
     cut = np.zeros(k, dtype=bool)
 
     def add(t: np.ndarray, v: np.ndarray) -> None:
@@ -896,6 +919,11 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
     quiet &= ~cut
 
     def apply(quiet_rows, everyone):
+        if everyone:  # kept for the next batch, and owed to the ADWINs (``detectors.owed``)
+            kept = tables.adwin = _AdwinVectors(adwins, [[(t, v) for t, v, _ in level] for level in levels], total,
+                                                variance, pending, width, blocks_seen)
+            tables.adwin_owed.owe(adwins, partial(_write_adwins, kept))
+            return
         # Each level loses its oldest old buckets to merges and gains the new ones at its end:
         # edit the monitors' own lists in place rather than rebuild them.
         new = [[bucket for bucket in level if not bucket[2]] for level in levels]
@@ -925,9 +953,6 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
                     own.append(row[begin:end])
             a.width, a.total, a.variance, a.blocks_seen = width, tot[j], var[j], blocks_seen
             a.pending = pend[j]
-        if everyone:
-            tables.adwin = _AdwinVectors(adwins, [[(t, v) for t, v, _ in level] for level in levels], total,
-                                         variance, pending)
     return apply
 
 

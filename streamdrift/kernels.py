@@ -34,11 +34,13 @@ def compile_all() -> None:
                                np.ones(width), 1.0, np.zeros(width), np.zeros(1), np.zeros((3, 3), np.int64), 1,
                                np.zeros(3, np.int64), np.zeros(3, np.int64), 0, np.zeros(width), True)
     joint_compiled.scores(np.zeros((2, 3), np.int16), np.zeros(2))
-    positions_compiled.positions(np.array([0.0, np.inf]), 2, np.zeros((1, 1)))
+    guard = np.full(positions_compiled.BLOCK, np.inf)
+    coarse = positions_compiled.coarse_of(guard, guard.size)
+    positions_compiled.positions(guard, coarse, guard.size, np.zeros((1, 1)))
     for c, scores in ((2, True), (0, False)):
         plans = across_compiled.Plans()
         one = np.zeros((2 * c, 1), np.int64)
-        plans.add(np.zeros((1, 1)), np.array([0.0, np.inf]), 2, np.zeros(1, np.int64), np.ones(3),
+        plans.add(np.zeros((1, 1)), guard, coarse, guard.size, np.zeros(1, np.int64), np.ones(3),
                   np.zeros((2, c, 3), np.int32), one, one)
         plans.run(scores)
 

@@ -11,7 +11,7 @@ import pytest
 from streamdrift.detectors import MonitorSettings, NumericMonitor
 from streamdrift.detectors.across_compiled import Plans, fixed_row
 from streamdrift.detectors.cusum import first_crossing
-from streamdrift.detectors.positions_compiled import positions
+from streamdrift.detectors.positions_compiled import BLOCK, coarse_of, positions, room_for
 from streamdrift.detectors.together import CUSUMS, _Tables
 
 
@@ -21,7 +21,7 @@ def test_positions_are_searchsorted_s(seed):
     k = int(rng.integers(1, 25))
     sizes = rng.integers(1, 1500, k)
     rows = [np.unique(np.round(rng.standard_t(3, int(size)), int(rng.integers(0, 4)))) for size in sizes]
-    room = max(r.size for r in rows) + 1
+    room = room_for(max(r.size for r in rows))
     guard = np.full((k, room), np.inf)
     for i, r in enumerate(rows):
         guard[i, :r.size] = r
@@ -30,7 +30,7 @@ def test_positions_are_searchsorted_s(seed):
     x[:, :3] = [[r[0], r[-1], r[-1] + 1.0] for r in rows]  # the extremes and past them
     x[0, 3 % n] = -0.0 if n > 3 else x[0, 0]
     expected = np.array([2 * r.searchsorted(row) + np.isin(row, r) for r, row in zip(rows, x)])
-    assert positions(guard.ravel(), room, x).tolist() == expected.tolist()
+    assert positions(guard.ravel(), coarse_of(guard.ravel(), room), room, x).tolist() == expected.tolist()
 
 
 def fitted_tables(rng) -> tuple[list[NumericMonitor], _Tables]:
@@ -56,8 +56,10 @@ def test_every_model_of_a_call_as_model_by_model(seed, names):
         start[:, ::2] = 0
         threshold = rng.integers(1_000, 200_000, (2 * c, k))
         steps = tables.cusum_steps(names)
-        fixed = fixed_row(tables.guard, tables.room, tables.row_start, tables.u_rows, steps) if seed % 3 else None
-        plans.add(x, tables.guard, tables.room, tables.row_start, tables.u_rows, steps, start, threshold, fixed)
+        fixed = fixed_row(tables.guard, tables.coarse, tables.room, tables.row_start, tables.u_rows, steps) \
+            if seed % 3 else None
+        plans.add(x, tables.guard, tables.coarse, tables.room, tables.row_start, tables.u_rows, steps, start,
+                  threshold, fixed)
         found = np.array([2 * m.reference.distinct.searchsorted(row) + np.isin(row, m.reference.distinct)
                           for m, row in zip(monitors, x)])
         u = np.array([m.reference.uniform_scores(row) for m, row in zip(monitors, found)])
@@ -76,11 +78,13 @@ def test_every_model_of_a_call_as_model_by_model(seed, names):
 
 def test_a_table_read_by_address_must_be_c_contiguous():
     _, tables = fitted_tables(np.random.default_rng(0))
+    steps = tables.cusum_steps(CUSUMS)
     with pytest.raises(ValueError, match="C-contiguous"):
-        fixed_row(tables.guard[::2], tables.room, tables.row_start, tables.u_rows, tables.cusum_steps(CUSUMS))
+        fixed_row(tables.guard, tables.coarse[::-1], tables.room, tables.row_start, tables.u_rows, steps)
     with pytest.raises(ValueError, match="wrong types"):
-        fixed_row(tables.guard, tables.room, tables.row_start.astype(np.int32), tables.u_rows,
-                  tables.cusum_steps(CUSUMS))
+        fixed_row(tables.guard, tables.coarse, tables.room, tables.row_start.astype(np.int32), tables.u_rows, steps)
+    with pytest.raises(ValueError, match="multiple of"):
+        fixed_row(tables.guard, tables.coarse, tables.room - 1, tables.row_start, tables.u_rows, steps)
 
 
 def test_the_cusums_take_every_outcome_s():
@@ -93,14 +97,15 @@ def test_the_cusums_take_every_outcome_s():
         drift = int(rng.integers(-40, 40))
         table = (rng.integers(-3000, 3000, (2, c, k * width)) + np.array([drift, -drift])[:, None, None]).astype(np.int32)
         # One reference value per feature: every value looked up lands at position 0, 1 or 2.
-        guard = np.tile(np.array([0.0, np.inf]), k)
+        guard = np.tile(np.array([0.0] + [np.inf] * (BLOCK - 1)), k)
         x = rng.choice([-1.0, 0.0, 1.0], (k, n))
         row_start = (np.arange(k) * width).astype(np.int64)
         start = rng.integers(0, 20_000, (2 * c, k))
         start[:, ::3] = 0
         threshold = rng.integers(1_000, 200_000, (2 * c, k))
         plans = Plans()
-        plans.add(x, guard, 2, row_start, np.full(k * width, 0.5), table, start, threshold)
+        plans.add(x, guard, coarse_of(guard, BLOCK), BLOCK, row_start, np.full(k * width, 0.5), table, start,
+                  threshold)
         found, _, *got = plans.run(False)
         index = found.reshape(k, n) + row_start[:, None]
         expected = closed_form(table.take(index, axis=2).reshape(2 * c, k, n), start, threshold)
