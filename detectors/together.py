@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import functools
 from functools import partial
-import math
 from itertools import chain
 from operator import attrgetter, is_
 
@@ -45,6 +44,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from .across_compiled import fixed_row
+from .adwin_compiled import add_blocks
 from .cusum import QUANTUM
 from .detection import Detection
 from .monitor import evaluation_points
@@ -762,15 +762,17 @@ class _AdwinVectors:
     """A group's ADWINs as vectors, as this path left them: reading them back from the monitors'
     lists every batch cost more than the arithmetic, and so did writing them: what this path
     leaves is owed to the ADWINs (``_write_adwins``, through the tables' ``adwin_owed``), written
-    when one of them is first read. Valid while every ADWIN still holds the very lists and
-    pending arrays this path wrote (``owned``) and has seen no block since (``ADWIN`` replaces
-    its pending array whenever it changes, and everything on ``set_state``)."""
+    when one of them is first read. The buckets are ``adwin_compiled``'s columns (``tot``,
+    ``var``; ``counts`` per level, ``levels`` of them in use). Valid while every ADWIN still
+    holds the very lists and pending arrays this path wrote (``owned``) and has seen no block
+    since (``ADWIN`` replaces its pending array whenever it changes, and everything on
+    ``set_state``)."""
 
-    def __init__(self, adwins, levels, total, variance, pending, width: int, blocks_seen: int):
+    def __init__(self, adwins, tot, var, counts, levels: int, total, variance, pending, width: int, blocks_seen: int):
         self.adwins = adwins
         self.owned: list | None = None  # set by ``own``: when read from the ADWINs, or written to them
         self.width, self.blocks_seen, self.pending_size = width, blocks_seen, pending.shape[1]
-        self.levels = levels  # levels[l] = list of (total, variance) vectors, oldest first
+        self.tot, self.var, self.counts, self.levels = tot, var, counts, levels
         self.total, self.variance, self.pending = total, variance, pending
 
     def own(self) -> None:
@@ -790,29 +792,26 @@ class _AdwinVectors:
                 return False
         return True
 
+    def level_slots(self) -> list[tuple[int, int]]:
+        """Each level in use: its first slot and past its last bucket."""
+        capacity = self.tot.shape[1] // self.counts.size
+        return [(lv * capacity, lv * capacity + c) for lv, c in enumerate(self.counts[:self.levels].tolist())]
+
 
 def _write_adwins(vectors: _AdwinVectors) -> None:
     """What ``_adwin`` owes the ADWINs of a group that moved on as a whole: each one's buckets
     (lists of ``[total, variance]``, level by level, as ``ADWIN`` keeps them), width, sums,
     blocks seen and pending values (a row of the group's, a view); then ``vectors`` owns them."""
-    k = len(vectors.adwins)
-    counts = [len(level) for level in vectors.levels]
-    buckets = np.empty((k, sum(counts), 2))
-    for q, (t, v) in enumerate(bucket for level in vectors.levels for bucket in level):
-        buckets[:, q, 0] = t
-        buckets[:, q, 1] = v
-    rows = buckets.tolist()
+    slots = vectors.level_slots()
+    rows = np.stack((vectors.tot, vectors.var), axis=2).tolist()
     pending = list(vectors.pending)
     width, blocks_seen = vectors.width, vectors.blocks_seen
     for a, row, total, variance, pend in zip(vectors.adwins, rows, vectors.total.tolist(), vectors.variance.tolist(),
                                              pending):
-        levels, start = [], 0
-        for count in counts:
-            levels.append(row[start:start + count])
-            start += count
-        slots = a.__dict__  # the owed attributes' own slots: this is the write they wait for
-        slots["_levels"], slots["_width"], slots["_total"], slots["_variance"] = levels, width, total, variance
-        slots["_blocks_seen"], slots["_pending"] = blocks_seen, pend
+        own = a.__dict__  # the owed attributes' own slots: this is the write they wait for
+        own["_levels"] = [row[first:stop] for first, stop in slots]
+        own["_width"], own["_total"], own["_variance"] = width, total, variance
+        own["_blocks_seen"], own["_pending"] = blocks_seen, pend
     vectors.own()
 
 
@@ -823,20 +822,27 @@ def _adwin_vectors(tables: _Tables, adwins) -> _AdwinVectors:
     k = len(adwins)
     flat = np.array([list(chain.from_iterable(chain.from_iterable(a.levels))) for a in adwins],
                     dtype=np.float64).reshape(k, -1, 2)
-    levels, b = [], 0
-    for level in adwins[0].levels:
-        levels.append([(flat[:, b + j, 0], flat[:, b + j, 1]) for j in range(len(level))])
-        b += len(level)
+    counts = [len(level) for level in adwins[0].levels]
+    a0 = adwins[0]
+    capacity = a0.max_buckets + 1
+    tot, var = np.empty((k, len(counts) * capacity)), np.empty((k, len(counts) * capacity))
+    b = 0
+    for lv, count in enumerate(counts):
+        tot[:, lv * capacity:lv * capacity + count] = flat[:, b:b + count, 0]
+        var[:, lv * capacity:lv * capacity + count] = flat[:, b:b + count, 1]
+        b += count
     total = np.array([a.total for a in adwins], dtype=np.float64)
     variance = np.array([a.variance for a in adwins], dtype=np.float64)
     pending = np.array([a.pending for a in adwins], dtype=np.float64).reshape(k, -1)
-    vectors = _AdwinVectors(adwins, levels, total, variance, pending, adwins[0].width, adwins[0].blocks_seen)
+    vectors = _AdwinVectors(adwins, tot, var, np.array(counts, dtype=np.int64), len(counts), total, variance, pending,
+                            a0.width, a0.blocks_seen)
     vectors.own()
     return vectors
 
 
 def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted: bool):
-    """ADWINs of one bucket structure, as ``ADWIN.update`` with buckets as vectors over monitors."""
+    """ADWINs of one bucket structure, as ``ADWIN.update`` with buckets as vectors over monitors
+    (``adwin_compiled``)."""
     adwins = [m.adwin for m in monitors]
     a0 = adwins[0]
     block, clock, mwl, max_buckets = a0.block, a0.clock, a0.min_window_length, a0.max_buckets
@@ -857,90 +863,62 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
             # Owed to the ADWINs (``detectors.owed``): written when one of them is first read.
             tables.adwin_owed.owe(vectors.adwins, partial(_write_adwins, vectors))
         return wait
-    # levels[l] = list of (total, variance) vectors, oldest first - as ADWIN.levels, transposed.
-    # The third item says whether a bucket was there before this batch; merged_old[l] counts the
-    # old buckets of level l merged away (always the oldest), so that the new lists are the old
-    # ones' tails plus the new buckets.
-    levels = [[(t, v, True) for t, v in level] for level in vectors.levels]
-    old_counts = [len(level) for level in levels]
-    merged_old = [0] * len(old_counts)
-    width = vectors.width
-    total, variance = vectors.total, vectors.variance
-    blocks_seen = vectors.blocks_seen
-    cut = np.zeros(k, dtype=bool)
-
-    def add(t: np.ndarray, v: np.ndarray) -> None:
-        nonlocal width, total, variance, blocks_seen
-        if width:
-            d = total / width - t / block
-            variance = variance + (v + width * block * (d * d) / (width + block))
-        else:
-            variance = variance + v
-        width += block
-        total = total + t
-        levels[0].append((t, v, False))
-        level = 0
-        while len(levels[level]) > max_buckets:
-            (t1, v1, old1), (t2, v2, old2) = levels[level][0], levels[level][1]
-            if level < len(merged_old):
-                merged_old[level] += old1 + old2
-            size = block << level
-            d = t1 / size - t2 / size
-            merged = (t1 + t2, v1 + v2 + size * size * (d * d) / (2 * size), False)
-            del levels[level][:2]
-            if level + 1 == len(levels):
-                levels.append([])
-            levels[level + 1].append(merged)
-            level += 1
-        blocks_seen += 1
-        if blocks_seen % clock == 0 and width > 2 * mwl:
-            cut[:] |= _adwin_cut(levels, block, width, total, variance, a0.delta, mwl)
-
+    # The blocks this batch completes, as ADWIN.update sums them: the pending block's rest first.
     pending = vectors.pending
     i = 0
+    sums = []
     if pending.shape[1]:
         take = u[:, :block - pending.shape[1]]
         pending = np.concatenate((pending, take), axis=1)
         i = take.shape[1]
         if pending.shape[1] == block:
             t = pending.sum(axis=1)
-            add(t, ((pending - (t / block)[:, None]) ** 2).sum(axis=1))
+            sums.append((t[:, None], ((pending - (t / block)[:, None]) ** 2).sum(axis=1)[:, None]))
             pending = pending[:, :0]
     full = (n - i) // block
     if full:
         blocks = np.ascontiguousarray(u[:, i:i + full * block]).reshape(k, full, block)
         totals = blocks.sum(axis=2)
-        variances = ((blocks - (totals / block)[:, :, None]) ** 2).sum(axis=2)
-        for j in range(full):
-            add(totals[:, j], variances[:, j])
+        sums.append((totals, ((blocks - (totals / block)[:, :, None]) ** 2).sum(axis=2)))
         i += full * block
     if i < n:
         pending = np.concatenate((pending, u[:, i:]), axis=1)
+    totals, variances = sums[0] if len(sums) == 1 else (np.concatenate(part, axis=1) for part in zip(*sums))
+    # A level more than these blocks can make, and the columns the kernel adds to, copied: the
+    # vectors stay as they were unless every member takes the batch.
+    old_levels = vectors.levels
+    levels = old_levels + totals.shape[1] + 1
+    capacity = max_buckets + 1
+    counts = np.zeros(levels, np.int64)
+    counts[:old_levels] = vectors.counts[:old_levels]
+    used = old_levels * capacity
+    tot, var = np.empty((k, levels * capacity)), np.empty((k, levels * capacity))
+    tot[:, :used], var[:, :used] = vectors.tot[:, :used], vectors.var[:, :used]
+    old = np.ones(levels * capacity, dtype=bool)
+    total, variance = vectors.total.copy(), vectors.variance.copy()
+    width, blocks_seen, cut, merged_old, in_use = add_blocks(
+        tot, var, old, counts, np.ascontiguousarray(totals), np.ascontiguousarray(variances), total, variance,
+        vectors.width, vectors.blocks_seen, block, clock, mwl, max_buckets, a0.delta, MARGIN, old_levels)
     quiet &= ~cut
 
     def apply(quiet_rows, everyone):
         if everyone:  # kept for the next batch, and owed to the ADWINs (``detectors.owed``)
-            kept = tables.adwin = _AdwinVectors(adwins, [[(t, v) for t, v, _ in level] for level in levels], total,
-                                                variance, pending, width, blocks_seen)
+            kept = tables.adwin = _AdwinVectors(adwins, tot, var, counts, in_use, total, variance, pending, width,
+                                                blocks_seen)
             tables.adwin_owed.owe(adwins, partial(_write_adwins, kept))
             return
         # Each level loses its oldest old buckets to merges and gains the new ones at its end:
         # edit the monitors' own lists in place rather than rebuild them.
-        new = [[bucket for bucket in level if not bucket[2]] for level in levels]
-        counts = [len(level) for level in new]
-        buckets = np.empty((k, sum(counts), 2))
-        for q, (t, v, _) in enumerate(bucket for level in new for bucket in level):
-            buckets[:, q, 0] = t
-            buckets[:, q, 1] = v
-        rows = buckets.tolist()
-        edits, start = [], 0
-        for lv, count in enumerate(counts):
-            merged = merged_old[lv] if lv < len(merged_old) else 0
-            if merged or count or lv >= len(old_counts):
-                edits.append((lv, merged, start, start + count))
-            start += count
+        edits = []
+        for lv in range(in_use):
+            first, stop = lv * capacity, lv * capacity + int(counts[lv])
+            new = first + int(np.count_nonzero(old[first:stop]))  # the new buckets follow the old ones
+            merged = int(merged_old[lv]) if lv < old_levels else 0
+            if merged or stop > new or lv >= old_levels:
+                edits.append((lv, merged, new, stop))
+        rows = np.stack((tot, var), axis=2).tolist()
         pend = list(pending)  # row views
-        tot, var = total.tolist(), variance.tolist()
+        tot_, var_ = total.tolist(), variance.tolist()
         for j in quiet_rows:
             a = adwins[j]
             row, own = rows[j], a.levels
@@ -951,45 +929,9 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
                     level += row[begin:end]
                 else:
                     own.append(row[begin:end])
-            a.width, a.total, a.variance, a.blocks_seen = width, tot[j], var[j], blocks_seen
+            a.width, a.total, a.variance, a.blocks_seen = width, tot_[j], var_[j], blocks_seen
             a.pending = pend[j]
     return apply
-
-
-def _adwin_cut(levels, block, width, total, variance, delta, mwl) -> np.ndarray:
-    """Which ADWINs the cut test might fire for (``ADWIN._detect_change``'s first pass)."""
-    counts = tuple(len(level) for level in levels)
-    split = _adwin_splits(counts, block, width, delta, mwl)
-    if split is None:
-        return np.zeros(total.size, dtype=bool)
-    n0, n1, ok, two_m, bias, dd = split
-    totals = np.stack([bucket[0] for lv in range(len(levels) - 1, -1, -1) for bucket in levels[lv]], axis=1)
-    u0 = np.cumsum(totals[:, :-1], axis=1)
-    u1 = total[:, None] - u0
-    if ok is not None:
-        u0, u1 = u0[:, ok], u1[:, ok]
-    delta_mean = u0 / n0 - u1 / n1
-    epsilon = np.sqrt(two_m * (variance / width)[:, None] * dd) + bias
-    return (np.abs(delta_mean) >= epsilon * (1 - MARGIN)).any(axis=1)
-
-
-@functools.lru_cache(maxsize=1024)
-def _adwin_splits(counts: tuple, block: int, width: int, delta: float, mwl: int):
-    """What the cut test computes from the bucket structure alone (the structures repeat):
-    sub-window sizes, which splits are long enough, and the parts of the bound, in the same
-    operations as ``ADWIN._detect_change``."""
-    sizes = np.array([float(block << lv) for lv in range(len(counts) - 1, -1, -1) for _ in range(counts[lv])])
-    n0 = np.cumsum(sizes[:-1])
-    n1 = width - n0
-    ok = None
-    if mwl > block:
-        ok = (n0 >= mwl) & (n1 >= mwl)
-        n0, n1 = n0[ok], n1[ok]
-    if not n0.size:
-        return None
-    dd = math.log(2.0 * math.log(width) / delta)
-    m = 1.0 / (n0 - mwl + 1) + 1.0 / (n1 - mwl + 1)
-    return n0, n1, ok, 2.0 * m, 2.0 / 3.0 * dd * m, dd
 
 
 def _windowed(monitors, tables: _Tables, settings, active, points, positions, quiet, trusted: bool) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 def compile_all() -> None:
     """Run each kernel once on a tiny input of the types the hot path gives it."""
-    from .detectors import across_compiled, joint_compiled, positions_compiled
+    from .detectors import across_compiled, adwin_compiled, joint_compiled, positions_compiled
     from .plain_scan import compile_now
 
     compile_now()
@@ -43,6 +43,9 @@ def compile_all() -> None:
         plans.add(np.zeros((1, 1)), guard, coarse, guard.size, np.zeros(1, np.int64), np.ones(3),
                   np.zeros((2, c, 3), np.int32), one, one)
         plans.run(scores)
+    buckets = np.zeros((1, 6))
+    adwin_compiled.add_blocks(buckets, buckets.copy(), np.zeros(6, np.bool_), np.zeros(2, np.int64), np.ones((1, 1)),
+                              np.zeros((1, 1)), np.zeros(1), np.zeros(1), 0, 0, 1, 1, 1, 2, 0.01, 1e-9, 1)
 
 
 if __name__ == "__main__":

@@ -619,7 +619,8 @@ def test_dockerfile_install_steps_work_in_a_clean_virtualenv(tmp_path: Path) -> 
     assert f"--from={build.name} {container_venv} {container_venv}" in [r for i, r in runtime.instructions
                                                                         if i == "COPY"]
     compiled = {path.name.split("-")[0] for path in Path(env["NUMBA_CACHE_DIR"]).rglob("*.nbi")}
-    assert {"plain_scan._scan", "joint_compiled.bet", "positions_compiled.positions", "across_compiled.lookups_and_cusums"} <= compiled, \
+    assert {"plain_scan._scan", "joint_compiled.bet", "positions_compiled.positions", "across_compiled.lookups_and_cusums",
+            "adwin_compiled.add_blocks"} <= compiled, \
         f"the build stage leaves the compiled kernels in NUMBA_CACHE_DIR: {sorted(compiled)}"
 
     version = subprocess.run([str(venv / "bin" / "streamdrift"), "--version"], capture_output=True, text=True,
