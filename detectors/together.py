@@ -118,7 +118,7 @@ def update_together(monitors: list[NumericMonitor], values: np.ndarray,
     if trusted is not None and clean.all():
         # The whole group advanced here last time, all quiet, and nothing has touched it since:
         # its members are still candidates with one schedule, and its caches are valid.
-        quiet = _advance(cache, _schedule(cache, monitors[0], n), monitors, values, trusted)
+        quiet = _advance(cache, _trusted_schedule(monitors[0], n), monitors, values, trusted)
         if _ALL(quiet):
             return [[] for _ in monitors]
         results = [[] if ok else None for ok in quiet.tolist()]
@@ -185,6 +185,15 @@ def _schedule(cache: FastPath, monitor: NumericMonitor, n: int) -> tuple:
     points = _evaluation_points(monitor.watched, n, s.evaluate_every, s.window)
     return (cache.settings_key(monitor.settings), monitor.active, points, min(monitor.watched, s.window), shape, adwin.width, adwin.blocks_seen % adwin.clock, len(adwin.pending),
             adwin.delta, _cusum_names(monitor.active))
+
+
+def _trusted_schedule(monitor: NumericMonitor, n: int) -> tuple:
+    """``_schedule``'s key as ``_advance`` reads it (detectors, evaluation points, CUSUMs) for a
+    trusted group, whose members share one schedule already: without reading the ADWINs, so that
+    what the cross-model path owes them stays owed (their vectors are on the group's tables)."""
+    s = monitor.settings
+    return (None, monitor.active, _evaluation_points(monitor.watched, n, s.evaluate_every, s.window), None,
+            _cusum_names(monitor.active))
 
 
 @functools.lru_cache(maxsize=64)
