@@ -801,18 +801,21 @@ class _AdwinVectors:
                 return False
         return True
 
-    def level_slots(self) -> list[tuple[int, int]]:
-        """Each level in use: its first slot and past its last bucket."""
+    def buckets(self) -> tuple[list, list[int]]:
+        """Every row's buckets as ``[total, variance]`` lists, level after level, oldest first
+        in each (only the slots in use), and each level's count."""
         capacity = self.tot.shape[1] // self.counts.size
-        return [(lv * capacity, lv * capacity + c) for lv, c in enumerate(self.counts[:self.levels].tolist())]
+        counts = self.counts[:self.levels].tolist()
+        used = np.concatenate([np.arange(lv * capacity, lv * capacity + c) for lv, c in enumerate(counts)])
+        return np.stack((self.tot[:, used], self.var[:, used]), axis=2).tolist(), counts
 
 
 def _write_adwins(vectors: _AdwinVectors) -> None:
     """What ``_adwin`` owes the ADWINs of a group that moved on as a whole: each one's buckets
     (lists of ``[total, variance]``, level by level, as ``ADWIN`` keeps them), width, sums,
     blocks seen and pending values (a row of the group's, a view); then ``vectors`` owns them."""
-    slots = vectors.level_slots()
-    rows = np.stack((vectors.tot, vectors.var), axis=2).tolist()
+    rows, counts = vectors.buckets()
+    slots = list(zip(np.cumsum([0] + counts[:-1]).tolist(), np.cumsum(counts).tolist()))
     pending = list(vectors.pending)
     width, blocks_seen = vectors.width, vectors.blocks_seen
     for a, row, total, variance, pend in zip(vectors.adwins, rows, vectors.total.tolist(), vectors.variance.tolist(),
@@ -918,14 +921,17 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
             return
         # Each level loses its oldest old buckets to merges and gains the new ones at its end:
         # edit the monitors' own lists in place rather than rebuild them.
-        edits = []
+        edits, taken = [], []
         for lv in range(in_use):
             first, stop = lv * capacity, lv * capacity + int(counts[lv])
             new = first + int(np.count_nonzero(old[first:stop]))  # the new buckets follow the old ones
             merged = int(merged_old[lv]) if lv < old_levels else 0
             if merged or stop > new or lv >= old_levels:
-                edits.append((lv, merged, new, stop))
-        rows = np.stack((tot, var), axis=2).tolist()
+                begin = sum(map(len, taken))
+                taken.append(range(new, stop))
+                edits.append((lv, merged, begin, begin + stop - new))
+        new_slots = np.array([slot for part in taken for slot in part], dtype=np.int64)
+        rows = np.stack((tot[:, new_slots], var[:, new_slots]), axis=2).tolist()
         pend = list(pending)  # row views
         tot_, var_ = total.tolist(), variance.tolist()
         for j in quiet_rows:
