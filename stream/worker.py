@@ -47,6 +47,13 @@ COUNTS = ("in", "processed", "rejected", "alerts", "retrain_requests", "labels_j
 #: two such slices the hot path runs (one slice of numeric monitors packs in ~1 ms).
 STATE_SLICE = 24
 
+#: A periodic checkpoint is captured a slice of models at a time, each slice between two batches
+#: and this long at most (at least one model): alerts wait that long for it, not the time it
+#: takes to capture every changed model (at 256 models, one to two seconds).
+CAPTURE_SLICE_S = 0.015
+#: Models captured between two looks at the clock.
+CAPTURE_STEP = 4
+
 #: Seconds without a successful broker round trip after which the worker reports "degraded".
 DEGRADED_AFTER_S = 10.0
 #: How long one health probe of the broker may take.
@@ -144,6 +151,8 @@ class Worker:
         #: The periodic checkpoint on its way to the broker while the next batches are processed;
         #: its result is the input offsets it covers, committed once it is acknowledged.
         self._state_write: asyncio.Task | None = None
+        #: The periodic checkpoint being captured, a slice between two batches (``_capture``).
+        self._round: _Round | None = None
         #: Revocations so far: records handed out before one are stale after it (``_next_batch``).
         self._revocations = 0
         self._evicted_seen = 0
@@ -197,7 +206,9 @@ class Worker:
                         await self.handle(batch, revocations)
                     if self._state_write is not None and self._state_write.done():
                         await self._commit(await self._state_written())
-                    if self._state_write is None and time.monotonic() - self._last_checkpoint >= c.checkpoint_seconds:
+                    if self._round is not None:
+                        await self._capture_slice()
+                    elif self._state_write is None and time.monotonic() - self._last_checkpoint >= c.checkpoint_seconds:
                         await self._checkpoint_in_background()
                     if time.monotonic() - last_lag > lag_every:
                         last_lag = time.monotonic()
@@ -213,7 +224,7 @@ class Worker:
             try:
                 await self.consumer.stop()  # hands the partitions over: state written, offsets committed
             finally:
-                if self._state_write is not None:  # nothing was assigned, so no hand-over waited for it
+                if self._state_write is not None or self._round is not None:  # no hand-over waited for it
                     try:
                         await self._commit(await self._state_written())
                     except KafkaError as exc:
@@ -399,22 +410,81 @@ class Worker:
         return count
 
     async def _checkpoint_in_background(self) -> None:
-        """The periodic checkpoint. The state is captured now, between two batches (a consistent
-        cut of state and offsets; ``DriftPipeline.checkpoint(deferred=True)`` copies it, a
-        fraction of what encoding costs), then packed a slice at a time and sent while the next
-        batches are processed, so that alerts wait neither for the encoding nor for the broker
-        to store it. Its offsets are committed once all of it is acknowledged; the next
-        checkpoint starts only after that, and a hand-over waits for it."""
-        started = time.perf_counter()
+        """The periodic checkpoint. Its offsets are those of the batches processed so far, and
+        the models changed by then are captured a slice at a time (``CAPTURE_SLICE_S``), each
+        slice between two batches: each model's state is a consistent cut of its own (the state
+        of a model captured later covers these offsets and more, and a replay after a crash
+        skips, stream by stream, what the saved state already holds). A slice is copied now
+        (``DriftPipeline.checkpoint(deferred=True)``, a fraction of what encoding costs), then
+        packed a part at a time and sent, one slice after the other, while the next batches are
+        processed, so that alerts wait neither for the encoding nor for the broker to store it.
+        Its offsets are committed once every slice is acknowledged; the next checkpoint starts
+        only after that, and a hand-over finishes the capture at once and waits for it."""
         async with self._lock:
-            records, commit = self._state_records(None, deferred=True)
-        self.metrics.checkpoint_capture.inc(time.perf_counter() - started)
-        self._state_write = asyncio.ensure_future(self._write_state(records, commit))
+            commit = self._take_offsets(None)
+            self._round = _Round(self.pipeline.changed_models(), commit)
+        await self._capture_slice()
 
-    async def _state_written(self) -> dict[TopicPartition, int]:
-        """Wait for the periodic checkpoint on its way, if any: the offsets it made safe to
-        commit. Raises the broker's error if it was not written (its state will be written
-        again by the next checkpoint, see ``_write_state``)."""
+    async def _capture_slice(self) -> None:
+        async with self._lock:
+            if self._round is not None:  # (a hand-over may have finished it meanwhile)
+                self._capture(CAPTURE_SLICE_S)
+
+    def _capture(self, budget: float | None) -> None:
+        """Capture the periodic checkpoint's next slice (all that is left if ``budget`` is
+        ``None``), send it after the slices before it, and when no model is left, make
+        ``_state_write`` the task that commits the offsets once all are stored. Between two
+        batches: the caller holds the lock."""
+        round_ = self._round
+        started = time.perf_counter()
+        records: list[tuple[str, object]] = []
+        while True:
+            step = round_.models[:CAPTURE_STEP if budget is not None else len(round_.models)]
+            del round_.models[:len(step)]
+            self._log_checkpointing(step)
+            records += self.pipeline.checkpoint(deferred=True, models=step, others=round_.first)
+            round_.first = False
+            if not round_.models or (budget is not None and time.perf_counter() - started >= budget):
+                break
+        self.metrics.checkpoint_capture.inc(time.perf_counter() - started)
+        round_.records += len(records)
+        round_.sent = asyncio.ensure_future(self._write_slice(round_.sent, records))
+        if not round_.models:
+            self._round = None
+            self._state_write = asyncio.ensure_future(self._round_written(round_))
+
+    async def _write_slice(self, before: asyncio.Future | None, records) -> None:
+        """Send a slice once the slices before it are stored (a later slice may hold a record
+        for a key an earlier one dropped); its failure is the round's (``_round_written``)."""
+        if before is not None:
+            await before
+        await self._write_state(records, {}, counted=False)
+
+    async def _round_written(self, round_: "_Round") -> dict[TopicPartition, int]:
+        """The offsets a periodic checkpoint covers, once every slice of it is stored; if one is
+        not, they wait for the next checkpoint (which writes everything again) and the error is
+        raised."""
+        try:
+            await round_.sent
+        except KafkaError:
+            self._uncommitted = _later(round_.commit, self._uncommitted)
+            raise
+        if round_.records:
+            self.metrics.checkpoints.inc()
+        return round_.commit
+
+    async def _state_written(self, locked: bool = False) -> dict[TopicPartition, int]:
+        """Wait for the periodic checkpoint on its way, if any (capturing what it has left
+        first: ``locked`` if the caller holds the lock): the offsets it made safe to commit.
+        Raises the broker's error if it was not written (its state will be written again by
+        the next checkpoint, see ``_write_state``)."""
+        if self._round is not None:
+            if locked:
+                self._capture(None)
+            else:
+                async with self._lock:
+                    if self._round is not None:
+                        self._capture(None)
         task, self._state_write = self._state_write, None
         return {} if task is None else await task
 
@@ -422,25 +492,32 @@ class Worker:
         records, commit = self._state_records(partitions)
         return len(records), await self._write_state(records, commit)
 
-    def _state_records(self, partitions, deferred: bool = False) -> tuple[list[tuple[str, object]],
-                                                                          dict[TopicPartition, int]]:
-        """The changed state (of ``partitions``, or all) and the input offsets it covers
-        (``deferred``: values packed when sent, see ``DriftPipeline.checkpoint``)."""
+    def _state_records(self, partitions) -> tuple[list[tuple[str, object]], dict[TopicPartition, int]]:
+        """The changed state (of ``partitions``, or all) and the input offsets it covers."""
         numbers = None if partitions is None else {tp.partition for tp in partitions}
-        if log.isEnabledFor(logging.DEBUG):
-            for key in self.pipeline.dirty:
-                group = self.pipeline.models.get(key)
-                if group is not None:
-                    log.debug("checkpointing %s offset %s seen %s", key, group.next_offset,
-                              {k[1]: m.seen for k, m in group.monitors.items()})
-        records = self.pipeline.checkpoint(numbers, deferred=deferred)
+        self._log_checkpointing(self.pipeline.dirty)
+        records = self.pipeline.checkpoint(numbers)
+        return records, self._take_offsets(partitions)
+
+    def _take_offsets(self, partitions) -> dict[TopicPartition, int]:
+        """The input offsets processed and not yet committed (of ``partitions``, or all), which a
+        checkpoint taken now covers: taken out, to be committed once it is stored."""
         commit = {tp: o for tp, o in self._uncommitted.items() if partitions is None or tp in partitions}
         for tp in commit:
             self._uncommitted.pop(tp, None)
         self._last_checkpoint = time.monotonic()
-        return records, commit
+        return commit
 
-    async def _write_state(self, records, commit: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+    def _log_checkpointing(self, keys) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            for key in keys:
+                group = self.pipeline.models.get(key)
+                if group is not None:
+                    log.debug("checkpointing %s offset %s seen %s", key, group.next_offset,
+                              {k[1]: m.seen for k, m in group.monitors.items()})
+
+    async def _write_state(self, records, commit: dict[TopicPartition, int],
+                           counted: bool = True) -> dict[TopicPartition, int]:
         """Send state records part by part (see ``write_order``), each part acknowledged before
         the next; return ``commit``, the offsets they cover, to be committed now that they are
         stored. Values are packed ``STATE_SLICE`` at a time, letting other tasks (the hot path)
@@ -460,7 +537,7 @@ class Worker:
             self._uncommitted = _later(commit, self._uncommitted)
             raise
         trim_memory()  # now that the packed records are sent and acknowledged, and freed
-        if records:
+        if records and counted:
             self.metrics.checkpoints.inc()
         return commit
 
@@ -504,7 +581,7 @@ class Worker:
     async def _hand_over(self, partitions: frozenset[TopicPartition]) -> None:
         # The next owner starts from this state and these offsets.
         try:
-            earlier = await self._state_written()
+            earlier = await self._state_written(locked=True)
         except KafkaError as exc:  # its state is marked to be written again, just below
             log.warning("periodic state checkpoint not written: %s", exc)
             earlier = {}
@@ -523,3 +600,16 @@ class Worker:
                 pass  # not measured yet
         log.info("revoked %s; handed over %d models", sorted(f"{tp.topic}/{tp.partition}" for tp in partitions),
                  dropped)
+
+
+class _Round:
+    """A periodic checkpoint being captured: the models still to capture (in checkpoint order),
+    whether the rest of the state is still to come (with the first slice), the offsets it
+    covers, and the send of its latest slice."""
+
+    __slots__ = ("models", "first", "commit", "sent", "records")
+
+    def __init__(self, models: list[tuple], commit: dict[TopicPartition, int]):
+        self.models, self.first, self.commit = models, True, commit
+        self.sent: asyncio.Future | None = None
+        self.records = 0  # captured so far

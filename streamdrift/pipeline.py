@@ -580,9 +580,17 @@ class DriftPipeline:
                 del self.versions[model]
 
     # -- state ------------------------------------------------------------------------------
-    def checkpoint(self, partitions=None, deferred: bool = False) -> list[tuple[str, object]]:
+    def changed_models(self) -> list[tuple]:
+        """The models changed since the last checkpoint, in the order a checkpoint writes them
+        (a periodic checkpoint taken a slice at a time names its slices from this list)."""
+        return sorted(self.dirty, key=_checkpoint_order)
+
+    def checkpoint(self, partitions=None, deferred: bool = False, models: list[tuple] | None = None,
+                   others: bool = True) -> list[tuple[str, object]]:
         """State records of the models changed since the last checkpoint (of ``partitions`` only,
-        when given), to be written to the compacted state topic.
+        when given), to be written to the compacted state topic. ``models``: of those, only
+        these (keys of ``changed_models``); ``others``: with the rest of the state (evicted
+        models' tombstones, waiting predictions, model versions).
 
         ``deferred``: each value is a function that packs it (see ``packed``), on a frozen copy
         of the state taken now: the state is captured between two batches (a consistent cut)
@@ -601,10 +609,10 @@ class DriftPipeline:
         """
         seal = _sealed if deferred else pack
         records: list[tuple[str, object]] = []
-        if partitions is None:
+        if partitions is None and others:
             records.extend((key, None) for key in self.evicted_keys)
             self.evicted_keys = []
-        for key in sorted(self.dirty, key=lambda k: (k[0], k[1] or "", version_of(k) or "")):
+        for key in self.changed_models() if models is None else [key for key in models if key in self.dirty]:
             group = self.models.get(key)
             if group is None:
                 self.dirty.discard(key)
@@ -613,6 +621,8 @@ class DriftPipeline:
                 continue
             records.extend(group.checkpoint_records(deferred=deferred))
             self.dirty.discard(key)
+        if not others:
+            return records
         for model in sorted(self.dirty_pending):
             partition = self._partition_of(model)
             if partition is None:
@@ -746,3 +756,8 @@ class DriftPipeline:
     @property
     def monitored_pairs(self) -> int:
         return sum(len(g.monitors) for g in self.models.values())
+
+
+def _checkpoint_order(key: tuple) -> tuple:
+    """Models in a checkpoint: by name, segment and version."""
+    return key[0], key[1] or "", version_of(key) or ""
