@@ -18,7 +18,7 @@ call returns.
 >>> u_rows = np.arange(1, 2 * BLOCK + 1) / 10
 >>> steps = np.array([[[3] * 2 * BLOCK], [[-1] * 2 * BLOCK]], dtype=np.int32)  # 2 sides x 1 CUSUM x positions
 >>> plans = Plans()
->>> plans.add(np.array([[0.5, 2.0, 9.0]]), guard, coarse_of(guard, BLOCK), BLOCK, np.zeros(1, np.int64), u_rows,
+>>> plans.add(np.array([[0.5, 2.0, 9.0]]), guard, coarse_of(guard), BLOCK, np.zeros(1, np.int64), u_rows,
 ...           steps, np.array([[0], [0]]), np.array([[5], [5]]))
 >>> positions, u, crossed, sums, zeros = plans.run(True)
 >>> positions.tolist(), u.tolist(), crossed.tolist(), sums.tolist(), zeros.tolist()

@@ -14,7 +14,7 @@ value)``), exactly: each search is a lower bound on the same sorted values.
 
 >>> guard = np.full(2 * BLOCK, np.inf)                      # two rows, room BLOCK
 >>> guard[:3], guard[BLOCK] = [1.0, 2.0, 4.0], 0.5
->>> positions(guard, coarse_of(guard, BLOCK), BLOCK, np.array([[0.0, 2.0, 3.0, 9.0], [0.5, 0.7, -1.0, 0.5]])).tolist()
+>>> positions(guard, coarse_of(guard), BLOCK, np.array([[0.0, 2.0, 3.0, 9.0], [0.5, 0.7, -1.0, 0.5]])).tolist()
 [[0, 3, 4, 6], [1, 2, 0, 1]]
 """
 
@@ -32,8 +32,8 @@ def room_for(distinct: int) -> int:
     return -(-(distinct + 1) // BLOCK) * BLOCK
 
 
-def coarse_of(guard: np.ndarray, room: int) -> np.ndarray:
-    """Each block's last value, row by row (rows of ``room // BLOCK``)."""
+def coarse_of(guard: np.ndarray) -> np.ndarray:
+    """Each block's last value, row by row (rows of ``room // BLOCK``: rows are whole blocks)."""
     return np.ascontiguousarray(guard.reshape(-1, BLOCK)[:, -1])
 
 
@@ -41,7 +41,7 @@ def coarse_of(guard: np.ndarray, room: int) -> np.ndarray:
 def positions(guard, coarse, room, x):
     """``x`` (rows x values, finite) looked up in ``guard``: row ``i``'s sorted distinct reference
     values at ``guard[i * room:]``, padded with +inf to ``room`` entries, a multiple of ``BLOCK``
-    with at least one +inf (``room_for``); ``coarse``: ``coarse_of(guard, room)``."""
+    with at least one +inf (``room_for``); ``coarse``: ``coarse_of(guard)``."""
     k, n = x.shape
     total = k * n
     blocks = room // BLOCK

@@ -118,7 +118,7 @@ def update_together(monitors: list[NumericMonitor], values: np.ndarray,
     if trusted is not None and clean.all():
         # The whole group advanced here last time, all quiet, and nothing has touched it since:
         # its members are still candidates with one schedule, and its caches are valid.
-        quiet = _advance(cache, _trusted_schedule(monitors[0], n), monitors, values, trusted)
+        quiet = _advance(cache, monitors, values, trusted)
         if _ALL(quiet):
             return [[] for _ in monitors]
         results = [[] if ok else None for ok in quiet.tolist()]
@@ -129,7 +129,7 @@ def update_together(monitors: list[NumericMonitor], values: np.ndarray,
                 groups.setdefault(_schedule(cache, monitor, n), []).append(k)
         for key, members in groups.items():
             rows = values if len(members) == len(monitors) else values[members]  # all: no copy
-            quiet = _advance(cache, key, [monitors[k] for k in members], rows)
+            quiet = _advance(cache, [monitors[k] for k in members], rows)
             for k, ok in zip(members, quiet.tolist()):
                 if ok:
                     results[k] = []
@@ -187,15 +187,6 @@ def _schedule(cache: FastPath, monitor: NumericMonitor, n: int) -> tuple:
             adwin.delta, _cusum_names(monitor.active))
 
 
-def _trusted_schedule(monitor: NumericMonitor, n: int) -> tuple:
-    """``_schedule``'s key as ``_advance`` reads it (detectors, evaluation points, CUSUMs) for a
-    trusted group, whose members share one schedule already: without reading the ADWINs, so that
-    what the cross-model path owes them stays owed (their vectors are on the group's tables)."""
-    s = monitor.settings
-    return (None, monitor.active, _evaluation_points(monitor.watched, n, s.evaluate_every, s.window), None,
-            _cusum_names(monitor.active))
-
-
 @functools.lru_cache(maxsize=64)
 def _cusum_names(active: tuple) -> tuple:
     """The Page-Hinkley-type CUSUMs among a monitor's detectors, in one order."""
@@ -215,13 +206,17 @@ _evaluation_points = functools.lru_cache(maxsize=4096)(evaluation_points)
 _SETTINGS_KEYS: dict = {}
 
 
-def _advance(cache: FastPath, key: tuple, monitors: list[NumericMonitor], x: np.ndarray,
+def _advance(cache: FastPath, monitors: list[NumericMonitor], x: np.ndarray,
              trusted: "_Tables | None" = None) -> np.ndarray:
-    """Advance a group that shares one schedule; returns which monitors were quiet (and so were
+    """Advance a group that shares one schedule (``_schedule``: its first monitor's detectors
+    and evaluation points are everyone's); returns which monitors were quiet (and so were
     updated here). The others are left exactly as they were. ``trusted``: the group's tables,
-    when ``_trusted`` vouches for them and their caches."""
-    settings, active, points = monitors[0].settings, key[1], key[2]
+    when ``_trusted`` vouches for them and their caches. The schedule is not read from the
+    ADWINs: what the cross-model path owes them stays owed."""
+    first = monitors[0]
+    settings, active = first.settings, first.active
     k, n = x.shape
+    points = _evaluation_points(first.watched, n, settings.evaluate_every, settings.window)
     quiet = np.ones(k, dtype=bool)
     vouched = trusted is not None
     tables = trusted if vouched else _tables(cache, monitors)
@@ -229,7 +224,7 @@ def _advance(cache: FastPath, key: tuple, monitors: list[NumericMonitor], x: np.
     commit = []
     if "missing_rate" in active:
         commit.append(_missing_rate(monitors, tables, n, quiet, vouched))
-    cusums = key[-1]
+    cusums = _cusum_names(active)
     if cusums:
         # Read in sorted order, then put back in arrival order: (sides, names, k, n).
         table = tables.cusum_steps(cusums)
@@ -493,7 +488,7 @@ class _Tables:
             cell[i, :size] = m.histogram.cell_of[m.position_bins()] + i * cells
             self.hist_reference[i, :m.histogram.reference_counts.size] = m.histogram.reference_counts
         self.guard = guard.ravel()
-        self.coarse = coarse_of(self.guard, room)
+        self.coarse = coarse_of(self.guard)
         self.below, self.at_or_below, self.cell = below.ravel(), at_or_below.ravel(), cell.ravel()
         self.cells = cells
         # (2 sides, CUSUMS, rows x positions); ``step_shift`` takes a group-table index

@@ -35,7 +35,7 @@ def compile_all() -> None:
                                np.zeros(3, np.int64), np.zeros(3, np.int64), 0, np.zeros(width), True)
     joint_compiled.scores(np.zeros((2, 3), np.int16), np.zeros(2))
     guard = np.full(positions_compiled.BLOCK, np.inf)
-    coarse = positions_compiled.coarse_of(guard, guard.size)
+    coarse = positions_compiled.coarse_of(guard)
     positions_compiled.positions(guard, coarse, guard.size, np.zeros((1, 1)))
     for c, scores in ((2, True), (0, False)):
         plans = across_compiled.Plans()

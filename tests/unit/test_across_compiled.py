@@ -30,7 +30,7 @@ def test_positions_are_searchsorted_s(seed):
     x[:, :3] = [[r[0], r[-1], r[-1] + 1.0] for r in rows]  # the extremes and past them
     x[0, 3 % n] = -0.0 if n > 3 else x[0, 0]
     expected = np.array([2 * r.searchsorted(row) + np.isin(row, r) for r, row in zip(rows, x)])
-    assert positions(guard.ravel(), coarse_of(guard.ravel(), room), room, x).tolist() == expected.tolist()
+    assert positions(guard.ravel(), coarse_of(guard.ravel()), room, x).tolist() == expected.tolist()
 
 
 def fitted_tables(rng) -> tuple[list[NumericMonitor], _Tables]:
@@ -104,7 +104,7 @@ def test_the_cusums_take_every_outcome_s():
         start[:, ::3] = 0
         threshold = rng.integers(1_000, 200_000, (2 * c, k))
         plans = Plans()
-        plans.add(x, guard, coarse_of(guard, BLOCK), BLOCK, row_start, np.full(k * width, 0.5), table, start,
+        plans.add(x, guard, coarse_of(guard), BLOCK, row_start, np.full(k * width, 0.5), table, start,
                   threshold)
         found, _, *got = plans.run(False)
         index = found.reshape(k, n) + row_start[:, None]
