@@ -97,11 +97,13 @@ class _Plan:
 
 
 def _plans(index: int, monitors: list[NumericMonitor], values, fast_path: FastPath | None) -> list[_Plan]:
-    """The call's ``_Plan`` s if this path may take it, else none (an empty call too:
-    ``update_together`` returns at once for it): one for a trusted group of all its monitors;
-    else one per group, when trusted groups cover them all. A model's features part into
-    several groups when their schedules part (one of them re-armed after an alert, say); the
-    per-model path keeps each group's tables, and here each group is a plan of its own."""
+    """The call's ``_Plan`` s this path may take (none for an empty call: ``update_together``
+    returns at once for it): one for a trusted group of all its monitors; else one per trusted
+    group among them. A model's features part into several groups when their schedules part
+    (one of them re-armed after an alert, say); the per-model path keeps each group's tables,
+    and here each group is a plan of its own. Monitors in no trusted group (one collecting its
+    new reference after an alert, say) are left to ``update_together``, the rest still taken
+    here: one feature re-arming no longer sends its model's other features the slow way."""
     if fast_path is None or not monitors:
         return []
     values = np.ascontiguousarray(values, dtype=np.float64)
@@ -118,10 +120,10 @@ def _plans(index: int, monitors: list[NumericMonitor], values, fast_path: FastPa
         tables = fast_path.tables_of(monitor)  # a group's tables are kept by its first monitor
         members = tables.members if tables is not None else None
         if not members or members[0] is not monitor:
-            return []
+            continue
         rows = [row_of.get(id(m), -1) for m in members]
         if min(rows) < 0 or covered.intersection(rows) or _trusted(fast_path, members) is not tables:
-            return []
+            continue
         plans.append(_plan(index, rows, members, values[rows], tables))
         covered.update(rows)
     return plans

@@ -159,6 +159,31 @@ def test_a_model_whose_features_parted_is_taken_group_by_group():
     assert [encode_monitor(m) for m in together] == [encode_monitor(m) for m in alone]
 
 
+def test_a_feature_collecting_its_new_reference_leaves_the_others_across():
+    """While one feature collects the reference of its new regime after an alarm, it is in no
+    trusted group: it goes to ``update_together`` on its own, and the model's other features
+    stay on this path (before, the whole model went the slow way for the whole re-arm). Same
+    results and state as one by one."""
+    rng = np.random.default_rng(9)
+    settings = MonitorSettings(reference_size=300, rearm_size=400, window=100, evaluate_every=50)
+    together, alone, path = [NumericMonitor(settings) for _ in range(4)], [NumericMonitor(settings) for _ in range(4)], \
+        FastPath()
+    partial = 0
+    for batch in range(300):
+        x = rng.normal(0, 1, (4, 5))
+        if batch >= 100:
+            x[0] += 2.0  # feature 0 drifts, alarms, collects 400 values of its new level
+        plans = across._plans(0, together, x, path)
+        taken = sorted(row for plan in plans for row in plan.rows)
+        if together[0].collecting and together[0].fitted:
+            partial += taken == [1, 2, 3]
+        found = update_groups_together([(together, x, path)])[0]
+        expected = [m.update(row) for m, row in zip(alone, x)]
+        assert [detections(f) for f in found] == [detections(e) for e in expected]
+    assert partial > 50
+    assert [encode_monitor(m) for m in together] == [encode_monitor(m) for m in alone]
+
+
 def test_state_owed_over_many_batches_is_what_one_by_one_gives_when_read():
     """The cross-model path owes its ADWIN and CUSUM state to the detectors (``detectors.owed``)
     and reads it back only from its own vectors: over many batches with no read in between (the
