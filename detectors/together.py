@@ -49,6 +49,7 @@ from .cusum import QUANTUM
 from .detection import Detection
 from .monitor import evaluation_points
 from .positions_compiled import coarse_of, room_for
+from .windowed_compiled import windowed_quiet
 from .numeric import NumericMonitor
 from .owed import Owed, attach, settle_all
 from .settings import NUMERIC_DETECTORS
@@ -555,13 +556,6 @@ class _Tables:
                                                          self.u_rows, self.cusum_steps(names))
         return found
 
-    def rank_sizes(self, w: int) -> tuple[np.ndarray, np.ndarray]:
-        """``r * size`` and ``(r - 1) * size`` for the ranks ``r`` of a window of ``w`` (made per
-        window, not kept: two (features x window) int64 arrays per group cost more memory than
-        time)."""
-        rank = np.arange(w + 1, dtype=np.int64)
-        return rank[1:] * self.size[:, None], rank[:-1] * self.size[:, None]
-
 
 def _null_steps(reference, cusums: tuple) -> tuple[tuple, np.ndarray, np.ndarray, np.ndarray]:
     """A reference's row of the group tables: its key, the uniform score of each position, the
@@ -945,12 +939,13 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
 
 
 def _windowed(monitors, tables: _Tables, settings, active, points, positions, quiet, trusted: bool) -> None:
-    """Mark monitors whose KS or histogram test might fire at one of this batch's evaluation points."""
+    """Mark monitors whose KS or histogram test might fire at one of this batch's evaluation points
+    (``windowed_compiled``: each window counted per reference position, both tests in one walk)."""
     w = settings.window
     k, n = positions.shape
     # The windows reach back this far into the recent positions (the group's rings are equally full).
     old = max(0, w - 1 - points[0])
-    # Positions below 2**15 sort as int16, by a radix sort, several times faster than int64.
+    # Positions below 2**15 are kept as int16: the recent positions' copy is half the size.
     ext = np.empty((k, old + n), dtype=np.int16 if tables.width < 1 << 15 else np.int64)
     recent = tables.recent
     if recent is None or not (trusted or recent.valid_for(monitors)):
@@ -961,40 +956,6 @@ def _windowed(monitors, tables: _Tables, settings, active, points, positions, qu
         for i, m in enumerate(monitors):
             m.recent_positions.last(old, ext[i, :old])
     ext[:, old:] = positions
-    ks_on, hist_on = "ks" in active, "histogram" in active
-    w64 = np.int64(w)  # int32 table entries times this are int64
-    if ks_on:
-        rank_size, before_rank_size = tables.rank_sizes(w)
-        scale = tables.size * w
-        critical = tables.critical
-    if hist_on:
-        cells = tables.cells
-        hist_critical = tables.hist_critical
-    for t in points:
-        window = ext[:, old + t + 1 - w:old + t + 1]
-        if ks_on:
-            ranked = np.sort(window, axis=1, kind="stable")
-            r = ranked + tables.row_start[:, None]
-            down = (rank_size - tables.at_or_below.take(r) * w64).max(axis=1)
-            up = (tables.below.take(r) * w64 - before_rank_size).max(axis=1)
-            d = np.maximum(np.maximum(up, 0) / scale, np.maximum(down, 0) / scale)
-            quiet &= ~(d > critical * (1 - MARGIN))
-        if hist_on:
-            # Counts do not depend on order: read the cold table in ascending order when sorted.
-            codes = tables.cell.take((ranked if ks_on else window) + tables.offset)
-            counts = np.bincount(codes.ravel(), minlength=k * cells).reshape(k, cells)
-            g = _g_statistics(tables.hist_reference, counts.astype(np.float64))
-            quiet &= ~(g > hist_critical * (1 - MARGIN))
-
-
-def _g_statistics(r: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Row-wise ``frequency.g_statistic``."""
-    n_r, n_w = r.sum(axis=1, keepdims=True), w.sum(axis=1, keepdims=True)
-    column = r + w
-    total = n_r + n_w
-    g = np.zeros(r.shape[0])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for row, n_row in ((r, n_r), (w, n_w)):
-            terms = np.where(row > 0, row * np.log(row * total / (n_row * column)), 0.0)
-            g += terms.sum(axis=1)
-    return 2.0 * g
+    windowed_quiet(ext, old, np.asarray(points, dtype=np.int64), w, "ks" in active, "histogram" in active,
+                   tables.row_start, tables.below, tables.at_or_below, tables.size, tables.critical, tables.cell,
+                   tables.width, tables.cells, tables.hist_reference, tables.hist_critical, MARGIN, quiet)

@@ -17,7 +17,7 @@ import numpy as np
 
 def compile_all() -> None:
     """Run each kernel once on a tiny input of the types the hot path gives it."""
-    from .detectors import across_compiled, adwin_compiled, joint_compiled, positions_compiled
+    from .detectors import across_compiled, adwin_compiled, joint_compiled, positions_compiled, windowed_compiled
     from .plain_scan import compile_now
 
     compile_now()
@@ -46,6 +46,12 @@ def compile_all() -> None:
     buckets = np.zeros((1, 6))
     adwin_compiled.add_blocks(buckets, buckets.copy(), np.zeros(6, np.bool_), np.zeros(2, np.int64), np.ones((1, 1)),
                               np.zeros((1, 1)), np.zeros(1), np.zeros(1), 0, 0, 1, 1, 1, 2, 0.01, 1e-9, 1)
+    for dtype in (np.int16, np.int64):  # positions as int16 below 2**15 (together._windowed)
+        one = np.zeros(1)
+        windowed_compiled.windowed_quiet(np.zeros((1, 1), dtype), 0, np.zeros(1, np.int64), 1, True, True,
+                                         np.zeros(1, np.int64), np.zeros(1, np.int32), np.ones(1, np.int32),
+                                         np.ones(1, np.int64), one, np.zeros(1, dtype), 1, 1, np.ones((1, 1)), one,
+                                         1e-9, np.ones(1, np.bool_))
 
 
 if __name__ == "__main__":
