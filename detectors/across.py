@@ -51,9 +51,10 @@ import numpy as np
 from .across_compiled import Plans
 from .detection import Detection
 from .numeric import NumericMonitor
-from .together import (_ALL, FastPath, _adwin, _cusum_names, _evaluation_points,
-                       cusum_start, missing_present, missing_start, moved_on, runs_since, _trusted, _windowed,
-                       update_together)
+from .rings_compiled import extend_rings
+from .together import (_ALL, FastPath, _adwin, _cusum_names, _evaluation_points, counted_on,
+                       cusum_start, missing_present, missing_start, moved_on, ring_row, runs_since, _trusted,
+                       _windowed, update_together)
 
 def update_groups_together(groups: list[tuple[list[NumericMonitor], np.ndarray, FastPath]]
                            ) -> list[list[list[Detection]]]:
@@ -155,7 +156,7 @@ def _advance_across(plans: list[_Plan]) -> list[_Plan]:
     rows = np.array([plan.k for plan in plans])
     lengths = np.repeat(np.array([plan.n for plan in plans]), rows)
     cusums = _Cusums(plans, names, lengths)
-    lookups = _look_up(plans, cusums, "adwin" in active)
+    lookups, flat = _look_up(plans, cusums, "adwin" in active)
     if names:
         quiet &= ~_per_plan(cusums.crossed.any(axis=0), rows)
         commit.append(cusums.apply)
@@ -170,9 +171,7 @@ def _advance_across(plans: list[_Plan]) -> list[_Plan]:
     if done:
         for apply in commit:
             apply(quiet)
-        for plan, lookup, apply, ok in zip(plans, lookups, applies, quiet.tolist()):
-            if ok:
-                _finish(plan, lookup, apply)
+        _finish(plans, lookups, applies, quiet, flat)
     return done
 
 
@@ -183,15 +182,25 @@ def _per_plan(flags: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 class _Lookup:
     """A plan's values looked up in its tables: positions (as ``Reference.positions``) and, if
-    the plan runs ADWIN, the values' uniform scores."""
+    the plan runs ADWIN, the values' uniform scores; where they start (``at``) in the call's flat
+    values and positions (``_Flat``)."""
 
-    __slots__ = ("positions", "u")
+    __slots__ = ("positions", "u", "at")
 
-    def __init__(self, positions, u):
-        self.positions, self.u = positions, u
+    def __init__(self, positions, u, at):
+        self.positions, self.u, self.at = positions, u, at
 
 
-def _look_up(plans: list[_Plan], cusums: "_Cusums", scores: bool) -> list[_Lookup]:
+class _Flat:
+    """Every plan's values and positions of one lookup call, flat (plan after plan)."""
+
+    __slots__ = ("values", "positions")
+
+    def __init__(self, values, positions):
+        self.values, self.positions = values, positions
+
+
+def _look_up(plans: list[_Plan], cusums: "_Cusums", scores: bool) -> tuple[list[_Lookup], _Flat]:
     """Every plan's ``together._positions`` (and, with ``scores``, ADWIN's uniform scores) and
     its CUSUMs (kept by ``cusums``), in one compiled call for all of them
     (``across_compiled``: each search exact whatever the order of its keys, each CUSUM the
@@ -210,9 +219,9 @@ def _look_up(plans: list[_Plan], cusums: "_Cusums", scores: bool) -> list[_Looku
     for plan in plans:
         k, n = plan.k, plan.n
         end = at + k * n
-        lookups.append(_Lookup(positions[at:end].reshape(k, n), u[at:end].reshape(k, n) if scores else None))
+        lookups.append(_Lookup(positions[at:end].reshape(k, n), u[at:end].reshape(k, n) if scores else None, at))
         at = end
-    return lookups
+    return lookups, _Flat(pooled.flat, positions)
 
 
 def _model_steps(plan: _Plan, lookup: _Lookup, quiet: np.ndarray, i: int):
@@ -234,13 +243,26 @@ def _model_steps(plan: _Plan, lookup: _Lookup, quiet: np.ndarray, i: int):
     return apply
 
 
-def _finish(plan: _Plan, lookup: _Lookup, adwin_apply) -> None:
-    """The rest of ``together._advance``'s commit for a model all of whose features were quiet:
-    ADWIN, rings, counts, the cached recent positions and the group's stamps."""
-    monitors, tables = plan.monitors, plan.tables
-    if adwin_apply is not None:
-        adwin_apply(list(range(plan.k)), True)
-    moved_on(tables, monitors, range(len(monitors)), plan.values, lookup.positions, True, True)
+def _finish(plans: list[_Plan], lookups: list[_Lookup], adwin_applies: list, quiet: np.ndarray, flat: _Flat) -> None:
+    """The rest of ``together._advance``'s commit for the plans all of whose features were
+    quiet: ADWIN, then the rings and cached recent positions of them all in one compiled call
+    (``rings_compiled``), counts and the groups' stamps."""
+    rows, extended = [], []
+    for plan, lookup, adwin_apply, ok in zip(plans, lookups, adwin_applies, quiet.tolist()):
+        if not ok:
+            continue
+        if adwin_apply is not None:
+            adwin_apply(list(range(plan.k)), True)
+        found = ring_row(plan.tables, plan.monitors, lookup.at, plan.n)
+        if found is None:  # rings of unequal counts: one by one
+            moved_on(plan.tables, plan.monitors, range(plan.k), plan.values, lookup.positions, True, True)
+            continue
+        rows.append(found[0])
+        extended.append((plan, found[1]))
+    if rows:
+        extend_rings(flat.values, flat.positions, np.array(rows, dtype=np.int64))
+        for plan, rings in extended:
+            counted_on(plan.tables, plan.monitors, rings, plan.n)
 
 
 class _Cusums:

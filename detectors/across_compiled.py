@@ -121,7 +121,7 @@ def address(array: np.ndarray) -> int:
 class Plans:
     """The models of one call: their values, tables (by address, held here) and CUSUM starts."""
 
-    __slots__ = ("values", "meta", "held", "starts", "thresholds", "at")
+    __slots__ = ("values", "meta", "held", "starts", "thresholds", "at", "flat")
 
     def __init__(self):
         self.values, self.meta, self.held, self.starts, self.thresholds = [], [], [], [], []
@@ -145,9 +145,10 @@ class Plans:
         self.at += k * n
 
     def run(self, scores: bool):
-        """``lookups_and_cusums`` of every model added."""
+        """``lookups_and_cusums`` of every model added (their values, flat: ``flat``)."""
         c = self.starts[0].shape[0] // 2
-        return lookups_and_cusums(np.concatenate(self.values), np.array(self.meta, dtype=np.int64),
+        self.flat = np.concatenate(self.values)  # every model's values, in the order added
+        return lookups_and_cusums(self.flat, np.array(self.meta, dtype=np.int64),
                                   np.concatenate(self.starts, axis=1), np.concatenate(self.thresholds, axis=1),
                                   c, scores)
 

@@ -43,6 +43,7 @@ from operator import attrgetter, is_
 import numpy as np
 from scipy.special import ndtri
 
+from . import rings_compiled
 from .across_compiled import fixed_row
 from .adwin_compiled import add_blocks
 from .cusum import QUANTUM
@@ -273,6 +274,34 @@ def moved_on(tables: "_Tables", monitors: list[NumericMonitor], rows, x: np.ndar
         tables.stamps = None
 
 
+def ring_row(tables: "_Tables", monitors: list[NumericMonitor], at: int, n: int) -> "tuple[list, _Rings] | None":
+    """For a trusted group all of whose members take ``n`` values each (quiet, none missing):
+    its rings and recent positions as a row of ``rings_compiled.extend_rings`` (their values
+    and positions from ``at`` in that call's flat arrays), and its ``_Rings``; ``None`` if
+    its rings are extended one by one (``moved_on``). ``counted_on`` does the rest."""
+    rings = _rings(tables, monitors, True)
+    if rings is None:
+        return None
+    recent = tables.recent
+    if recent is None:
+        return rings_compiled.row(len(monitors), n, at, rings.counts, 0, rings.fixed), rings
+    return rings_compiled.row(len(monitors), n, at, rings.counts, recent.count, rings.fixed, recent.fixed), rings
+
+
+def counted_on(tables: "_Tables", monitors: list[NumericMonitor], rings: "_Rings", n: int) -> None:
+    """``moved_on`` of a group whose rings and recent positions ``extend_rings`` extended (from
+    ``ring_row``): their counts, the members' counts and versions, the group's stamps."""
+    rings.advanced(n)
+    for m in monitors:
+        m.watched += n
+        m.seen += n
+        m.version += 1
+    recent = tables.recent
+    if recent is not None:
+        recent.count += n
+    tables.members, tables.stamps = monitors, list(map(_STAMP, monitors))
+
+
 def _extend_rows(buffer: np.ndarray, count: int, items, n: int) -> None:
     """``Ring.extend`` of every row of ``buffer`` (rings of ``size`` columns holding ``count``
     items each, so one layout) by ``n`` items: the rows of ``items``, or ``items`` itself if it is
@@ -323,6 +352,8 @@ class _Rings:
                 ring.buffer = view
             self.kinds.append((rings, array, views))
             self.counts.append(rings[0].count)
+        #: The arrays' part of a row of ``rings_compiled.extend_rings``.
+        self.fixed = rings_compiled.rings_fixed(*(array for _, array, _ in self.kinds))
         self.owed = Owed()
         attach([ring for rings, _, _ in self.kinds for ring in rings], self.owed)
 
@@ -341,6 +372,12 @@ class _Rings:
         counts = self.counts
         for kind, ((_, array, _), items) in enumerate(zip(self.kinds, (values, positions, False))):
             _extend_rows(array, counts[kind], items, n)
+        self.advanced(n)
+
+    def advanced(self, n: int) -> None:
+        """Every kind's count moved on by ``n`` (the rings extended), owed to the rings."""
+        counts = self.counts
+        for kind in range(len(counts)):
             counts[kind] += n
         self.owed.write = partial(_write_counts, self.kinds, tuple(counts))
 
@@ -373,6 +410,8 @@ class _RecentPositions:
 
     def __init__(self, rings, count: int, buffer: np.ndarray):
         self.rings, self.count, self.buffer = rings, count, buffer
+        #: The buffer's part of a row of ``rings_compiled.extend_rings``.
+        self.fixed = rings_compiled.recent_fixed(buffer)
 
     @classmethod
     def of(cls, monitors, dtype) -> "_RecentPositions | None":

@@ -17,7 +17,8 @@ import numpy as np
 
 def compile_all() -> None:
     """Run each kernel once on a tiny input of the types the hot path gives it."""
-    from .detectors import across_compiled, adwin_compiled, joint_compiled, positions_compiled, windowed_compiled
+    from .detectors import (across_compiled, adwin_compiled, joint_compiled, positions_compiled, rings_compiled,
+                            windowed_compiled)
     from .plain_scan import compile_now
 
     compile_now()
@@ -46,6 +47,12 @@ def compile_all() -> None:
     buckets = np.zeros((1, 6))
     adwin_compiled.add_blocks(buckets, buckets.copy(), np.zeros(6, np.bool_), np.zeros(2, np.int64), np.ones((1, 1)),
                               np.zeros((1, 1)), np.zeros(1), np.zeros(1), 0, 0, 1, 1, 1, 2, 0.01, 1e-9, 1)
+    ring, flags = np.zeros((1, 1)), np.zeros((1, 1), np.bool_)
+    fixed = rings_compiled.rings_fixed(ring, np.zeros((1, 1), np.int64), flags)
+    for recent in (rings_compiled.NO_RECENT_ROW, *(rings_compiled.recent_fixed(np.zeros((1, 1), dtype))
+                                                   for dtype in (np.int16, np.int64))):
+        row = rings_compiled.row(1, 1, 0, (0, 0, 0), 0, fixed, recent)
+        rings_compiled.extend_rings(np.zeros(1), np.zeros(1, np.int64), np.array([row]))
     for dtype in (np.int16, np.int64):  # positions as int16 below 2**15 (together._windowed)
         one = np.zeros(1)
         windowed_compiled.windowed_quiet(np.zeros((1, 1), dtype), 0, np.zeros(1, np.int64), 1, True, True,
