@@ -883,11 +883,12 @@ def _adwin_vectors(tables: _Tables, adwins) -> _AdwinVectors:
 def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted: bool):
     """ADWINs of one bucket structure, as ``ADWIN.update`` with buckets as vectors over monitors
     (``adwin_compiled``)."""
-    adwins = [m.adwin for m in monitors]
+    kept = tables.adwin if trusted else None  # trusted: its ADWINs are still the members'
+    adwins = kept.adwins if kept is not None else [m.adwin for m in monitors]
     a0 = adwins[0]
     block, clock, mwl, max_buckets = a0.block, a0.clock, a0.min_window_length, a0.max_buckets
     k, n = u.shape
-    vectors = tables.adwin if trusted and tables.adwin is not None else _adwin_vectors(tables, adwins)
+    vectors = kept if kept is not None else _adwin_vectors(tables, adwins)
     tables.adwin = None  # until this batch is applied to every member
     if vectors.pending.shape[1] + n < block:  # no block completes: the values only wait in ``pending``
         def wait(quiet_rows, everyone):
