@@ -22,7 +22,7 @@ import numpy as np
 
 from .detection import Hit, require_fitted
 from .errors import check_range
-from .owed import owed_attribute
+from .owed import owed_attribute, owed_state
 from .reference import Reference
 
 
@@ -248,6 +248,9 @@ class ADWIN:
             self.levels.pop()
 
     def get_state(self) -> dict:
+        owed = owed_state(self)  # the cross-model path's vectors, read without writing the lists
+        if owed is not None:
+            return owed
         sizes, totals = [], []
         variances = []
         for level, buckets in enumerate(self.levels):

@@ -92,3 +92,25 @@ def settle_all(objects) -> None:
         owed = target.__dict__.get("_owed")
         if owed is not None:
             owed.settle()
+
+
+def owed_state(target):
+    """The state ``target`` will have once what it is owed is written, if the pending write can
+    tell it without writing (a write with a ``state_of(target)`` method), else ``None``.
+
+    >>> class Write:
+    ...     def __call__(self): pass
+    ...     def state_of(self, target): return {"up": 9}
+    >>> a = type("Sums", (), {})()
+    >>> owed = Owed()
+    >>> attach([a], owed)
+    >>> owed_state(a) is None
+    True
+    >>> owed.write = Write()
+    >>> owed_state(a)
+    {'up': 9}
+    """
+    owed = target.__dict__.get("_owed")
+    write = owed.write if owed is not None else None
+    state_of = getattr(write, "state_of", None)
+    return state_of(target) if state_of is not None else None

@@ -1,5 +1,6 @@
 """What the cross-model path owes the detectors' objects (``detectors.owed``): the CUSUMs' sums,
-counts and run starts, the rings' counts and ADWIN's pending values are written when first read,
+counts and run starts, the rings' counts and ADWIN's buckets and pending values are written when
+first read (an encoding reads ADWIN's state from the group's vectors without writing it),
 and whatever reads them (an encoding, the per-model path, a restore) sees exactly what updating
 each monitor one by one leaves."""
 
@@ -45,7 +46,12 @@ def test_quiet_batches_owe_their_writes_and_a_read_settles_them():
     assert together[0][0].page_hinkley.count == alone[0][0].page_hinkley.count  # ... until it is read
     assert owed(together[0][1]) == ["adwin", "recent_values"]  # one write settles the model's CUSUMs
     assert [encode_monitor(m) for ms in together for m in ms] == [encode_monitor(m) for ms in alone for m in ms]
+    # An encoding settles every write but ADWIN's, whose state it reads from the group's vectors
+    # (``owed_state``): the lists stay owed, and are written when ADWIN itself is read.
+    assert all(owed(m) == ["adwin"] for ms in together for m in ms)
+    assert [m.adwin.levels for ms in together for m in ms] == [m.adwin.levels for ms in alone for m in ms]
     assert not any(owed(m) for ms in together for m in ms)
+    assert [encode_monitor(m) for ms in together for m in ms] == [encode_monitor(m) for ms in alone for m in ms]
 
 
 def test_the_per_model_path_and_later_batches_read_what_was_owed():
