@@ -132,8 +132,13 @@ def frozen(state):
     """
     kind = type(state)
     if kind is dict:
-        # Numbers, strings and None are most of a state's values: kept without a call each.
-        return {key: value if type(value) in _IMMUTABLE else frozen(value) for key, value in state.items()}
+        # Numbers, strings and None are most of a state's values: kept without a call each;
+        # arrays, most of the rest, copied without one.
+        out = {}
+        for key, value in state.items():
+            kind = type(value)
+            out[key] = value if kind in _IMMUTABLE else value.copy() if kind is np.ndarray else frozen(value)
+        return out
     if kind is list or kind is tuple:
         return kind(map(frozen, state))
     if kind is np.ndarray:
