@@ -289,17 +289,23 @@ def ring_row(tables: "_Tables", monitors: list[NumericMonitor], at: int, n: int)
 
 
 def counted_on(tables: "_Tables", monitors: list[NumericMonitor], rings: "_Rings", n: int) -> None:
-    """``moved_on`` of a group whose rings and recent positions ``extend_rings`` extended (from
-    ``ring_row``): their counts, the members' counts and versions, the group's stamps."""
+    """``moved_on`` of a trusted group whose rings and recent positions ``extend_rings`` extended
+    (from ``ring_row``): their counts and the members' counts.
+
+    The members' versions stay, and so do the group's stamps: a version tells the tables of
+    *other* groups (and this one) that something else changed a monitor since they last moved
+    it on, and nothing else did. Every other way a monitor changes bumps its version (its own
+    ``update``, a fit, ``set_state``, an untrusted ``_advance``, which also records its
+    group's stamps afresh), so the tables whose stamps match a monitor's version are always the
+    last that recorded them, and a trusted advance does not change which those are."""
     rings.advanced(n)
     for m in monitors:
         m.watched += n
         m.seen += n
-        m.version += 1
     recent = tables.recent
     if recent is not None:
         recent.count += n
-    tables.members, tables.stamps = monitors, list(map(_STAMP, monitors))
+    tables.members = monitors
 
 
 def _extend_rows(buffer: np.ndarray, count: int, items, n: int) -> None:
