@@ -35,7 +35,11 @@ from numba.extending import intrinsic
 from .positions_compiled import BLOCK, coarse_of, positions
 
 # Columns of a plan's row in ``Plans.meta``.
-_K, _N, _AT, _GUARD, _COARSE, _ROOM, _ROW_START, _U_ROWS, _U_SIZE, _STEPS, _STEPS_SIZE = range(11)
+_K, _N, _AT, _GUARD, _COARSE, _ROOM, _ROW_START, _U_ROWS, _U_SIZE, _STEPS, _STEPS_SIZE, _PENDING, _PENDING_SIZE, \
+    _PENDING_ROOM = range(14)
+
+#: A row's pending columns when there is no pending buffer to write to.
+NO_PENDING = (0, 0, 0)
 
 
 @intrinsic
@@ -76,6 +80,12 @@ def lookups_and_cusums(values, meta, start, threshold, c, scores):
             for i in range(k):
                 for v in range(n):
                     u_all[at + i * n + v] = u_rows[found[i, v] + row_start[i]]
+            pending, room = meta[p, _PENDING_SIZE], meta[p, _PENDING_ROOM]
+            if meta[p, _PENDING] != 0 and pending + n < room:  # no block completes: after the pending values
+                buffer = carray(_pointer(meta[p, _PENDING]), k * room, np.float64)
+                for i in range(k):
+                    for v in range(n):
+                        buffer[i * room + pending + v] = u_all[at + i * n + v]
         if c:
             size = meta[p, _STEPS_SIZE]
             table = carray(_pointer(meta[p, _STEPS]), (2, c, size), np.int32)
@@ -129,15 +139,17 @@ class Plans:
 
     def add(self, values: np.ndarray, guard: np.ndarray, coarse: np.ndarray, room: int, row_start: np.ndarray,
             u_rows: np.ndarray, steps: np.ndarray, start: np.ndarray, threshold: np.ndarray,
-            fixed: list | None = None) -> None:
+            fixed: list | None = None, pending: tuple = NO_PENDING) -> None:
         """One model: ``values`` (k x n, finite float64), its tables (``together._Tables``:
         ``guard`` of ``room`` per feature and its ``coarse`` (``positions_compiled``),
         ``row_start``, ``u_rows``, ``steps`` as ``cusum_steps``: 2 sides x c x positions,
         int32), its CUSUMs' ``start`` and ``threshold`` (2 c x k, int64). ``fixed``: the tables'
-        part of its row (``fixed_row``), if kept."""
+        part of its row (``fixed_row``), if kept. ``pending``: (address, values in it, room) of
+        its ADWINs' pending buffer (k x room float64, ``together._AdwinVectors``), where the
+        uniform scores are written after the values in it if they fit (no block completes)."""
         k, n = values.shape
         row = fixed if fixed is not None else fixed_row(guard, coarse, room, row_start, u_rows, steps)
-        self.meta.append([k, n, self.at, *row])
+        self.meta.append([k, n, self.at, *row, *pending])
         self.held.append((guard, coarse, row_start, u_rows, steps))
         self.values.append(values.ravel())
         self.starts.append(start)

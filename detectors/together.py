@@ -44,7 +44,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from . import rings_compiled
-from .across_compiled import fixed_row
+from .across_compiled import address, fixed_row
 from .adwin_compiled import add_blocks
 from .cusum import QUANTUM
 from .detection import Detection
@@ -809,14 +809,33 @@ class _AdwinVectors:
     ``var``; ``counts`` per level, ``levels`` of them in use). Valid while every ADWIN still
     holds the very lists and pending arrays this path wrote (``owned``) and has seen no block
     since (``ADWIN`` replaces its pending array whenever it changes, and everything on
-    ``set_state``)."""
+    ``set_state``).
 
-    def __init__(self, adwins, tot, var, counts, levels: int, total, variance, pending, width: int, blocks_seen: int):
+    The pending values are the first ``pending_size`` columns of ``buffer`` (room for a block):
+    a batch that completes no block adds its values in place, after them (the cross-model
+    path's lookups write them there: ``pending_row``). What is past ``pending_size`` is never
+    shown to anyone, so values written there for a batch that turns out not quiet are no one's."""
+
+    def __init__(self, adwins, tot, var, counts, levels: int, total, variance, pending, width: int, blocks_seen: int,
+                 block: int):
         self.adwins = adwins
         self.owned: list | None = None  # set by ``own``: when read from the ADWINs, or written to them
         self.width, self.blocks_seen, self.pending_size = width, blocks_seen, pending.shape[1]
         self.tot, self.var, self.counts, self.levels = tot, var, counts, levels
-        self.total, self.variance, self.pending = total, variance, pending
+        self.total, self.variance = total, variance
+        self.buffer = np.empty((pending.shape[0], block))
+        self.buffer[:, :pending.shape[1]] = pending
+        #: ``across_compiled.Plans``' pending columns for this buffer (its address, kept).
+        self.pending_fixed = (address(self.buffer), block)
+
+    @property
+    def pending(self) -> np.ndarray:
+        """The pending values, (ADWINs x values): a view of ``buffer``."""
+        return self.buffer[:, :self.pending_size]
+
+    def pending_row(self) -> tuple:
+        """``Plans.add``'s ``pending``: where the lookups may write this batch's values."""
+        return (self.pending_fixed[0], self.pending_size, self.pending_fixed[1])
 
     def own(self) -> None:
         """Note the lists and arrays the ADWINs hold now, as this path left them."""
@@ -891,7 +910,7 @@ class _AdwinWrite:
             "bucket_total": vectors.tot[row, self.used],
             "bucket_variance": vectors.var[row, self.used],
             "width": vectors.width, "total": float(vectors.total[row]), "variance": float(vectors.variance[row]),
-            "blocks_seen": vectors.blocks_seen, "pending": vectors.pending[row].copy(),
+            "blocks_seen": vectors.blocks_seen, "pending": vectors.buffer[row, :vectors.pending_size].copy(),
             "detections": adwin.detections,
         }
 
@@ -916,14 +935,15 @@ def _adwin_vectors(tables: _Tables, adwins) -> _AdwinVectors:
     variance = np.array([a.variance for a in adwins], dtype=np.float64)
     pending = np.array([a.pending for a in adwins], dtype=np.float64).reshape(k, -1)
     vectors = _AdwinVectors(adwins, tot, var, np.array(counts, dtype=np.int64), len(counts), total, variance, pending,
-                            a0.width, a0.blocks_seen)
+                            a0.width, a0.blocks_seen, a0.block)
     vectors.own()
     return vectors
 
 
-def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted: bool):
+def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted: bool, written: bool = False):
     """ADWINs of one bucket structure, as ``ADWIN.update`` with buckets as vectors over monitors
-    (``adwin_compiled``)."""
+    (``adwin_compiled``). ``written``: ``u`` is in the group's pending buffer already, after its
+    pending values (the cross-model lookups put it there when no block completes)."""
     kept = tables.adwin if trusted else None  # trusted: its ADWINs are still the members'
     adwins = kept.adwins if kept is not None else [m.adwin for m in monitors]
     a0 = adwins[0]
@@ -931,16 +951,17 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
     k, n = u.shape
     vectors = kept if kept is not None else _adwin_vectors(tables, adwins)
     tables.adwin = None  # until this batch is applied to every member
-    if vectors.pending.shape[1] + n < block:  # no block completes: the values only wait in ``pending``
+    if vectors.pending_size + n < block:  # no block completes: the values only wait in ``pending``
         def wait(quiet_rows, everyone):
-            pending = np.concatenate((vectors.pending, u), axis=1)
             if not everyone:
-                rows = list(pending)  # each ADWIN's pending values: a row of the group's (views)
+                rows = list(np.concatenate((vectors.pending, u), axis=1))  # each ADWIN's: a row (views)
                 for j in quiet_rows:
                     adwins[j].pending = rows[j]
                 return
-            vectors.pending = pending
-            vectors.pending_size += n
+            size = vectors.pending_size
+            if not written:
+                vectors.buffer[:, size:size + n] = u
+            vectors.pending_size = size + n
             tables.adwin = vectors
             # Owed to the ADWINs (``detectors.owed``): written when one of them is first read.
             tables.adwin_owed.owe(vectors.adwins, _AdwinWrite(vectors))
@@ -986,7 +1007,7 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
     def apply(quiet_rows, everyone):
         if everyone:  # kept for the next batch, and owed to the ADWINs (``detectors.owed``)
             kept = tables.adwin = _AdwinVectors(adwins, tot, var, counts, in_use, total, variance, pending, width,
-                                                blocks_seen)
+                                                blocks_seen, block)
             tables.adwin_owed.owe(adwins, _AdwinWrite(kept))
             return
         # Each level loses its oldest old buckets to merges and gains the new ones at its end:

@@ -133,3 +133,27 @@ def closed_form(steps, start, threshold):
                 assert first_crossing(steps[r, f].astype(np.int64), int(start[r, f]), int(threshold[r, f]))[1:] == \
                     (run[-1], zeros[r, f])
     return crossed, sums, zeros
+
+
+def test_uniform_scores_go_after_the_pending_values_when_they_fit():
+    """With a pending buffer (``together._AdwinVectors``), a model's uniform scores are written
+    after its pending values if they fit in its room (no block completes), and nowhere else."""
+    rng = np.random.default_rng(2)
+    plans, buffers, expected_rows = Plans(), [], []
+    for pending, n, room in ((3, 4, 8), (3, 5, 8), (0, 2, 2), (0, 1, 2)):
+        monitors, tables = fitted_tables(rng)
+        k = len(monitors)
+        buffer = np.full((k, room), -1.0)
+        x = rng.normal(0, 1, (k, n))
+        plans.add(x, tables.guard, tables.coarse, tables.room, tables.row_start, tables.u_rows,
+                  tables.cusum_steps(()), np.zeros((0, k), np.int64), np.zeros((0, k), np.int64),
+                  pending=(buffer.__array_interface__["data"][0], pending, room))
+        u = np.array([m.reference.uniform_scores(m.reference.positions(row)) for m, row in zip(monitors, x)])
+        want = np.full((k, room), -1.0)
+        if pending + n < room:
+            want[:, pending:pending + n] = u
+        buffers.append(buffer)
+        expected_rows.append(want)
+    plans.run(True)
+    for buffer, want in zip(buffers, expected_rows):
+        assert buffer.tolist() == want.tolist()
