@@ -19,6 +19,7 @@ import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
@@ -347,11 +348,43 @@ class LogReader:
                     summary._record_bad(row)
                 yield row
 
-    def _read_file(self, path: Path) -> Iterator[LogRow]:
+    def runs(self) -> Iterator["LogRow | JsonlLines"]:
+        """The rows ``__iter__`` gives, in order, except that a reader that leaves JSONL lines
+        unparsed gives a JSONL file's good lines in runs (``JsonlLines``), split a few megabytes
+        at a time in C: a ``LogRow`` per line, and a generator step per line, cost more than the
+        pipeline spends on a line of a few features (offline replay). Blank lines are skipped
+        and long lines refused as ``__iter__`` does; the summary counts the same.
+
+        >>> import pathlib, shutil, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "a.jsonl").write_bytes(b'{"a": 1}\\n\\n{"b": 2}\\r\\n' + b"x" * 40 + b"\\n{}")
+        >>> for run in LogReader(folder, max_line_bytes=32, parse_jsonl=False).runs():
+        ...     print(type(run).__name__, run.lines if type(run) is JsonlLines else (run.line, run.error))
+        JsonlLines [1, 3]
+        LogRow (4, 'line longer than 32 bytes (first 1024 kept)')
+        JsonlLines [5]
+        >>> shutil.rmtree(folder)
+        """
+        summary = self.summary = ReadSummary()
+        for path in self.paths:
+            summary.files += 1
+            for row in self._read_file(path, runs=True):
+                if type(row) is JsonlLines:
+                    summary.rows += len(row.lines)
+                    yield row
+                    continue
+                summary.rows += 1
+                if row.error is not None:
+                    summary._record_bad(row)
+                yield row
+
+    def _read_file(self, path: Path, runs: bool = False) -> Iterator[LogRow]:
         source = str(path)
         with open_binary(path) as stream:
             fmt = _suffix_format(path) or _sniff_format(stream.peek(64)[:64])
-            if fmt == "jsonl":
+            if fmt == "jsonl" and runs and not self.parse_jsonl:
+                yield from _jsonl_runs(stream, source, self.max_line_bytes)
+            elif fmt == "jsonl":
                 yield from _read_jsonl(stream, source, self.max_line_bytes, self.parse_jsonl)
             elif fmt == "csv":
                 delimiter = "\t" if _strip_gz(path.name.lower()).endswith(".tsv") else ","
@@ -414,8 +447,7 @@ def _read_jsonl(stream: BinaryIO, source: str, max_line_bytes: int, parse: bool 
             line_no += 1
             if line[-1:] != b"\n" and len(line) == max_line_bytes:
                 _skip_to_newline(stream)
-                yield LogRow(source, line_no, line[:1024], None,
-                             f"line longer than {max_line_bytes} bytes (first 1024 kept)")
+                yield LogRow(source, line_no, line[:1024], None, _too_long(max_line_bytes))
                 continue
             raw = line.rstrip(b"\r\n")
             if not raw or raw.isspace():
@@ -427,6 +459,77 @@ def _read_jsonl(stream: BinaryIO, source: str, max_line_bytes: int, parse: bool 
             yield LogRow(source, line_no, raw, event, error)
     except (EOFError, OSError) as exc:
         yield LogRow(source, line_no + 1, b"", None, f"file unreadable from here on: {exc}")
+
+
+class JsonlLines(NamedTuple):
+    """A run of good lines of a JSONL file, unparsed (``LogReader.runs``): their 1-based line
+    numbers and their bytes (without the line end)."""
+
+    source: str
+    lines: list[int]
+    raws: list[bytes]
+
+
+#: How much of a JSONL file ``LogReader.runs`` splits at a time.
+_RUN_BYTES = 1 << 22
+
+
+def _jsonl_runs(stream: BinaryIO, source: str, max_line_bytes: int) -> Iterator["LogRow | JsonlLines"]:
+    """``_read_jsonl`` unparsed, its good lines in runs (``JsonlLines``), a long line or an
+    unreadable end a ``LogRow`` in its place."""
+    line_no = 0  # lines done
+    carry = b""  # the start of a line whose end is not read yet
+    # One read of the file (or one step of decompression) at a time: a corrupt or truncated
+    # compressed file raises in a read, and what the reads before it gave is not lost.
+    read = getattr(stream, "read1", stream.read)
+    try:
+        while True:
+            block = read(_RUN_BYTES)
+            data = carry + block if carry else block
+            if block:
+                parts = data.split(b"\n")
+                carry = parts.pop()
+            else:  # the end: a last line without a line end
+                parts, carry = ([data] if data else []), b""
+            if parts:
+                yield from _lines_in_runs(parts, line_no, source, max_line_bytes)
+                line_no += len(parts)
+            if len(carry) >= max_line_bytes:  # too long already, its end not read yet
+                line_no += 1
+                yield LogRow(source, line_no, carry[:min(1024, max_line_bytes)], None, _too_long(max_line_bytes))
+                carry = b""
+                _skip_to_newline(stream)
+            if not block:
+                return
+    except (EOFError, OSError) as exc:
+        yield LogRow(source, line_no + 1, b"", None, f"file unreadable from here on: {exc}")
+
+
+def _lines_in_runs(parts: list[bytes], done: int, source: str, max_line_bytes: int
+                   ) -> Iterator["LogRow | JsonlLines"]:
+    """Lines ``done + 1 ..`` (``parts``, without their ``\\n``) as runs of good lines, each
+    long line a ``LogRow``; blank ones left out."""
+    raws = list(map(bytes.rstrip, parts, repeat(b"\r\n")))
+    if max(map(len, parts)) < max_line_bytes and min(map(len, raws)) and not any(map(bytes.isspace, raws)):
+        yield JsonlLines(source, list(range(done + 1, done + 1 + len(raws))), raws)  # the usual chunk
+        return
+    lines: list[int] = []
+    kept: list[bytes] = []
+    for k, (part, raw) in enumerate(zip(parts, raws), start=done + 1):
+        if len(part) >= max_line_bytes:
+            if kept:
+                yield JsonlLines(source, lines, kept)
+                lines, kept = [], []
+            yield LogRow(source, k, part[:min(1024, max_line_bytes)], None, _too_long(max_line_bytes))
+        elif raw and not raw.isspace():
+            lines.append(k)
+            kept.append(raw)
+    if kept:
+        yield JsonlLines(source, lines, kept)
+
+
+def _too_long(max_line_bytes: int) -> str:
+    return f"line longer than {max_line_bytes} bytes (first 1024 kept)"
 
 
 def _skip_to_newline(stream: BinaryIO) -> None:

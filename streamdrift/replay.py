@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import sys
 import time
+from itertools import repeat
 from collections import defaultdict
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .config import ConfigError, load
 from .events import Record
-from .logs import ColumnMapping, LogReader, jsonl_problem
+from .logs import ColumnMapping, JsonlLines, LogReader, jsonl_problem
 from .model_monitors import group_key
 from .pipeline import DriftPipeline
 from .process_tuning import limit_blas_threads, tune_gc
@@ -249,7 +250,17 @@ def offline(args, config) -> int:
             return kept
 
         append = batch.append  # (a row costs about a microsecond here: no more than it must)
-        for row in reader:
+        for row in reader.runs():
+            if type(row) is JsonlLines:  # unparsed JSONL lines, a run at a time: records made in C
+                made = list(map(Record, row.raws, repeat(None), repeat(row.source), repeat(0), row.lines))
+                at = 0
+                while at < len(made):
+                    take = BATCH - len(batch)
+                    batch.extend(made[at:at + take])
+                    at += take
+                    if len(batch) >= BATCH:
+                        flush()
+                continue
             if row.error is not None:
                 bad_row(row.source, row.line, row.error)
                 continue
