@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import chain, count, repeat
@@ -335,7 +336,9 @@ class PlainBatch:
                           list(map(self.ts.__getitem__, picked)), features, values, categories, numeric)
 
 
-def plain_batch(records: list[Record], limits: Limits, others: bool = False) -> PlainBatch | None:
+def plain_batch(records: list[Record], limits: Limits, others: bool = False,
+                refuse: Callable[[list, tuple[float, float] | None], list[Rejected | None]] | None = None
+                ) -> PlainBatch | None:
     """The batch parsed, when every message is a plain feature event, the common case: a JSON
     object with just ``model``, ``features``, a number ``ts`` and optionally a string ``id``,
     which ``decode`` accepts as it is, and the same features as every other event (in any
@@ -349,7 +352,11 @@ def plain_batch(records: list[Record], limits: Limits, others: bool = False) -> 
     more than parsing it. Both give the same batch. The scanner also reads around the messages
     it does not read (``_scanned``): the batch then leaves out those ``decode`` rejects
     (``unread``, ``rejected``), and, with ``others``, the valid ones too (``PlainBatch.others``:
-    then it is plain only between them, for ``plain_pieces``).
+    then it is plain only between them, for ``plain_pieces``). ``refuse(events, span)``: the
+    caller's rejection (or ``None``) of each valid message that is not plain (``events``,
+    decoded), if it would refuse it whole whatever comes before it in the batch (``span``: the
+    earliest and latest time of the plain messages); a refused message is left out like one
+    ``decode`` rejects.
 
     >>> batch = plain_batch([Record(b'{"model": "m", "ts": 5, "features": {"x": 1.5, "y": null}}')], Limits())
     >>> batch.models, batch.ts, batch.features, batch.values.tolist()
@@ -372,7 +379,7 @@ def plain_batch(records: list[Record], limits: Limits, others: bool = False) -> 
     if not parsed and unparsed != len(given):
         return None
     if not parsed:
-        scanned = _scanned(records, values, limits)
+        scanned = _scanned(records, values, limits, refuse)
         if scanned is not None and (others or not scanned.others):
             return scanned
     batch = PlainBatch([], np.empty(0, np.intp), [], (), np.empty((len(records), 0)))
@@ -395,7 +402,7 @@ def plain_batch(records: list[Record], limits: Limits, others: bool = False) -> 
     return batch
 
 
-def _scanned(records: list[Record], values: list[bytes], limits: Limits) -> PlainBatch | None:
+def _scanned(records: list[Record], values: list[bytes], limits: Limits, refuse=None) -> PlainBatch | None:
     """The batch as ``plain_scan.scan`` reads it, with the limits ``plain_batch`` checks; ``None``
     if it does not read it (or a model's name is not valid: ``decode`` says why).
 
@@ -415,9 +422,15 @@ def _scanned(records: list[Record], values: list[bytes], limits: Limits) -> Plai
             or scanned.longest_string > limits.max_string_length \
             or any(map(model_problem, scanned.names, repeat(limits))):
         return None
+    decoded = [decode(records[k], limits) for k in scanned.unread]
+    valid = [result for result in decoded if type(result) is not Rejected]
+    if refuse is not None and valid:  # the caller's rejections of valid events, with the batch's times
+        ts = np.array(scanned.ts)
+        span = (float(np.nanmin(ts)), float(np.nanmax(ts))) if (ts == ts).any() else None
+        refused = iter(refuse(valid, span))
+        decoded = [result if type(result) is Rejected else next(refused) or result for result in decoded]
     rejected, others = [], []
-    for k in scanned.unread:
-        result = decode(records[k], limits)
+    for k, result in zip(scanned.unread, decoded):
         if type(result) is Rejected:
             rejected.append(result)
         else:

@@ -192,7 +192,7 @@ class DriftPipeline:
         self._plain_updates: list[tuple] = []  # _monitor_plain's, for _update_plain
         order = Positions(records)
         if batch is None:
-            batch = plain_batch(records, self.config.limits, others=cut)
+            batch = plain_batch(records, self.config.limits, others=cut, refuse=self._refused_whole)
         plain = self._plain_runs(records, batch)
         if plain is None and cut and len(records) >= 2 * MIN_PLAIN_PIECE:
             plan = self._plain_pieces(records, batch)
@@ -222,6 +222,51 @@ class DriftPipeline:
         self._advance_clock(groups)
         self._evict_idle()
         return out
+
+    def _refused_whole(self, events: list, span: tuple[float, float] | None) -> list[Rejected | None]:
+        """``plain_batch``'s ``refuse``: the rejection of each of a batch's valid events that are
+        not plain (``events``; ``span``: the earliest and latest time of its plain events) that
+        the routed path would reject whole wherever it stands in the batch, with nothing else
+        following from it; else ``None``. A refused event is left out of the plain batch like a
+        malformed message, instead of cutting the batch into pieces around it (a producer that
+        sends a string for a numeric feature now and then would otherwise cut every batch).
+
+        So only a feature event of a model monitored already (no prediction, label or version),
+        every feature of it known and typed (a value's rejection then depends on the value
+        alone), that ``_valid_columns`` rejects; and only if no model can restart or be evicted
+        in this batch: every time in it that can count (the plain events', the others' but those
+        refused without a time of their own), the models' last ones and the eviction clock lie
+        within ``limits.idle_seconds`` of each other. Else none is refused."""
+        refused = [self._rejected_alone(event) for event in events]
+        idle = self.config.limits.idle_seconds
+        if not idle or not any(refused):
+            return refused
+        times = list(span or ()) + [event.ts for event, no in zip(events, refused)
+                                    if event.ts is not None and (no is None or event.ts_given)]
+        if self.latest_ts is not None:
+            times.append(self.latest_ts)
+        for event, no in zip(events, refused):
+            if no is not None:
+                last = self.models[(event.model, event.segment)].last_ts
+                if last is None:
+                    return [None] * len(events)
+                times.append(last)
+        if max(times) - min(times) > idle:
+            return [None] * len(events)
+        return refused
+
+    def _rejected_alone(self, event) -> Rejected | None:
+        """``_refused_whole`` of one event, times aside."""
+        if type(event) is not Event or event.version is not None or event.prediction is not None \
+                or event.label is not None:
+            return None
+        group = self.models.get((event.model, event.segment))
+        if group is None or group.started is None or not group.types \
+                or not all(("feature", name) in group.types for name in event.features):
+            return None
+        scratch = Output()
+        _, _, kept = self._valid_columns(group, [event], scratch)
+        return scratch.rejected[0] if not kept else None
 
     def _compare_versions(self, losses, out: Output) -> None:
         """Feed each label's losses per version to its model's comparisons; their decisions."""

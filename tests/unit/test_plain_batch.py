@@ -338,11 +338,53 @@ def test_a_malformed_message_now_and_then_leaves_the_rest_on_the_plain_path_read
     out = pipeline.process(records[2_000:])
     assert len(out.rejected) == 8 and out.processed == 3_992
     # Invalid JSON is taken out (events.plain_pieces: decode rejects it); a list value passes
-    # decode (the column check rejects it), so each of those 4 is a stretch of its own.
-    assert len(calls) == 4 and all(b"[1]" in args[0].value for args in calls)
-    # The whole batch is scanned once, then only those 4: every plain stretch between them comes
-    # with its part of the first reading (PlainBatch.take).
-    assert scanned == [4_000, 1, 1, 1, 1]
+    # decode, but the pipeline refuses it before the batch (``_refused_whole``: a known model's
+    # known feature, its column check rejects it, no time in the batch can restart a model), so
+    # it is taken out too: no event goes the routed way, and the batch is scanned once.
+    assert calls == []
+    assert scanned == [4_000]
+
+
+def test_a_list_value_in_a_batch_with_an_idle_gap_still_cuts_it(monkeypatch):
+    """Where a model could restart in the batch (an event time past ``idle_seconds``), a valid
+    event the column check would reject is not refused ahead: the batch is cut around it as
+    before, and the results are the per-event path's."""
+    records = malformed_now_and_then(3_000)
+    gap = orjson.loads(records[2_600].value)
+    gap["ts"] += 10_000.0
+    records[2_600] = Record(orjson.dumps(gap), None, "features", 0, 2_600, records[2_600].timestamp_ms)
+    pipeline = DriftPipeline(config())
+    pipeline.process(records[:2_000])
+    refused = []
+    original = DriftPipeline._refused_whole
+    monkeypatch.setattr(DriftPipeline, "_refused_whole",
+                        lambda self, events, span: (refused.append(original(self, events, span)), refused[-1])[1])
+    pipeline.process(records[2_000:])
+    assert refused and not any(r for batch in refused for r in batch)
+    assert outputs(records, 1_000, config(), True, monkeypatch) == outputs(records, 1_000, config(), False,
+                                                                           monkeypatch)
+
+
+@pytest.mark.parametrize("batch", [3_000, 700])
+def test_strings_for_numbers_now_and_then_are_refused_ahead_with_the_per_event_results(batch, monkeypatch):
+    """A producer that sends a string for a known numeric feature now and then (the sample log's
+    ``"amount": "twelve"``): each such event is refused before the batch, which stays whole on
+    the plain path, and everything is what the per-event path gives."""
+    records = mixed_stream(6_000, missing=0.02)
+    for i in range(250, 6_000, 400):
+        event = orjson.loads(records[i].value)
+        event["features"] = {"a": "twelve"} if i % 800 == 250 else {**event["features"], "b": "x"}
+        if i % 1_200 == 250:
+            del event["ts"]  # a time of its own or not
+        records[i] = Record(orjson.dumps(event), None, "features", i % 2, i, records[i].timestamp_ms)
+    pieces = []
+    original = DriftPipeline._process_pieces
+    monkeypatch.setattr(DriftPipeline, "_process_pieces", lambda self, *a: (pieces.append(1), original(self, *a))[1])
+    fast = outputs(records, batch, config(), True, monkeypatch)
+    assert len(pieces) <= 1  # a batch cut only while the models are new (their first batch)
+    rejected = [reason for _, _, rejected, *_ in fast[0] for _, reason in rejected]
+    assert len(rejected) == 15 and all("has always been numeric" in reason for reason in rejected)
+    assert fast == outputs(records, batch, config(), False, monkeypatch)
 
 
 @pytest.mark.parametrize("batch", [6_000, 1_100, 600])
