@@ -143,20 +143,28 @@ def test_a_model_whose_features_parted_is_taken_group_by_group():
     the per-model path keeps two groups, and this path takes each as a plan of its own, with
     the results and state of one by one."""
     rng = np.random.default_rng(8)
-    settings = MonitorSettings(reference_size=300, rearm_size=200, window=100, evaluate_every=50)
-    together, alone, path = [NumericMonitor(settings) for _ in range(3)], [NumericMonitor(settings) for _ in range(3)], \
-        FastPath()
+    together, alone, path = twins(MonitorSettings(reference_size=300, rearm_size=200, window=100, evaluate_every=50), 3)
     parted = 0
     for batch in range(400):
         x = rng.normal(0, 1, (3, 6))
         if 120 <= batch < 200:
             x[0] += 1.5  # feature 0 drifts, alarms, re-arms on the new level
         parted += len(across._plans(0, together, x, path)) > 1
-        found = update_groups_together([(together, x, path)])[0]
-        expected = [m.update(row) for m, row in zip(alone, x)]
-        assert [detections(f) for f in found] == [detections(e) for e in expected]
+        step_alike(together, alone, path, x)
     assert parted > 100
     assert [encode_monitor(m) for m in together] == [encode_monitor(m) for m in alone]
+
+
+def twins(settings: MonitorSettings, k: int) -> tuple[list, list, FastPath]:
+    """A model's monitors for this path, their twins for one by one, and its ``FastPath``."""
+    return [NumericMonitor(settings) for _ in range(k)], [NumericMonitor(settings) for _ in range(k)], FastPath()
+
+
+def step_alike(together: list, alone: list, path: FastPath, x: np.ndarray) -> None:
+    """One batch through this path and one by one: the same detections."""
+    found = update_groups_together([(together, x, path)])[0]
+    expected = [m.update(row) for m, row in zip(alone, x)]
+    assert [detections(f) for f in found] == [detections(e) for e in expected]
 
 
 def test_a_feature_collecting_its_new_reference_leaves_the_others_across():
@@ -165,9 +173,7 @@ def test_a_feature_collecting_its_new_reference_leaves_the_others_across():
     stay on this path (before, the whole model went the slow way for the whole re-arm). Same
     results and state as one by one."""
     rng = np.random.default_rng(9)
-    settings = MonitorSettings(reference_size=300, rearm_size=400, window=100, evaluate_every=50)
-    together, alone, path = [NumericMonitor(settings) for _ in range(4)], [NumericMonitor(settings) for _ in range(4)], \
-        FastPath()
+    together, alone, path = twins(MonitorSettings(reference_size=300, rearm_size=400, window=100, evaluate_every=50), 4)
     partial = 0
     for batch in range(300):
         x = rng.normal(0, 1, (4, 5))
@@ -177,9 +183,7 @@ def test_a_feature_collecting_its_new_reference_leaves_the_others_across():
         taken = sorted(row for plan in plans for row in plan.rows)
         if together[0].collecting and together[0].fitted:
             partial += taken == [1, 2, 3]
-        found = update_groups_together([(together, x, path)])[0]
-        expected = [m.update(row) for m, row in zip(alone, x)]
-        assert [detections(f) for f in found] == [detections(e) for e in expected]
+        step_alike(together, alone, path, x)
     assert partial > 50
     assert [encode_monitor(m) for m in together] == [encode_monitor(m) for m in alone]
 
