@@ -88,15 +88,13 @@ class _Plan:
     """One group of a model's call as this path sees it: its trusted tables, its schedule this
     batch, and which of the call's monitors and rows of values it has (``rows``)."""
 
-    __slots__ = ("index", "rows", "monitors", "values", "tables", "n", "k", "active", "points", "names", "written")
+    __slots__ = ("index", "rows", "monitors", "values", "tables", "n", "k", "active", "points", "names")
 
     def __init__(self, index, rows, monitors, values, tables, active, points):
         self.index, self.rows, self.monitors, self.values, self.tables = index, rows, monitors, values, tables
         self.k, self.n = values.shape
         self.active, self.points = active, points
         self.names = _cusum_names(active)
-        #: Whether the lookups wrote its values' uniform scores into its ADWINs' pending buffer.
-        self.written = False
 
 
 def _plans(index: int, monitors: list[NumericMonitor], values, fast_path: FastPath | None) -> list[_Plan]:
@@ -213,7 +211,6 @@ def _look_up(plans: list[_Plan], cusums: "_Cusums", scores: bool) -> tuple[list[
     for plan, start in zip(plans, cusums.starts):
         tables, k = plan.tables, plan.k
         vectors = tables.adwin if scores else None  # trusted: the group's ADWINs (``together._adwin``)
-        plan.written = vectors is not None and vectors.pending_size + plan.n < vectors.buffer.shape[1]
         pooled.add(plan.values, tables.guard, tables.coarse, tables.room, tables.row_start, tables.u_rows,
                    tables.cusum_steps(names),
                    start.reshape(-1, k), tables.cusum_threshold(names).reshape(-1, k), tables.kernel_row(names),
@@ -239,7 +236,7 @@ def _model_steps(plan: _Plan, lookup: _Lookup, quiet: np.ndarray, i: int):
     mine = np.ones(plan.k, dtype=bool)
     apply = None
     if "adwin" in active:
-        apply = _adwin(plan.monitors, tables, lookup.u, mine, True, plan.written)
+        apply = _adwin(plan.monitors, tables, lookup.u, mine, True, in_buffer=True)
     if plan.points and ("ks" in active or "histogram" in active):
         _windowed(plan.monitors, tables, plan.monitors[0].settings, active, plan.points, lookup.positions, mine,
                   True)

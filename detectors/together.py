@@ -283,9 +283,8 @@ def ring_row(tables: "_Tables", monitors: list[NumericMonitor], at: int, n: int)
     if rings is None:
         return None
     recent = tables.recent
-    if recent is None:
-        return rings_compiled.row(len(monitors), n, at, rings.counts, 0, rings.fixed), rings
-    return rings_compiled.row(len(monitors), n, at, rings.counts, recent.count, rings.fixed, recent.fixed), rings
+    count, fixed = (0, rings_compiled.NO_RECENT_ROW) if recent is None else (recent.count, recent.fixed)
+    return rings_compiled.row(len(monitors), n, at, rings.counts, count, rings.fixed, fixed), rings
 
 
 def counted_on(tables: "_Tables", monitors: list[NumericMonitor], rings: "_Rings", n: int) -> None:
@@ -827,6 +826,8 @@ class _AdwinVectors:
         self.buffer[:, :pending.shape[1]] = pending
         #: ``across_compiled.Plans``' pending columns for this buffer (its address, kept).
         self.pending_fixed = (address(self.buffer), block)
+        self._slots: tuple | None = None  # ``slots``, made when first asked
+        self._rows: dict[int, int] | None = None  # ``row_of``'s
 
     @property
     def pending(self) -> np.ndarray:
@@ -854,13 +855,28 @@ class _AdwinVectors:
                 return False
         return True
 
+    def slots(self) -> tuple[np.ndarray, list[int], np.ndarray]:
+        """The bucket columns in use, level after level, oldest first in each; each level's
+        count; and each column's level (int8, as ``ADWIN.get_state`` has it). Fixed for these
+        vectors' life: a batch that adds a block makes new ones."""
+        if self._slots is None:
+            capacity = self.tot.shape[1] // self.counts.size
+            counts = self.counts[:self.levels].tolist()
+            used = np.concatenate([np.arange(lv * capacity, lv * capacity + c) for lv, c in enumerate(counts)])
+            self._slots = used, counts, np.repeat(np.arange(len(counts)), counts).astype(np.int8)
+        return self._slots
+
     def buckets(self) -> tuple[list, list[int]]:
         """Every row's buckets as ``[total, variance]`` lists, level after level, oldest first
         in each (only the slots in use), and each level's count."""
-        capacity = self.tot.shape[1] // self.counts.size
-        counts = self.counts[:self.levels].tolist()
-        used = np.concatenate([np.arange(lv * capacity, lv * capacity + c) for lv, c in enumerate(counts)])
+        used, counts, _ = self.slots()
         return np.stack((self.tot[:, used], self.var[:, used]), axis=2).tolist(), counts
+
+    def row_of(self, adwin) -> int:
+        """The row of one of the group's ADWINs."""
+        if self._rows is None:
+            self._rows = {id(a): row for row, a in enumerate(self.adwins)}
+        return self._rows[id(adwin)]
 
 
 def _write_adwins(vectors: _AdwinVectors) -> None:
@@ -886,11 +902,10 @@ class _AdwinWrite:
     the same numbers, without writing the group (a checkpoint reads every ADWIN's state, and
     rebuilding their bucket lists only to make arrays of them again was most of its cost)."""
 
-    __slots__ = ("vectors", "rows", "used", "bucket_level")
+    __slots__ = ("vectors",)
 
     def __init__(self, vectors: _AdwinVectors):
         self.vectors = vectors
-        self.rows = None
 
     def __call__(self) -> None:
         _write_adwins(self.vectors)
@@ -898,17 +913,12 @@ class _AdwinWrite:
     def state_of(self, adwin) -> dict:
         """``ADWIN.get_state`` of ``adwin`` (one of the group's) as the write would leave it."""
         vectors = self.vectors
-        if self.rows is None:
-            self.rows = {id(a): row for row, a in enumerate(vectors.adwins)}
-            capacity = vectors.tot.shape[1] // vectors.counts.size
-            counts = vectors.counts[:vectors.levels].tolist()
-            self.used = np.concatenate([np.arange(lv * capacity, lv * capacity + c) for lv, c in enumerate(counts)])
-            self.bucket_level = np.repeat(np.arange(len(counts)), counts).astype(np.int8)
-        row = self.rows[id(adwin)]
+        used, _, levels = vectors.slots()
+        row = vectors.row_of(adwin)
         return {
-            "bucket_level": self.bucket_level.copy(),
-            "bucket_total": vectors.tot[row, self.used],
-            "bucket_variance": vectors.var[row, self.used],
+            "bucket_level": levels.copy(),
+            "bucket_total": vectors.tot[row, used],
+            "bucket_variance": vectors.var[row, used],
             "width": vectors.width, "total": float(vectors.total[row]), "variance": float(vectors.variance[row]),
             "blocks_seen": vectors.blocks_seen, "pending": vectors.buffer[row, :vectors.pending_size].copy(),
             "detections": adwin.detections,
@@ -940,10 +950,11 @@ def _adwin_vectors(tables: _Tables, adwins) -> _AdwinVectors:
     return vectors
 
 
-def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted: bool, written: bool = False):
+def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted: bool, in_buffer: bool = False):
     """ADWINs of one bucket structure, as ``ADWIN.update`` with buckets as vectors over monitors
-    (``adwin_compiled``). ``written``: ``u`` is in the group's pending buffer already, after its
-    pending values (the cross-model lookups put it there when no block completes)."""
+    (``adwin_compiled``). ``in_buffer``: the caller's lookups wrote ``u`` after the pending
+    values of the group's kept vectors wherever it fit (the cross-model path, through
+    ``_AdwinVectors.pending_row``)."""
     kept = tables.adwin if trusted else None  # trusted: its ADWINs are still the members'
     adwins = kept.adwins if kept is not None else [m.adwin for m in monitors]
     a0 = adwins[0]
@@ -959,7 +970,7 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
                     adwins[j].pending = rows[j]
                 return
             size = vectors.pending_size
-            if not written:
+            if not (in_buffer and vectors is kept):
                 vectors.buffer[:, size:size + n] = u
             vectors.pending_size = size + n
             tables.adwin = vectors

@@ -339,14 +339,7 @@ class LogReader:
         self.summary = ReadSummary()
 
     def __iter__(self) -> Iterator[LogRow]:
-        summary = self.summary = ReadSummary()
-        for path in self.paths:
-            summary.files += 1
-            for row in self._read_file(path):
-                summary.rows += 1
-                if row.error is not None:
-                    summary._record_bad(row)
-                yield row
+        return self._counted(runs=False)
 
     def runs(self) -> Iterator["LogRow | JsonlLines"]:
         """The rows ``__iter__`` gives, in order, except that a reader that leaves JSONL lines
@@ -365,10 +358,14 @@ class LogReader:
         JsonlLines [5]
         >>> shutil.rmtree(folder)
         """
+        return self._counted(runs=True)
+
+    def _counted(self, runs: bool) -> Iterator["LogRow | JsonlLines"]:
+        """The logs' rows (with ``runs``, JSONL lines in runs), counted in a fresh summary."""
         summary = self.summary = ReadSummary()
         for path in self.paths:
             summary.files += 1
-            for row in self._read_file(path, runs=True):
+            for row in self._read_file(path, runs):
                 if type(row) is JsonlLines:
                     summary.rows += len(row.lines)
                     yield row
