@@ -28,10 +28,9 @@ call returns.
 from __future__ import annotations
 
 import numpy as np
-from numba import carray, njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import carray, njit
 
+from .addresses import address, pointer
 from .positions_compiled import BLOCK, coarse_of, positions
 
 # Columns of a plan's row in ``Plans.meta``.
@@ -40,14 +39,6 @@ _K, _N, _AT, _GUARD, _COARSE, _ROOM, _ROW_START, _U_ROWS, _U_SIZE, _STEPS, _STEP
 
 #: A row's pending columns when there is no pending buffer to write to.
 NO_PENDING = (0, 0, 0)
-
-
-@intrinsic
-def _pointer(typingctx, address):
-    """The address (an int64) as a pointer, for ``carray``."""
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], cgutils.voidptr_t)
-    return types.voidptr(types.int64), codegen
 
 
 @njit(cache=True, nogil=True)
@@ -69,26 +60,26 @@ def lookups_and_cusums(values, meta, start, threshold, c, scores):
     column = 0
     for p in range(meta.shape[0]):
         k, n, at, room = meta[p, _K], meta[p, _N], meta[p, _AT], meta[p, _ROOM]
-        guard = carray(_pointer(meta[p, _GUARD]), k * room, np.float64)
-        coarse = carray(_pointer(meta[p, _COARSE]), k * (room // BLOCK), np.float64)
-        row_start = carray(_pointer(meta[p, _ROW_START]), k, np.int64)
+        guard = carray(pointer(meta[p, _GUARD]), k * room, np.float64)
+        coarse = carray(pointer(meta[p, _COARSE]), k * (room // BLOCK), np.float64)
+        row_start = carray(pointer(meta[p, _ROW_START]), k, np.int64)
         x = values[at:at + k * n].reshape((k, n))
         found = positions(guard, coarse, room, x)
         found_all[at:at + k * n] = found.ravel()
         if scores:
-            u_rows = carray(_pointer(meta[p, _U_ROWS]), meta[p, _U_SIZE], np.float64)
+            u_rows = carray(pointer(meta[p, _U_ROWS]), meta[p, _U_SIZE], np.float64)
             for i in range(k):
                 for v in range(n):
                     u_all[at + i * n + v] = u_rows[found[i, v] + row_start[i]]
             pending, room = meta[p, _PENDING_SIZE], meta[p, _PENDING_ROOM]
             if meta[p, _PENDING] != 0 and pending + n < room:  # no block completes: after the pending values
-                buffer = carray(_pointer(meta[p, _PENDING]), k * room, np.float64)
+                buffer = carray(pointer(meta[p, _PENDING]), k * room, np.float64)
                 for i in range(k):
                     for v in range(n):
                         buffer[i * room + pending + v] = u_all[at + i * n + v]
         if c:
             size = meta[p, _STEPS_SIZE]
-            table = carray(_pointer(meta[p, _STEPS]), (2, c, size), np.int32)
+            table = carray(pointer(meta[p, _STEPS]), (2, c, size), np.int32)
             index = np.empty(n, np.int64)
             for f in range(k):
                 base = row_start[f]
@@ -119,13 +110,6 @@ def lookups_and_cusums(values, meta, start, threshold, c, scores):
                     zeros[up_row, column + f], zeros[down_row, column + f] = up_zero, down_zero
         column += k
     return found_all, u_all, crossed, sums, zeros
-
-
-def address(array: np.ndarray) -> int:
-    """Where a C-contiguous array's data starts (checked: the kernel reads it as one)."""
-    if not array.flags.c_contiguous:
-        raise ValueError("a table read by address must be C-contiguous")
-    return array.__array_interface__["data"][0]
 
 
 class Plans:

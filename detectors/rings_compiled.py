@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import carray, njit
 
-from .across_compiled import _pointer, address
+from .addresses import address, pointer
 
 # Columns of a group's row: what changes every batch, then what its arrays fix (``fixed``).
 _K, _N, _AT, _VALUES_COUNT, _POSITIONS_COUNT, _MISSING_COUNT, _RECENT_COUNT, _VALUES, _VALUES_SIZE, _POSITIONS, \
@@ -76,13 +76,13 @@ def extend_rings(values, positions, meta):
     for g in range(meta.shape[0]):
         k, n, at = meta[g, _K], meta[g, _N], meta[g, _AT]
         size = meta[g, _VALUES_SIZE]
-        _extend(carray(_pointer(meta[g, _VALUES]), k * size, np.float64), size, meta[g, _VALUES_COUNT], values,
+        _extend(carray(pointer(meta[g, _VALUES]), k * size, np.float64), size, meta[g, _VALUES_COUNT], values,
                 at, k, n)
         size = meta[g, _POSITIONS_SIZE]
-        _extend(carray(_pointer(meta[g, _POSITIONS]), k * size, np.int64), size, meta[g, _POSITIONS_COUNT],
+        _extend(carray(pointer(meta[g, _POSITIONS]), k * size, np.int64), size, meta[g, _POSITIONS_COUNT],
                 positions, at, k, n)
         size = meta[g, _MISSING_SIZE]
-        flags = carray(_pointer(meta[g, _MISSING]), k * size, np.bool_)
+        flags = carray(pointer(meta[g, _MISSING]), k * size, np.bool_)
         count = meta[g, _MISSING_COUNT]
         first = n - size if n > size else 0
         for i in range(k):
@@ -91,8 +91,8 @@ def extend_rings(values, positions, meta):
         kind = meta[g, _RECENT_KIND]
         size = meta[g, _RECENT_SIZE]
         if kind == 1:
-            recent16 = carray(_pointer(meta[g, _RECENT]), k * size, np.int16)
+            recent16 = carray(pointer(meta[g, _RECENT]), k * size, np.int16)
             _extend(recent16, size, meta[g, _RECENT_COUNT], positions, at, k, n)
         elif kind == 2:
-            recent64 = carray(_pointer(meta[g, _RECENT]), k * size, np.int64)
+            recent64 = carray(pointer(meta[g, _RECENT]), k * size, np.int64)
             _extend(recent64, size, meta[g, _RECENT_COUNT], positions, at, k, n)

@@ -44,7 +44,8 @@ import numpy as np
 from scipy.special import ndtri
 
 from . import rings_compiled
-from .across_compiled import address, fixed_row
+from .across_compiled import fixed_row
+from .addresses import address
 from .adwin_compiled import add_blocks
 from .cusum import QUANTUM
 from .detection import Detection

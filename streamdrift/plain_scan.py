@@ -36,6 +36,8 @@ import numpy as np
 import orjson
 from numba import njit
 
+from .detectors.addresses import unowned
+
 #: Powers of ten that are exact doubles (10^22 is the last).
 _POW10 = np.array([10.0 ** k for k in range(23)])
 #: The largest integer up to which every integer is a double: a mantissa up to it is exact.
@@ -344,8 +346,8 @@ def _intern(buf, start, stop, salt, table, spans, count):
 
 
 @njit(cache=True, nogil=True)
-def _scan(buf, ends, names, name_ends, values, ts, codes, spans, slow, slow_at, kinds, categories, string_spans,
-          unread):
+def _scan(message_bytes, ends, name_bytes, name_ends, values, ts, codes, spans, slow_numbers, slow_at, kinds, categories,
+          string_spans, unread):
     """Read every message; returns (messages not read, models, slow numbers, length of their
     list, distinct strings). ``unread``: the messages not read, in order. ``spans``: where each model's
     name is; ``kinds``: per feature 0 (only nulls), 1 (numbers) or 2 (strings and booleans);
@@ -357,7 +359,12 @@ def _scan(buf, ends, names, name_ends, values, ts, codes, spans, slow, slow_at, 
     starts), and what it changed that the rest of the batch would see is undone: its features'
     kinds. A model or a string it added stays, read by no event (``scan`` keeps the models of the
     events read). One function: with the reading of a message, of a member's key, of the
-    separator after it or of a number a helper, inlined or not, it measured 20-50% slower."""
+    separator after it or of a number a helper, inlined or not, it measured 20-50% slower.
+
+    The arrays its helpers take are read through ``unowned`` views: numba counted a reference to
+    an array around every call of a helper, two atomic operations each time, a quarter of the
+    time (measured: 0.69-0.75x the time without them)."""
+    buf, names, slow = unowned(message_bytes), unowned(name_bytes), unowned(slow_numbers)
     width = len(name_ends)
     name_starts = np.empty(width, np.int64)
     for j in range(width):
