@@ -211,8 +211,8 @@ def _look_up(plans: list[_Plan], cusums: "_Cusums", scores: bool) -> tuple[list[
     for plan, start in zip(plans, cusums.starts):
         tables, k = plan.tables, plan.k
         vectors = tables.adwin if scores else None  # trusted: the group's ADWINs (``together._adwin``)
-        pooled.add(plan.values, tables.guard, tables.coarse, tables.room, tables.row_start, tables.u_rows,
-                   tables.cusum_steps(names),
+        pooled.add(plan.values, tables.guard, tables.guard32, tables.coarse, tables.room, tables.row_start,
+                   tables.u_rows, tables.cusum_steps(names),
                    start.reshape(-1, k), tables.cusum_threshold(names).reshape(-1, k), tables.kernel_row(names),
                    vectors.pending_row() if vectors is not None else NO_PENDING)
     positions, u, crossed, sums, zeros = pooled.run(scores)

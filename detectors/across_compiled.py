@@ -18,7 +18,7 @@ call returns.
 >>> u_rows = np.arange(1, 2 * BLOCK + 1) / 10
 >>> steps = np.array([[[3] * 2 * BLOCK], [[-1] * 2 * BLOCK]], dtype=np.int32)  # 2 sides x 1 CUSUM x positions
 >>> plans = Plans()
->>> plans.add(np.array([[0.5, 2.0, 9.0]]), guard, coarse_of(guard), BLOCK, np.zeros(1, np.int64), u_rows,
+>>> plans.add(np.array([[0.5, 2.0, 9.0]]), guard, *narrow(guard), BLOCK, np.zeros(1, np.int64), u_rows,
 ...           steps, np.array([[0], [0]]), np.array([[5], [5]]))
 >>> positions, u, crossed, sums, zeros = plans.run(True)
 >>> positions.tolist(), u.tolist(), crossed.tolist(), sums.tolist(), zeros.tolist()
@@ -31,11 +31,11 @@ import numpy as np
 from numba import carray, njit
 
 from .addresses import address, pointer
-from .positions_compiled import BLOCK, coarse_of, positions
+from .positions_compiled import BLOCK, narrow, positions
 
 # Columns of a plan's row in ``Plans.meta``.
-_K, _N, _AT, _GUARD, _COARSE, _ROOM, _ROW_START, _U_ROWS, _U_SIZE, _STEPS, _STEPS_SIZE, _PENDING, _PENDING_SIZE, \
-    _PENDING_ROOM = range(14)
+_K, _N, _AT, _GUARD, _GUARD32, _COARSE, _ROOM, _ROW_START, _U_ROWS, _U_SIZE, _STEPS, _STEPS_SIZE, _PENDING, \
+    _PENDING_SIZE, _PENDING_ROOM = range(15)
 
 #: A row's pending columns when there is no pending buffer to write to.
 NO_PENDING = (0, 0, 0)
@@ -61,10 +61,11 @@ def lookups_and_cusums(values, meta, start, threshold, c, scores):
     for p in range(meta.shape[0]):
         k, n, at, room = meta[p, _K], meta[p, _N], meta[p, _AT], meta[p, _ROOM]
         guard = carray(pointer(meta[p, _GUARD]), k * room, np.float64)
-        coarse = carray(pointer(meta[p, _COARSE]), k * (room // BLOCK), np.float64)
+        guard32 = carray(pointer(meta[p, _GUARD32]), k * room, np.float32)
+        coarse = carray(pointer(meta[p, _COARSE]), k * (room // BLOCK), np.float32)
         row_start = carray(pointer(meta[p, _ROW_START]), k, np.int64)
         x = values[at:at + k * n].reshape((k, n))
-        found = positions(guard, coarse, room, x)
+        found = positions(guard, guard32, coarse, room, x)
         found_all[at:at + k * n] = found.ravel()
         if scores:
             u_rows = carray(pointer(meta[p, _U_ROWS]), meta[p, _U_SIZE], np.float64)
@@ -121,20 +122,20 @@ class Plans:
         self.values, self.meta, self.held, self.starts, self.thresholds = [], [], [], [], []
         self.at = 0
 
-    def add(self, values: np.ndarray, guard: np.ndarray, coarse: np.ndarray, room: int, row_start: np.ndarray,
-            u_rows: np.ndarray, steps: np.ndarray, start: np.ndarray, threshold: np.ndarray,
+    def add(self, values: np.ndarray, guard: np.ndarray, guard32: np.ndarray, coarse: np.ndarray, room: int,
+            row_start: np.ndarray, u_rows: np.ndarray, steps: np.ndarray, start: np.ndarray, threshold: np.ndarray,
             fixed: list | None = None, pending: tuple = NO_PENDING) -> None:
         """One model: ``values`` (k x n, finite float64), its tables (``together._Tables``:
-        ``guard`` of ``room`` per feature and its ``coarse`` (``positions_compiled``),
-        ``row_start``, ``u_rows``, ``steps`` as ``cusum_steps``: 2 sides x c x positions,
-        int32), its CUSUMs' ``start`` and ``threshold`` (2 c x k, int64). ``fixed``: the tables'
+        ``guard`` of ``room`` per feature and its ``guard32`` and ``coarse``
+        (``positions_compiled.narrow``), ``row_start``, ``u_rows``, ``steps`` as ``cusum_steps``:
+        2 sides x c x positions, int32), its CUSUMs' ``start`` and ``threshold`` (2 c x k, int64). ``fixed``: the tables'
         part of its row (``fixed_row``), if kept. ``pending``: (address, values in it, room) of
         its ADWINs' pending buffer (k x room float64, ``together._AdwinVectors``), where the
         uniform scores are written after the values in it if they fit (no block completes)."""
         k, n = values.shape
-        row = fixed if fixed is not None else fixed_row(guard, coarse, room, row_start, u_rows, steps)
+        row = fixed if fixed is not None else fixed_row(guard, guard32, coarse, room, row_start, u_rows, steps)
         self.meta.append([k, n, self.at, *row, *pending])
-        self.held.append((guard, coarse, row_start, u_rows, steps))
+        self.held.append((guard, guard32, coarse, row_start, u_rows, steps))
         self.values.append(values.ravel())
         self.starts.append(start)
         self.thresholds.append(threshold)
@@ -149,13 +150,15 @@ class Plans:
                                   c, scores)
 
 
-def fixed_row(guard: np.ndarray, coarse: np.ndarray, room: int, row_start: np.ndarray, u_rows: np.ndarray,
-              steps: np.ndarray) -> list:
+def fixed_row(guard: np.ndarray, guard32: np.ndarray, coarse: np.ndarray, room: int, row_start: np.ndarray,
+              u_rows: np.ndarray, steps: np.ndarray) -> list:
     """The part of a model's row in ``Plans.meta`` that its tables fix (kept with the tables)."""
-    if guard.dtype != np.float64 or coarse.dtype != np.float64 or row_start.dtype != np.int64 \
-            or u_rows.dtype != np.float64 or steps.dtype != np.int32 or steps.ndim != 3 or steps.shape[0] != 2:
+    if guard.dtype != np.float64 or guard32.dtype != np.float32 or coarse.dtype != np.float32 \
+            or row_start.dtype != np.int64 or u_rows.dtype != np.float64 or steps.dtype != np.int32 or steps.ndim != 3 \
+            or steps.shape[0] != 2:
         raise ValueError("tables of the wrong types for lookups_and_cusums")
-    if room % BLOCK or guard.size != row_start.size * room or coarse.size != guard.size // BLOCK:
+    if room % BLOCK or guard.size != row_start.size * room or guard32.size != guard.size \
+            or coarse.size != guard.size // BLOCK:
         raise ValueError(f"guard rows must be of room, a multiple of {BLOCK}, and coarse one entry per block")
-    return [address(guard), address(coarse), room, address(row_start), address(u_rows), u_rows.size, address(steps),
-            steps.shape[2]]
+    return [address(guard), address(guard32), address(coarse), room, address(row_start), address(u_rows), u_rows.size,
+            address(steps), steps.shape[2]]

@@ -50,7 +50,7 @@ from .adwin_compiled import add_blocks
 from .cusum import QUANTUM
 from .detection import Detection
 from .monitor import evaluation_points
-from .positions_compiled import coarse_of, room_for
+from .positions_compiled import narrow, room_for
 from .windowed_compiled import windowed_quiet
 from .numeric import NumericMonitor
 from .owed import Owed, attach, settle_all
@@ -534,7 +534,7 @@ class _Tables:
             cell[i, :size] = m.histogram.cell_of[m.position_bins()] + i * cells
             self.hist_reference[i, :m.histogram.reference_counts.size] = m.histogram.reference_counts
         self.guard = guard.ravel()
-        self.coarse = coarse_of(self.guard)
+        self.guard32, self.coarse = narrow(self.guard)
         self.below, self.at_or_below, self.cell = below.ravel(), at_or_below.ravel(), cell.ravel()
         self.cells = cells
         # (2 sides, CUSUMS, rows x positions); ``step_shift`` takes a group-table index
@@ -597,8 +597,8 @@ class _Tables:
         addresses and sizes of the tables that stay as they are for the group's life."""
         found = self._kernel_rows.get(names)
         if found is None:
-            found = self._kernel_rows[names] = fixed_row(self.guard, self.coarse, self.room, self.row_start,
-                                                         self.u_rows, self.cusum_steps(names))
+            found = self._kernel_rows[names] = fixed_row(self.guard, self.guard32, self.coarse, self.room,
+                                                         self.row_start, self.u_rows, self.cusum_steps(names))
         return found
 
 

@@ -36,12 +36,12 @@ def compile_all() -> None:
                                np.zeros(3, np.int64), np.zeros(3, np.int64), 0, np.zeros(width), True)
     joint_compiled.scores(np.zeros((2, 3), np.int16), np.zeros(2))
     guard = np.full(positions_compiled.BLOCK, np.inf)
-    coarse = positions_compiled.coarse_of(guard)
-    positions_compiled.positions(guard, coarse, guard.size, np.zeros((1, 1)))
+    guard32, coarse = positions_compiled.narrow(guard)
+    positions_compiled.positions(guard, guard32, coarse, guard.size, np.zeros((1, 1)))
     for c, scores in ((2, True), (0, False)):
         plans = across_compiled.Plans()
         one = np.zeros((2 * c, 1), np.int64)
-        plans.add(np.zeros((1, 1)), guard, coarse, guard.size, np.zeros(1, np.int64), np.ones(3),
+        plans.add(np.zeros((1, 1)), guard, guard32, coarse, guard.size, np.zeros(1, np.int64), np.ones(3),
                   np.zeros((2, c, 3), np.int32), one, one)
         plans.run(scores)
     buckets = np.zeros((1, 6))

@@ -346,8 +346,8 @@ def _intern(buf, start, stop, salt, table, spans, count):
 
 
 @njit(cache=True, nogil=True)
-def _scan(message_bytes, ends, name_bytes, name_ends, values, ts, codes, spans, slow_numbers, slow_at, kinds, categories,
-          string_spans, unread):
+def _scan(message_bytes, ends, name_bytes, name_ends, values, ts, codes, spans, slow_numbers, slow_at, kinds,
+          categories, string_spans, unread):
     """Read every message; returns (messages not read, models, slow numbers, length of their
     list, distinct strings). ``unread``: the messages not read, in order. ``spans``: where each model's
     name is; ``kinds``: per feature 0 (only nulls), 1 (numbers) or 2 (strings and booleans);

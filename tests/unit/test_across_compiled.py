@@ -11,7 +11,7 @@ import pytest
 from streamdrift.detectors import MonitorSettings, NumericMonitor
 from streamdrift.detectors.across_compiled import Plans, fixed_row
 from streamdrift.detectors.cusum import first_crossing
-from streamdrift.detectors.positions_compiled import BLOCK, coarse_of, positions, room_for
+from streamdrift.detectors.positions_compiled import BLOCK, narrow, positions, room_for
 from streamdrift.detectors.together import CUSUMS, _Tables
 
 
@@ -30,7 +30,28 @@ def test_positions_are_searchsorted_s(seed):
     x[:, :3] = [[r[0], r[-1], r[-1] + 1.0] for r in rows]  # the extremes and past them
     x[0, 3 % n] = -0.0 if n > 3 else x[0, 0]
     expected = np.array([2 * r.searchsorted(row) + np.isin(row, r) for r, row in zip(rows, x)])
-    assert positions(guard.ravel(), coarse_of(guard.ravel()), room, x).tolist() == expected.tolist()
+    assert positions(guard.ravel(), *narrow(guard.ravel()), room, x).tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_positions_where_float32_cannot_tell_s(seed):
+    """The search reads float32 copies of the rows: values and reference values that round to
+    the same float32 (a hair apart, huge beyond float32, tiny below its normal range) are told
+    apart in float64, as ``searchsorted`` does."""
+    rng = np.random.default_rng(seed)
+    centre = rng.choice([1.0, -3.5, 1e-40, 1e300, -1e300, 0.0])
+    hairs = np.unique(centre + np.concatenate(([0.0], rng.integers(-60, 60, 40) * np.spacing(centre or 1e-300))))
+    others = np.unique(rng.normal(0, 1, 200) * (abs(centre) or 1.0))
+    rows = [np.unique(np.concatenate((hairs, others[:int(rng.integers(0, 200))]))), hairs]
+    room = room_for(max(r.size for r in rows))
+    guard = np.full((2, room), np.inf)
+    for i, r in enumerate(rows):
+        guard[i, :r.size] = r
+    x = np.concatenate((hairs, centre + rng.integers(-80, 80, 60) * np.spacing(centre or 1e-300), others[:20],
+                        [np.finfo(np.float64).max, -np.finfo(np.float64).max]))
+    x = np.tile(x, (2, 1))
+    expected = np.array([2 * r.searchsorted(row) + np.isin(row, r) for r, row in zip(rows, x)])
+    assert positions(guard.ravel(), *narrow(guard.ravel()), room, x).tolist() == expected.tolist()
 
 
 def fitted_tables(rng) -> tuple[list[NumericMonitor], _Tables]:
@@ -56,9 +77,9 @@ def test_every_model_of_a_call_as_model_by_model(seed, names):
         start[:, ::2] = 0
         threshold = rng.integers(1_000, 200_000, (2 * c, k))
         steps = tables.cusum_steps(names)
-        fixed = fixed_row(tables.guard, tables.coarse, tables.room, tables.row_start, tables.u_rows, steps) \
+        fixed = fixed_row(tables.guard, tables.guard32, tables.coarse, tables.room, tables.row_start, tables.u_rows, steps) \
             if seed % 3 else None
-        plans.add(x, tables.guard, tables.coarse, tables.room, tables.row_start, tables.u_rows, steps, start,
+        plans.add(x, tables.guard, tables.guard32, tables.coarse, tables.room, tables.row_start, tables.u_rows, steps, start,
                   threshold, fixed)
         found = np.array([2 * m.reference.distinct.searchsorted(row) + np.isin(row, m.reference.distinct)
                           for m, row in zip(monitors, x)])
@@ -80,11 +101,11 @@ def test_a_table_read_by_address_must_be_c_contiguous():
     _, tables = fitted_tables(np.random.default_rng(0))
     steps = tables.cusum_steps(CUSUMS)
     with pytest.raises(ValueError, match="C-contiguous"):
-        fixed_row(tables.guard, tables.coarse[::-1], tables.room, tables.row_start, tables.u_rows, steps)
+        fixed_row(tables.guard, tables.guard32, tables.coarse[::-1], tables.room, tables.row_start, tables.u_rows, steps)
     with pytest.raises(ValueError, match="wrong types"):
-        fixed_row(tables.guard, tables.coarse, tables.room, tables.row_start.astype(np.int32), tables.u_rows, steps)
+        fixed_row(tables.guard, tables.guard32, tables.coarse, tables.room, tables.row_start.astype(np.int32), tables.u_rows, steps)
     with pytest.raises(ValueError, match="multiple of"):
-        fixed_row(tables.guard, tables.coarse, tables.room - 1, tables.row_start, tables.u_rows, steps)
+        fixed_row(tables.guard, tables.guard32, tables.coarse, tables.room - 1, tables.row_start, tables.u_rows, steps)
 
 
 def test_the_cusums_take_every_outcome_s():
@@ -104,7 +125,7 @@ def test_the_cusums_take_every_outcome_s():
         start[:, ::3] = 0
         threshold = rng.integers(1_000, 200_000, (2 * c, k))
         plans = Plans()
-        plans.add(x, guard, coarse_of(guard), BLOCK, row_start, np.full(k * width, 0.5), table, start,
+        plans.add(x, guard, *narrow(guard), BLOCK, row_start, np.full(k * width, 0.5), table, start,
                   threshold)
         found, _, *got = plans.run(False)
         index = found.reshape(k, n) + row_start[:, None]
@@ -145,7 +166,7 @@ def test_uniform_scores_go_after_the_pending_values_when_they_fit():
         k = len(monitors)
         buffer = np.full((k, room), -1.0)
         x = rng.normal(0, 1, (k, n))
-        plans.add(x, tables.guard, tables.coarse, tables.room, tables.row_start, tables.u_rows,
+        plans.add(x, tables.guard, tables.guard32, tables.coarse, tables.room, tables.row_start, tables.u_rows,
                   tables.cusum_steps(()), np.zeros((0, k), np.int64), np.zeros((0, k), np.int64),
                   pending=(buffer.__array_interface__["data"][0], pending, room))
         u = np.array([m.reference.uniform_scores(m.reference.positions(row)) for m, row in zip(monitors, x)])
