@@ -135,3 +135,120 @@ def _cut_test(tot, counts, capacity, block, width, total, variance, delta, mwl, 
             if abs(delta_mean) >= epsilon * (1 - margin):
                 cut[i] = True
                 break
+
+
+@njit(cache=True, nogil=True)
+def _pairwise_leaf(a, start, n):
+    """numpy's pairwise sum of at most 128 values: eight running sums, then the rest in turn."""
+    if n < 8:
+        res = -0.0
+        for i in range(start, start + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[start], a[start + 1], a[start + 2], a[start + 3]
+    r4, r5, r6, r7 = a[start + 4], a[start + 5], a[start + 6], a[start + 7]
+    i = 8
+    whole = n - n % 8
+    while i < whole:
+        p = start + i
+        r0 += a[p]
+        r1 += a[p + 1]
+        r2 += a[p + 2]
+        r3 += a[p + 3]
+        r4 += a[p + 4]
+        r5 += a[p + 5]
+        r6 += a[p + 6]
+        r7 += a[p + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[start + i]
+        i += 1
+    return res
+
+
+@njit(cache=True, nogil=True)
+def pairwise_sum(a, start, n):
+    """``a[start:start + n].sum()`` as numpy sums float64, bit for bit (the blocks' sums must be
+    ``ADWIN``'s): up to 128 values ``_pairwise_leaf``, above that the sum of two halves (the
+    first a multiple of 8), each summed the same way - numpy's recursion, run here on a stack of
+    its own (numba cannot call a recursive function from another one)."""
+    if n <= 128:
+        return _pairwise_leaf(a, start, n)
+    starts, sizes = np.empty(64, np.int64), np.empty(64, np.int64)
+    phase, left = np.zeros(64, np.int64), np.empty(64)
+    top = 0
+    starts[0], sizes[0] = start, n
+    result = 0.0
+    while True:
+        s, m = starts[top], sizes[top]
+        half = m // 2
+        half -= half % 8
+        if m <= 128:
+            result = _pairwise_leaf(a, s, m)
+        elif phase[top] == 0:  # the first half next
+            phase[top] = 1
+            top += 1
+            starts[top], sizes[top], phase[top] = s, half, 0
+            continue
+        elif phase[top] == 1:  # the first half's sum in ``result``: the second half next
+            left[top] = result
+            phase[top] = 2
+            top += 1
+            starts[top], sizes[top], phase[top] = s + half, m - half, 0
+            continue
+        else:  # both halves summed
+            result = left[top] + result
+        top -= 1
+        if top < 0:
+            return result
+
+
+@njit(cache=True, nogil=True)
+def take_batch(pending, u, block, tot, var, counts, old_levels, total, variance, width, blocks_seen, clock, mwl,
+               max_buckets, delta, margin):
+    """A batch ``u`` (features x values) that completes at least one block, after the values
+    ``pending`` (features x fewer than ``block``): the blocks summed as ``ADWIN.update_scores``
+    sums them (``pairwise_sum`` of each block, then of its squared deviations from its mean),
+    added by ``add_blocks`` to copies of the vectors (``tot``, ``var``, ``counts`` with
+    ``old_levels`` in use, ``total``, ``variance``: left as they are). Returns the new ``tot``,
+    ``var``, ``counts``, ``old`` flags, ``total``, ``variance``, the values left pending, then
+    ``add_blocks``' width, blocks seen, cut flags, old buckets merged and levels in use."""
+    k, waiting = pending.shape
+    n = u.shape[1]
+    blocks = (waiting + n) // block
+    rest = waiting + n - blocks * block
+    totals, variances = np.empty((k, blocks)), np.empty((k, blocks))
+    left = np.empty((k, rest))
+    row = np.empty(block)
+    for i in range(k):
+        for b in range(blocks):
+            for j in range(block):
+                t = b * block + j
+                row[j] = pending[i, t] if t < waiting else u[i, t - waiting]
+            s = pairwise_sum(row, 0, block)
+            mean = s / block
+            for j in range(block):
+                d = row[j] - mean
+                row[j] = d * d
+            totals[i, b] = s
+            variances[i, b] = pairwise_sum(row, 0, block)
+        for j in range(rest):
+            t = blocks * block + j
+            left[i, j] = pending[i, t] if t < waiting else u[i, t - waiting]
+    # A level more than these blocks can make; the columns in use copied.
+    capacity = max_buckets + 1
+    levels = old_levels + blocks + 1
+    new_counts = np.zeros(levels, np.int64)
+    new_counts[:old_levels] = counts[:old_levels]
+    used = old_levels * capacity
+    new_tot, new_var = np.empty((k, levels * capacity)), np.empty((k, levels * capacity))
+    new_tot[:, :used] = tot[:, :used]
+    new_var[:, :used] = var[:, :used]
+    old = np.ones(levels * capacity, np.bool_)
+    new_total, new_variance = total.copy(), variance.copy()
+    width, blocks_seen, cut, merged_old, in_use = add_blocks(
+        new_tot, new_var, old, new_counts, totals, variances, new_total, new_variance, width, blocks_seen, block, clock,
+        mwl, max_buckets, delta, margin, old_levels)
+    return (new_tot, new_var, new_counts, old, new_total, new_variance, left, width, blocks_seen, cut, merged_old,
+            in_use)

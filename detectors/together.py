@@ -46,7 +46,7 @@ from scipy.special import ndtri
 from . import rings_compiled
 from .across_compiled import fixed_row
 from .addresses import address
-from .adwin_compiled import add_blocks
+from .adwin_compiled import take_batch
 from .cusum import QUANTUM
 from .detection import Detection
 from .monitor import evaluation_points
@@ -978,42 +978,13 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
             # Owed to the ADWINs (``detectors.owed``): written when one of them is first read.
             tables.adwin_owed.owe(vectors.adwins, _AdwinWrite(vectors))
         return wait
-    # The blocks this batch completes, as ADWIN.update sums them: the pending block's rest first.
-    pending = vectors.pending
-    i = 0
-    sums = []
-    if pending.shape[1]:
-        take = u[:, :block - pending.shape[1]]
-        pending = np.concatenate((pending, take), axis=1)
-        i = take.shape[1]
-        if pending.shape[1] == block:
-            t = pending.sum(axis=1)
-            sums.append((t[:, None], ((pending - (t / block)[:, None]) ** 2).sum(axis=1)[:, None]))
-            pending = pending[:, :0]
-    full = (n - i) // block
-    if full:
-        blocks = np.ascontiguousarray(u[:, i:i + full * block]).reshape(k, full, block)
-        totals = blocks.sum(axis=2)
-        sums.append((totals, ((blocks - (totals / block)[:, :, None]) ** 2).sum(axis=2)))
-        i += full * block
-    if i < n:
-        pending = np.concatenate((pending, u[:, i:]), axis=1)
-    totals, variances = sums[0] if len(sums) == 1 else (np.concatenate(part, axis=1) for part in zip(*sums))
-    # A level more than these blocks can make, and the columns the kernel adds to, copied: the
-    # vectors stay as they were unless every member takes the batch.
-    old_levels = vectors.levels
-    levels = old_levels + totals.shape[1] + 1
-    capacity = max_buckets + 1
-    counts = np.zeros(levels, np.int64)
-    counts[:old_levels] = vectors.counts[:old_levels]
-    used = old_levels * capacity
-    tot, var = np.empty((k, levels * capacity)), np.empty((k, levels * capacity))
-    tot[:, :used], var[:, :used] = vectors.tot[:, :used], vectors.var[:, :used]
-    old = np.ones(levels * capacity, dtype=bool)
-    total, variance = vectors.total.copy(), vectors.variance.copy()
-    width, blocks_seen, cut, merged_old, in_use = add_blocks(
-        tot, var, old, counts, np.ascontiguousarray(totals), np.ascontiguousarray(variances), total, variance,
-        vectors.width, vectors.blocks_seen, block, clock, mwl, max_buckets, a0.delta, MARGIN, old_levels)
+    # The blocks this batch completes, summed as ADWIN.update sums them (the pending block's rest
+    # first), added to copies of the vectors in one compiled call: they stay as they were unless
+    # every member takes the batch.
+    old_levels, capacity = vectors.levels, max_buckets + 1
+    tot, var, counts, old, total, variance, pending, width, blocks_seen, cut, merged_old, in_use = take_batch(
+        vectors.pending, u, block, vectors.tot, vectors.var, vectors.counts, old_levels, vectors.total,
+        vectors.variance, vectors.width, vectors.blocks_seen, clock, mwl, max_buckets, a0.delta, MARGIN)
     quiet &= ~cut
 
     def apply(quiet_rows, everyone):

@@ -47,6 +47,10 @@ def compile_all() -> None:
     buckets = np.zeros((1, 6))
     adwin_compiled.add_blocks(buckets, buckets.copy(), np.zeros(6, np.bool_), np.zeros(2, np.int64), np.ones((1, 1)),
                               np.zeros((1, 1)), np.zeros(1), np.zeros(1), 0, 0, 1, 1, 1, 2, 0.01, 1e-9, 1)
+    waiting = np.zeros((1, 2))[:, :1]  # a group's pending values: a view of its buffer
+    for u in (np.ones((1, 1)), np.ones((1, 2))[:, :1]):
+        adwin_compiled.take_batch(waiting, u, 2, buckets, buckets.copy(), np.zeros(2, np.int64), 1, np.zeros(1),
+                                  np.zeros(1), 0, 0, 1, 1, 2, 0.01, 1e-9)
     ring, flags = np.zeros((1, 1)), np.zeros((1, 1), np.bool_)
     fixed = rings_compiled.rings_fixed(ring, np.zeros((1, 1), np.int64), flags)
     for recent in (rings_compiled.NO_RECENT_ROW, *(rings_compiled.recent_fixed(np.zeros((1, 1), dtype))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from streamdrift.detectors import ADWIN
-from streamdrift.detectors.adwin_compiled import add_blocks
+from streamdrift.detectors.adwin_compiled import add_blocks, pairwise_sum, take_batch
 from streamdrift.detectors.together import MARGIN
 
 
@@ -80,3 +80,53 @@ def test_the_cut_test_flags_a_change():
     *_, cut, _, _ = add_blocks(tot, var, np.ones(levels * 6, np.bool_), np.zeros(levels, np.int64), totals, variances,
                                np.zeros(1), np.zeros(1), 0, 0, 8, 1, 10, 5, 1e-3, MARGIN, 1)
     assert a.update(values[0]) and cut.tolist() == [True]
+
+
+@pytest.mark.parametrize("n", [*range(1, 40), 64, 127, 128, 129, 136, 255, 256, 1000, 4096, 4097])
+def test_pairwise_sum_is_numpys_sum(n):
+    """The blocks' sums must be bit for bit ``ADWIN``'s, which numpy makes."""
+    rng = np.random.default_rng(n)
+    rows = rng.uniform(0.0, 1.0, (40, n + 3)) * rng.choice([1.0, 1e-9, 1e9], (40, 1))
+    for row in rows:
+        assert pairwise_sum(row, 3, n) == row[3:].sum()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_batch_taken_in_one_call_is_adwin_update_scores_s(seed):
+    """``take_batch``: the pending values and a batch that completes blocks, summed and added as
+    ``ADWIN.update_scores`` adds them (buckets, width, sums, blocks seen, the values left)."""
+    rng = np.random.default_rng(seed)
+    block, clock, max_buckets = int(rng.choice([4, 8, 32, 160])), int(rng.integers(1, 4)), int(rng.integers(2, 6))
+    k = int(rng.integers(1, 8))
+    adwins = [ADWIN(delta=1e-3, block=block, clock=clock, max_buckets=max_buckets, min_window_length=10)
+              for _ in range(k)]
+    warm = rng.uniform(0.0, 1.0, (k, int(rng.integers(0, 6 * block))))
+    for a, row in zip(adwins, warm):
+        a.fit(None)
+        a.update_scores(row)
+    a0 = adwins[0]
+    levels = len(a0.levels)
+    capacity = max_buckets + 1
+    tot, var = np.zeros((k, (levels + 1) * capacity)), np.zeros((k, (levels + 1) * capacity))
+    for i, a in enumerate(adwins):
+        for lv, level in enumerate(a.levels):
+            for q, (t, v) in enumerate(level):
+                tot[i, lv * capacity + q], var[i, lv * capacity + q] = t, v
+    counts = np.array([len(level) for level in a0.levels] + [0], np.int64)
+    waiting = len(a0.pending)
+    buffer = np.zeros((k, block + 2))
+    buffer[:, :waiting] = [a.pending for a in adwins]
+    u = rng.uniform(0.0, 1.0, (k, block - waiting + int(rng.integers(0, 4 * block))))
+    new_tot, new_var, new_counts, _, total, variance, left, width, seen, _, _, in_use = take_batch(
+        buffer[:, :waiting], u, block, tot, var, counts, levels, np.array([a.total for a in adwins]),
+        np.array([a.variance for a in adwins]), a0.width, a0.blocks_seen, clock, a0.min_window_length, max_buckets,
+        a0.delta, MARGIN)
+    for a, row in zip(adwins, u):
+        a.update_scores(row)
+    assert (width, seen, in_use) == (a0.width, a0.blocks_seen, len(a0.levels))
+    for i, a in enumerate(adwins):
+        assert (total[i], variance[i]) == (a.total, a.variance)
+        assert left[i].tolist() == list(a.pending)
+        for lv, level in enumerate(a.levels):
+            got = [[new_tot[i, lv * capacity + q], new_var[i, lv * capacity + q]] for q in range(new_counts[lv])]
+            assert got == [list(bucket) for bucket in level]
