@@ -45,6 +45,7 @@ from __future__ import annotations
 from collections import deque
 from functools import partial
 from itertools import repeat
+from operator import is_
 
 import numpy as np
 
@@ -113,8 +114,19 @@ def _plans(index: int, monitors: list[NumericMonitor], values, fast_path: FastPa
     tables = _trusted(fast_path, monitors)
     if tables is not None:
         return [_plan(index, range(len(monitors)), monitors, values, tables)]
+    return [_plan(index, rows, members, values[rows], tables) for rows, members, tables in _parts(monitors, fast_path)]
+
+
+def _parts(monitors: list[NumericMonitor], fast_path: FastPath) -> list[tuple[list[int], list, object]]:
+    """The trusted groups among ``monitors`` (not one group): each one's rows, members and
+    tables. Kept on ``fast_path`` for the next batch, which usually has the same monitors in the
+    same groups: then each group's trust is checked again (``_trusted``), and a group that lost it
+    is left out, as when the parts are found afresh (a group is trusted only as it was left)."""
+    kept = fast_path.parts
+    if kept is not None and len(kept[0]) == len(monitors) and all(map(is_, kept[0], monitors)):
+        return [part for part in kept[1] if _trusted(fast_path, part[1]) is part[2]]
     row_of = {id(m): row for row, m in enumerate(monitors)}
-    plans, covered = [], set()
+    parts, covered = [], set()
     for row, monitor in enumerate(monitors):
         if row in covered:
             continue
@@ -125,9 +137,10 @@ def _plans(index: int, monitors: list[NumericMonitor], values, fast_path: FastPa
         rows = [row_of.get(id(m), -1) for m in members]
         if min(rows) < 0 or covered.intersection(rows) or _trusted(fast_path, members) is not tables:
             continue
-        plans.append(_plan(index, rows, members, values[rows], tables))
+        parts.append((rows, members, tables))
         covered.update(rows)
-    return plans
+    fast_path.parts = (list(monitors), parts)
+    return parts
 
 
 def _plan(index: int, rows, monitors: list[NumericMonitor], values: np.ndarray, tables) -> _Plan:

@@ -78,6 +78,10 @@ class FastPath:
         self.tables: dict[int, tuple[NumericMonitor, _Tables]] = {}
         #: id of a settings object -> (it, the small integer of settings equal to it).
         self.settings_keys: dict[int, tuple[object, int]] = {}
+        #: The cross-model path's last parting of a model's monitors into trusted groups
+        #: (``across._parts``): the monitors, then each group's rows, members and tables.
+        #: ``update_together`` forgets it.
+        self.parts: tuple[list, list] | None = None
 
     def tables_of(self, first: NumericMonitor) -> "_Tables | None":
         entry = self.tables.get(id(first))
@@ -100,6 +104,7 @@ def update_together(monitors: list[NumericMonitor], values: np.ndarray,
     ``fast_path``: what the caller keeps between batches for these monitors (without one, every
     call builds the group's tables afresh)."""
     cache = fast_path if fast_path is not None else FastPath()
+    cache.parts = None  # this path may part the monitors into other groups
     values = np.ascontiguousarray(values, dtype=np.float64)
     if values.ndim != 2 or values.shape[0] != len(monitors):
         raise ValueError("values must be a (monitors x values) array")

@@ -174,7 +174,7 @@ def test_a_feature_collecting_its_new_reference_leaves_the_others_across():
     results and state as one by one."""
     rng = np.random.default_rng(9)
     together, alone, path = twins(MonitorSettings(reference_size=300, rearm_size=400, window=100, evaluate_every=50), 4)
-    partial = 0
+    partial = rejoined = 0
     for batch in range(300):
         x = rng.normal(0, 1, (4, 5))
         if batch >= 100:
@@ -183,8 +183,12 @@ def test_a_feature_collecting_its_new_reference_leaves_the_others_across():
         taken = sorted(row for plan in plans for row in plan.rows)
         if together[0].collecting and together[0].fitted:
             partial += taken == [1, 2, 3]
+        elif batch >= 100 and not together[0].collecting:
+            # Its new reference fitted, it joins again: a group of its own (another schedule),
+            # found though the model's parts were kept from batch to batch (``FastPath.parts``).
+            rejoined += taken == [0, 1, 2, 3] and len(plans) == 2 and path.parts is not None
         step_alike(together, alone, path, x)
-    assert partial > 50
+    assert partial > 50 and rejoined > 50
     assert [encode_monitor(m) for m in together] == [encode_monitor(m) for m in alone]
 
 
