@@ -53,6 +53,13 @@ STATE_SLICE = 24
 CAPTURE_SLICE_S = 0.015
 #: Models captured between two looks at the clock.
 CAPTURE_STEP = 4
+#: A periodic checkpoint is spread over time, so that it never takes the cores from the hot path
+#: at once (the broker storing a round of state shares them with the worker): a slice is captured
+#: at most every ``CAPTURE_EVERY_S``, and the state is sent at most ``STATE_BYTES_PER_S`` per worker
+#: process. Measured (``bench_stream.py``): a round of 64 new models, their references with it,
+#: sent at once, held batches up by up to half a second as the broker stored it.
+CAPTURE_EVERY_S = 0.1
+STATE_BYTES_PER_S = 4 << 20
 
 #: Seconds without a successful broker round trip after which the worker reports "degraded".
 DEGRADED_AFTER_S = 10.0
@@ -153,6 +160,8 @@ class Worker:
         self._state_write: asyncio.Task | None = None
         #: The periodic checkpoint being captured, a slice between two batches (``_capture``).
         self._round: _Round | None = None
+        #: Whether a hand-over or a stop waits for the periodic checkpoint: its sends unpaced.
+        self._hurry = False
         #: Revocations so far: records handed out before one are stale after it (``_next_batch``).
         self._revocations = 0
         self._evicted_seen = 0
@@ -207,7 +216,8 @@ class Worker:
                     if self._state_write is not None and self._state_write.done():
                         await self._commit(await self._state_written())
                     if self._round is not None:
-                        await self._capture_slice()
+                        if time.perf_counter() - self._round.captured >= CAPTURE_EVERY_S:
+                            await self._capture_slice()
                     elif self._state_write is None and time.monotonic() - self._last_checkpoint >= c.checkpoint_seconds:
                         await self._checkpoint_in_background()
                     if time.monotonic() - last_lag > lag_every:
@@ -446,7 +456,8 @@ class Worker:
             round_.first = False
             if not round_.models or (budget is not None and time.perf_counter() - started >= budget):
                 break
-        self.metrics.checkpoint_capture.inc(time.perf_counter() - started)
+        round_.captured = time.perf_counter()
+        self.metrics.checkpoint_capture.inc(round_.captured - started)
         round_.records += len(records)
         round_.sent = asyncio.ensure_future(self._write_slice(round_.sent, records))
         if not round_.models:
@@ -458,7 +469,7 @@ class Worker:
         for a key an earlier one dropped); its failure is the round's (``_round_written``)."""
         if before is not None:
             await before
-        await self._write_state(records, {}, counted=False)
+        await self._write_state(records, {}, counted=False, paced=True)
 
     async def _round_written(self, round_: "_Round") -> dict[TopicPartition, int]:
         """The offsets a periodic checkpoint covers, once every slice of it is stored; if one is
@@ -478,15 +489,19 @@ class Worker:
         first: ``locked`` if the caller holds the lock): the offsets it made safe to commit.
         Raises the broker's error if it was not written (its state will be written again by
         the next checkpoint, see ``_write_state``)."""
-        if self._round is not None:
-            if locked:
-                self._capture(None)
-            else:
-                async with self._lock:
-                    if self._round is not None:
-                        self._capture(None)
-        task, self._state_write = self._state_write, None
-        return {} if task is None else await task
+        self._hurry = True  # the rest unpaced: a hand-over or a stop waits for it
+        try:
+            if self._round is not None:
+                if locked:
+                    self._capture(None)
+                else:
+                    async with self._lock:
+                        if self._round is not None:
+                            self._capture(None)
+            task, self._state_write = self._state_write, None
+            return {} if task is None else await task
+        finally:
+            self._hurry = False
 
     async def _save_state(self, partitions) -> tuple[int, dict[TopicPartition, int]]:
         records, commit = self._state_records(partitions)
@@ -517,12 +532,13 @@ class Worker:
                               {k[1]: m.seen for k, m in group.monitors.items()})
 
     async def _write_state(self, records, commit: dict[TopicPartition, int],
-                           counted: bool = True) -> dict[TopicPartition, int]:
+                           counted: bool = True, paced: bool = False) -> dict[TopicPartition, int]:
         """Send state records part by part (see ``write_order``), each part acknowledged before
         the next; return ``commit``, the offsets they cover, to be committed now that they are
         stored. Values are packed ``STATE_SLICE`` at a time, letting other tasks (the hot path)
-        run in between. If the broker does not take them, the next checkpoint writes every
-        model again and the offsets wait for it."""
+        run in between; ``paced`` (a periodic checkpoint): at most ``STATE_BYTES_PER_S``, unless
+        a hand-over or a stop is waiting for them. If the broker does not take them, the next
+        checkpoint writes every model again and the offsets wait for it."""
         topic = self.config.topics.state
         try:
             for part in write_order(records):
@@ -530,7 +546,8 @@ class Worker:
                 for start in range(0, len(part), STATE_SLICE):
                     messages = [(key.encode(), packed(value), None) for key, value in part[start:start + STATE_SLICE]]
                     sends.append(asyncio.ensure_future(self.publisher.send_batch(topic, messages)))
-                    await asyncio.sleep(0)
+                    size = sum(len(value) for _, value, _ in messages if value is not None)
+                    await asyncio.sleep(size / STATE_BYTES_PER_S if paced and not self._hurry else 0)
                 await asyncio.gather(*sends)
         except KafkaError:
             self.pipeline.resave_all(records)
@@ -607,9 +624,10 @@ class _Round:
     whether the rest of the state is still to come (with the first slice), the offsets it
     covers, and the send of its latest slice."""
 
-    __slots__ = ("models", "first", "commit", "sent", "records")
+    __slots__ = ("models", "first", "commit", "sent", "records", "captured")
 
     def __init__(self, models: list[tuple], commit: dict[TopicPartition, int]):
         self.models, self.first, self.commit = models, True, commit
         self.sent: asyncio.Future | None = None
         self.records = 0  # captured so far
+        self.captured = 0.0  # when its last slice was captured (``time.perf_counter``)

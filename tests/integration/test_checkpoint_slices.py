@@ -114,3 +114,48 @@ def test_a_hand_over_during_a_sliced_checkpoint_captures_the_rest_at_once(broker
     for key, group in pipeline.models.items():
         for stream_key, monitor in group.monitors.items():
             assert encode_monitor(restored.models[key].monitors[stream_key]) == encode_monitor(monitor)
+
+
+def test_a_periodic_checkpoint_is_sent_paced_unless_a_hand_over_waits(broker, unique_topic, monkeypatch):
+    """A periodic checkpoint's state goes to the broker at most ``STATE_BYTES_PER_S`` (so that the
+    broker storing it does not take the cores from the hot path at once); a hand-over or a stop
+    waiting for it has the rest sent at once."""
+    monkeypatch.setattr(worker_module, "STATE_BYTES_PER_S", 20_000)
+    monkeypatch.setattr(worker_module, "STATE_SLICE", 1)  # a pause after every record
+    state = unique_topic("state", partitions=4, compacted=True)
+    config = from_mapping({"topics": {"state": state}, "detectors": {"reference_size": 200}})
+    stream = events(0, 4_000, np.random.default_rng(6))
+
+    async def run() -> tuple[float, float, int]:
+        worker = worker_module.Worker(config)
+        worker.publisher = Publisher(broker.bootstrap)
+        await worker.publisher.start()
+        sent = []
+        original = worker.publisher.send_batch
+
+        async def counted(topic, messages):
+            sent.extend(len(value) for _, value, _ in messages if value is not None)
+            return await original(topic, messages)
+
+        worker.publisher.send_batch = counted
+        try:
+            for i in range(0, len(stream), 400):
+                await worker.handle(stream[i:i + 400])
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            await worker._checkpoint_in_background()
+            while worker._round is not None:
+                await worker._capture_slice()
+            await asyncio.sleep(1.0)
+            paced = sum(sent) / (loop.time() - began)
+            assert not worker._state_write.done()
+            hurried = loop.time()
+            await worker._state_written()
+            return paced, loop.time() - hurried, sum(sent)
+        finally:
+            await worker.publisher.stop()
+
+    paced, hurried, total = asyncio.run(run())
+    assert total > 60_000  # three seconds' worth at the paced rate
+    assert paced <= 1.5 * 20_000  # (a record is sent before the pause it earns)
+    assert hurried < total / 20_000 / 2
