@@ -109,7 +109,12 @@ class Reference:
         return np.unique(self.values[_quantile_ranks(self.size, bins)])
 
     def summary(self) -> dict:
-        return summarize(self.values)
+        """``summarize`` of the reference values: made once (every alert of the reference
+        carries it), a fresh copy each time."""
+        made = self.__dict__.get("_summary")
+        if made is None:
+            made = self._summary = summarize(self.values)
+        return {**made, "quantiles": dict(made["quantiles"])} if "quantiles" in made else dict(made)
 
 
 @functools.lru_cache(maxsize=256)
