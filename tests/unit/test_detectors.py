@@ -14,6 +14,7 @@ from river import drift
 from scipy.stats import ks_2samp
 
 from streamdrift.detectors import ADWIN, FrequencyTest, MissingRate, PageHinkley, Reference, WindowedKS
+from streamdrift.detectors.reference import summarize
 from streamdrift.detectors.ks import ks_statistic_positions, ks_statistic_values
 
 #: Run length each detector is calibrated for here: the share of one of the 5 detectors of a numeric
@@ -302,3 +303,14 @@ def test_ks_statistics_with_heavy_ties_on_realistic_sizes():
         window = rng.poisson(3 + shift, 1000).astype(float)
         up, down = ks_statistic_positions(Reference(reference), Reference(reference).positions(window))
         assert max(up, down) / (5000 * 1000) == pytest.approx(ks_2samp(reference, window).statistic, abs=1e-12)
+
+
+def test_a_reference_summary_is_made_once_and_handed_out_as_copies():
+    """Every alert of a reference carries its summary: made once, each alert its own copy."""
+    values = np.random.default_rng(3).normal(0, 1, 1_000)
+    reference = Reference(values)
+    first = reference.summary()
+    assert first == summarize(values)
+    first["quantiles"]["p50"] = 99.0
+    first["mean"] = 99.0
+    assert reference.summary() == summarize(values)
