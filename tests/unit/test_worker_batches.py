@@ -83,3 +83,56 @@ def test_raising_max_message_bytes_alone_past_the_fetch_size_names_both_settings
         from_mapping({"limits": {"max_message_bytes": 16 << 20}})
     config = from_mapping({"limits": {"max_message_bytes": 16 << 20}, "max_partition_fetch_bytes": 16 << 20})
     assert config.max_partition_fetch_bytes == config.limits.max_message_bytes
+
+
+class SlowPublisher:
+    """Acknowledges each ``send_batch`` when the test says so (``ack``), recording what it got."""
+
+    def __init__(self):
+        self.sent: list[tuple[str, int]] = []
+        self.waiting: list[asyncio.Future] = []
+
+    async def send_batch(self, topic, messages):
+        self.sent.append((topic, len(messages)))
+        acked = asyncio.get_running_loop().create_future()
+        self.waiting.append(acked)
+        await acked
+
+    def ack(self):
+        for acked in self.waiting:
+            if not acked.done():
+                acked.set_result(None)
+
+
+def bad_records(start: int, n: int) -> list[Record]:
+    """Messages the pipeline rejects: each batch of them has outputs to publish (dead letters)."""
+    return [Record(b"not json", b"m", "features", 0, i, 1_700_000_000_000 + i) for i in range(start, start + n)]
+
+
+def test_the_run_loop_publishes_a_batch_while_it_processes_the_next():
+    """``handle(wait=False)``: a batch's outputs go out while the next batch is processed; the
+    next ``handle`` waits for them (at most one batch's outputs in flight), the batch's offsets
+    are taken and it is counted once they are acknowledged, and a capture of state waits for
+    them first, so that no checkpoint holds a batch whose outputs the broker has not taken."""
+
+    async def run():
+        w = worker()
+        w.publisher = publisher = SlowPublisher()
+        await w.handle(bad_records(0, 5), wait=False)  # returns with its dead letters in flight
+        await asyncio.sleep(0.01)
+        assert publisher.sent and not w._uncommitted and w.counts["in"] == 0
+        second = asyncio.ensure_future(w.handle(bad_records(5, 5), wait=False))
+        await asyncio.sleep(0.01)
+        assert not second.done()  # processed, but waiting for the first batch's acknowledgement
+        assert w.counts["in"] == 0
+        publisher.ack()
+        await asyncio.sleep(0.01)
+        assert second.done() and w.counts["in"] == 5 and next(iter(w._uncommitted.values())) == 5
+        capture = asyncio.ensure_future(w._outputs_acknowledged())
+        await asyncio.sleep(0.01)
+        assert not capture.done()  # the second batch's dead letters are not acknowledged yet
+        publisher.ack()
+        await capture
+        assert w.counts["in"] == 10 and next(iter(w._uncommitted.values())) == 10 and w._publishing is None
+
+    asyncio.run(run())
