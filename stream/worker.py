@@ -539,6 +539,7 @@ class Worker:
             self._hurry = False
 
     async def _save_state(self, partitions) -> tuple[int, dict[TopicPartition, int]]:
+        await self._outputs_acknowledged()  # (the caller holds the lock: no batch starts meanwhile)
         records, commit = self._state_records(partitions)
         return len(records), await self._write_state(records, commit)
 
