@@ -296,8 +296,8 @@ class Worker:
             out = self.pipeline.process(batch)
             for notice in out.notices:
                 log.warning(notice)
-            if wait:
-                await self._published(batch, out, started, began, cpu)
+            if wait:  # (after the outputs still on their way, if a batch before did not wait)
+                await self._published(batch, out, started, began, cpu, self._publishing)
                 return out
         before = self._publishing
         self._publishing = asyncio.ensure_future(self._published(batch, out, started, began, cpu, before))

@@ -134,5 +134,16 @@ def test_the_run_loop_publishes_a_batch_while_it_processes_the_next():
         publisher.ack()
         await capture
         assert w.counts["in"] == 10 and next(iter(w._uncommitted.values())) == 10 and w._publishing is None
+        # A batch that waits (as outside the run loop) still publishes after the one before it.
+        await w.handle(bad_records(10, 5), wait=False)
+        await asyncio.sleep(0.01)
+        fourth = asyncio.ensure_future(w.handle(bad_records(15, 5)))
+        await asyncio.sleep(0.01)
+        assert len(publisher.sent) == 3 and not fourth.done()
+        publisher.ack()
+        await asyncio.sleep(0.01)
+        publisher.ack()
+        await fourth
+        assert len(publisher.sent) == 4 and w.counts["in"] == 20
 
     asyncio.run(run())
