@@ -45,7 +45,7 @@ from __future__ import annotations
 from collections import deque
 from functools import partial
 from itertools import repeat
-from operator import is_
+from operator import attrgetter, is_
 
 import numpy as np
 
@@ -57,22 +57,25 @@ from .together import (_ALL, FastPath, _adwin, _cusum_names, _evaluation_points,
                        cusum_start, missing_present, missing_start, moved_on, ring_row, runs_since, _trusted,
                        _windowed, update_together)
 
-def update_groups_together(groups: list[tuple[list[NumericMonitor], np.ndarray, FastPath]]
-                           ) -> list[list[list[Detection]]]:
+def update_groups_together(groups: list[tuple[list[NumericMonitor], np.ndarray, FastPath]],
+                           pools: "Pools | None" = None) -> list[list[list[Detection]]]:
     """``[update_together(monitors, values, fast_path) for monitors, values, fast_path in
     groups]``, with the same results and the same state afterwards, the quiet trusted groups
     advanced together. Each group is one model's numeric monitors and its (monitors x values)
-    array; the groups' monitors must be distinct (a model appears once per call)."""
+    array; the groups' monitors must be distinct (a model appears once per call). ``pools``:
+    what the caller keeps between its calls (``Pools``), if it makes them batch after batch."""
     results: list[list] = [[None] * len(monitors) for monitors, _, _ in groups]
     plans: dict[tuple, list[_Plan]] = {}
     for index, (monitors, values, fast_path) in enumerate(groups):
         for plan in _plans(index, monitors, values, fast_path):
             plans.setdefault(plan.active, []).append(plan)
     for members in plans.values():
-        for plan in _advance_across(_finite(members)):
+        for plan in _advance_across(_finite(members), pools):
             found = results[plan.index]
             for row in plan.rows:
                 found[row] = []
+    if pools is not None:
+        pools.keep_only(plans)
     for index, (monitors, values, fast_path) in enumerate(groups):
         found = results[index]
         left = [row for row, result in enumerate(found) if result is None]
@@ -157,9 +160,10 @@ def _finite(plans: list[_Plan]) -> list[_Plan]:
     return [plan for plan in plans if np.isfinite(plan.values).all()]
 
 
-def _advance_across(plans: list[_Plan]) -> list[_Plan]:
+def _advance_across(plans: list[_Plan], pools: "Pools | None" = None) -> list[_Plan]:
     """Advance every plan (one set of detectors, ``active``) whose features are all quiet this
-    batch; return those. The others are left exactly as they were."""
+    batch; return those. The others are left exactly as they were. ``pools``: the last batch's
+    pooled state (``Pools``), used if these are its plans, and kept if all of them are quiet."""
     if not plans:
         return []
     active = plans[0].active
@@ -168,23 +172,35 @@ def _advance_across(plans: list[_Plan]) -> list[_Plan]:
     names = plans[0].names
     rows = np.array([plan.k for plan in plans])
     lengths = np.repeat(np.array([plan.n for plan in plans]), rows)
-    cusums = _Cusums(plans, names, lengths)
+    pool = pools.get(active, plans) if pools is not None else None
+    cusums = _Cusums(plans, names, lengths, pool)
     lookups, flat = _look_up(plans, cusums, "adwin" in active)
     if names:
         quiet &= ~_per_plan(cusums.crossed.any(axis=0), rows)
         commit.append(cusums.apply)
+    missing = None
     if "missing_rate" in active:
-        missing = _MissingRates(plans, lengths)
+        missing = _MissingRates(plans, lengths, pool)
         quiet &= ~_per_plan(missing.crossed, rows)
         commit.append(missing.apply)
     applies = []
     for i, (plan, lookup) in enumerate(zip(plans, lookups)):
         applies.append(_model_steps(plan, lookup, quiet, i))
     done = [plan for plan, ok in zip(plans, quiet.tolist()) if ok]
+    everyone = len(done) == len(plans)
+    if everyone and pools is not None:  # pooled, and kept for the next batch
+        pool = pool if pool is not None else _Pool(plans, names, cusums, missing)
+    elif not everyone:
+        pool = None  # the quiet plans' state kept plan by plan; the pool (if any) stays as it was
+    cusums.pool = pool
+    if missing is not None:
+        missing.pool = pool
     if done:
         for apply in commit:
             apply(quiet)
         _finish(plans, lookups, applies, quiet, flat)
+    if pools is not None:
+        pools.keep(active, pool if everyone else None)
     return done
 
 
@@ -221,14 +237,13 @@ def _look_up(plans: list[_Plan], cusums: "_Cusums", scores: bool) -> tuple[list[
     the calls' own cost was a fixed ~12 us per model and batch."""
     names = cusums.names
     pooled = Plans()
-    for plan, start in zip(plans, cusums.starts):
-        tables, k = plan.tables, plan.k
+    for plan in plans:
+        tables = plan.tables
         vectors = tables.adwin if scores else None  # trusted: the group's ADWINs (``together._adwin``)
         pooled.add(plan.values, tables.guard, tables.guard32, tables.coarse, tables.room, tables.row_start,
-                   tables.u_rows, tables.cusum_steps(names),
-                   start.reshape(-1, k), tables.cusum_threshold(names).reshape(-1, k), tables.kernel_row(names),
+                   tables.u_rows, tables.cusum_steps(names), None, None, tables.kernel_row(names),
                    vectors.pending_row() if vectors is not None else NO_PENDING)
-    positions, u, crossed, sums, zeros = pooled.run(scores)
+    positions, u, crossed, sums, zeros = pooled.run(scores, cusums.start, cusums.threshold)
     cusums.found(crossed, sums, zeros)
     lookups, at = [], 0
     for plan in plans:
@@ -282,24 +297,31 @@ def _finish(plans: list[_Plan], lookups: list[_Lookup], adwin_applies: list, qui
 
 class _Cusums:
     """Every plan's Page-Hinkley-type CUSUMs (``names``) on one ragged array: row ``side *
-    len(names) + name``, one segment of columns per (model, feature). Made with their starts;
-    their crossings, sums and last zeros come from ``_look_up``'s call (``found``)."""
+    len(names) + name``, one segment of columns per (model, feature). Made with their starts
+    (``start``, ``threshold``: from each plan's, or the ``pool`` of these very plans); their
+    crossings, sums and last zeros come from ``_look_up``'s call (``found``)."""
 
-    def __init__(self, plans: list[_Plan], names: tuple, lengths: np.ndarray):
-        self.plans, self.names = plans, names
+    def __init__(self, plans: list[_Plan], names: tuple, lengths: np.ndarray, pool: "_Pool | None" = None):
+        self.plans, self.names, self.lengths, self.pool = plans, names, lengths, pool
         c = len(names)
-        self.starts, counts, since, self.detectors = [], [], [], []
+        if pool is not None:
+            self.detectors, self.start, self.threshold = pool.detectors, pool.sums, pool.thresholds
+            self.counts, self.since = pool.counts, pool.since
+            return
+        starts, thresholds, counts, since, self.detectors = [], [], [], [], []
         for plan in plans:
             k = plan.k
             if not c:
-                self.starts.append(np.zeros((0, k), np.int64))
+                starts.append(np.zeros((0, k), np.int64))
+                thresholds.append(np.zeros((0, k), np.int64))
                 continue
             detectors, start, count, runs = cusum_start(plan.tables, plan.monitors, names, True)
             self.detectors.append(detectors)
-            self.starts.append(start)
+            starts.append(start.reshape(-1, k))
+            thresholds.append(plan.tables.cusum_threshold(names).reshape(-1, k))
             counts.append(count.reshape(c, k))
             since.append(runs.reshape(2 * c, k))
-        self.lengths = lengths
+        self.start, self.threshold = np.concatenate(starts, axis=1), np.concatenate(thresholds, axis=1)
         if c:
             self.counts, self.since = np.concatenate(counts, axis=1), np.concatenate(since, axis=1)
 
@@ -309,7 +331,8 @@ class _Cusums:
     def apply(self, quiet: np.ndarray) -> None:
         """Keep each quiet plan's sums, counts and run starts for its next batch, and owe them to
         its detectors (``detectors.owed``: written when first read, as ``together._cusums``'
-        commit writes them)."""
+        commit writes them). With a ``pool`` (every plan quiet): kept there, each plan's
+        ``cusum_sums`` its slot of it."""
         everyone = bool(_ALL(quiet))
         plans = self.plans if everyone else [p for p, ok in zip(self.plans, quiet.tolist()) if ok]
         columns = None if everyone else np.repeat(quiet, [p.k for p in self.plans])
@@ -319,6 +342,9 @@ class _Cusums:
                                                    since[:, columns], lengths[columns])
         after = counts + lengths
         runs = runs_since(zeros, counts, since)
+        if self.pool is not None:
+            self.pool.moved_on(sums, after, runs)
+            return
         mine = self.detectors if everyone else [d for d, ok in zip(self.detectors, quiet.tolist()) if ok]
         start = 0
         for plan, d in zip(plans, mine):
@@ -349,26 +375,39 @@ class _MissingRates:
     """Every plan's missing-rate CUSUMs at once: no value is missing, so each side adds its
     "present" step ``n`` times (``together._missing_rate``'s closed form, over all rows)."""
 
-    def __init__(self, plans: list[_Plan], lengths: np.ndarray):
-        self.plans = plans
-        steps, thresholds, enabled, starts = [], [], [], []
-        for plan in plans:
-            tables = plan.tables
-            step, threshold, on = tables.missing_sides
-            steps.append(step)
-            thresholds.append(threshold)
-            enabled.append(on)
-            starts.append(missing_start(tables, plan.monitors, True))
-        step, threshold, on = np.concatenate(steps), np.concatenate(thresholds), np.concatenate(enabled)
-        start = self.start = np.concatenate(starts)
+    def __init__(self, plans: list[_Plan], lengths: np.ndarray, pool: "_Pool | None" = None):
+        self.plans, self.pool = plans, pool
+        if pool is not None:
+            (step, threshold, on), start = pool.missing_sides, pool.missing
+        else:
+            steps, thresholds, enabled, starts = [], [], [], []
+            for plan in plans:
+                tables = plan.tables
+                step, threshold, on = tables.missing_sides
+                steps.append(step)
+                thresholds.append(threshold)
+                enabled.append(on)
+                starts.append(missing_start(tables, plan.monitors, True))
+            step, threshold, on = np.concatenate(steps), np.concatenate(thresholds), np.concatenate(enabled)
+            start = np.concatenate(starts)
+            #: Each side's "present" step, threshold and whether it is on, row by row (fixed by the fits).
+            self.sides = (step, threshold, on)
+        self.start = start
         self.new, self.crossed = missing_present(start, lengths[:, None], step, threshold, on)
 
     def apply(self, quiet: np.ndarray) -> None:
-        """Write back the changed sums of the quiet plans; keep each plan's for its next batch."""
+        """Write back the changed sums of the quiet plans; keep each plan's for its next batch
+        (in the ``pool``, if there is one: every plan is quiet)."""
         new, start = self.new, self.start
         row = 0
         changed = (new != start).any(axis=1)
         values = new.tolist() if changed.any() else None
+        if self.pool is not None:
+            if values is not None:
+                for j in np.flatnonzero(changed).tolist():
+                    self.pool.monitors[j].missing_rate.sums = values[j]
+            self.pool.missing_moved_on(new)
+            return
         for plan, ok in zip(self.plans, quiet.tolist()):
             end = row + plan.k
             if ok:
@@ -377,3 +416,127 @@ class _MissingRates:
                         plan.monitors[j].missing_rate.sums = values[row + j]
                 plan.tables.missing_sums = new[row:end]
             row = end
+
+
+class Pools:
+    """What the cross-model path keeps between the batches of one caller (a pipeline): for each
+    set of detectors, the CUSUM and missing-rate state of the last batch's plans as one array
+    per kind (``_Pool``), when all of them took it quietly. The next batch usually brings the
+    same models, each again trusted: then their starts are those arrays as they are, not read
+    plan by plan and joined, and what is kept and owed is the pool's arrays, not a slice per
+    plan. Each plan's tables point at their slot of the pool (``cusum_sums``, ``missing_sums``),
+    so a plan that anything else moves on (``update_together``) leaves it, and the pool is made
+    afresh.
+
+    >>> pools = Pools()
+    >>> pools.get(("page_hinkley",), []) is None
+    True
+    """
+
+    __slots__ = ("kept",)
+
+    def __init__(self):
+        self.kept: dict[tuple, _Pool] = {}
+
+    def get(self, active: tuple, plans: list[_Plan]) -> "_Pool | None":
+        """The pool of ``active`` kept last, if it is these plans' (the same groups in the same
+        order, none moved on elsewhere since)."""
+        pool = self.kept.get(active)
+        return pool if pool is not None and pool.fits(plans) else None
+
+    def keep(self, active: tuple, pool: "_Pool | None") -> None:
+        if pool is None:
+            self.kept.pop(active, None)
+        else:
+            self.kept[active] = pool
+
+    def keep_only(self, actives) -> None:
+        """Forget the pools of the sets of detectors not in ``actives`` (no plan of theirs came):
+        a pool holds its models' tables."""
+        if len(self.kept) > len(actives) or not all(active in actives for active in self.kept):
+            self.kept = {active: pool for active, pool in self.kept.items() if active in actives}
+
+
+_CUSUM_SUMS, _MISSING_SUMS, _TABLES = attrgetter("cusum_sums"), attrgetter("missing_sums"), attrgetter("tables")
+
+
+class _Pool:
+    """The CUSUM and missing-rate state of a batch's plans (one set of detectors), as arrays
+    over all their (model, feature) columns: ``sums`` (2 sides x names), ``counts``, ``since``
+    (as ``_Cusums``), ``missing`` (rows x sides), with what the fits fix (thresholds, the
+    missing-rate sides). Each array is replaced, never changed, when the plans move on
+    (``moved_on``), so a slot read later reads the state it was left in. Plan ``i``'s tables
+    keep ``cusum_sums = _CusumSlot`` and ``missing_sums = _MissingSlot`` of it, which give its
+    part as ``together`` keeps it (``cusum_start``, ``missing_start``), and its detectors owe
+    the slot's write."""
+
+    __slots__ = ("tables", "names", "detectors", "thresholds", "sums", "counts", "since", "missing_sides",
+                 "missing", "monitors", "cusum_slots", "missing_slots", "owed")
+
+    def __init__(self, plans: list[_Plan], names: tuple, cusums: _Cusums, missing: "_MissingRates | None"):
+        self.tables = list(map(_TABLES, plans))
+        self.names = names
+        self.detectors, self.thresholds = cusums.detectors, cusums.threshold
+        self.sums, self.counts, self.since = cusums.start, getattr(cusums, "counts", None), getattr(cusums, "since", None)
+        bounds = np.cumsum([0] + [plan.k for plan in plans]).tolist()
+        spans = list(zip(bounds[:-1], bounds[1:]))
+        self.cusum_slots = [_CusumSlot(self, i, a, b) for i, (a, b) in enumerate(spans)] if names else []
+        self.owed = [tables.owed for tables in self.tables]
+        if missing is not None:
+            self.missing_sides, self.missing = missing.sides, missing.start
+            self.monitors = [m for plan in plans for m in plan.monitors]
+            self.missing_slots = [_MissingSlot(self, a, b) for a, b in spans]
+        else:
+            self.missing_slots = None
+
+    def fits(self, plans: list[_Plan]) -> bool:
+        tables = self.tables
+        if len(plans) != len(tables) or not all(map(is_, map(_TABLES, plans), tables)):
+            return False
+        if self.cusum_slots and not all(map(is_, map(_CUSUM_SUMS, tables), self.cusum_slots)):
+            return False
+        return self.missing_slots is None or all(map(is_, map(_MISSING_SUMS, tables), self.missing_slots))
+
+    def moved_on(self, sums: np.ndarray, counts: np.ndarray, since: np.ndarray) -> None:
+        """Every plan took its batch: the CUSUMs' new state, kept here and owed to the detectors."""
+        self.sums, self.counts, self.since = sums, counts, since
+        for tables, slot, owed, detectors in zip(self.tables, self.cusum_slots, self.owed, self.detectors):
+            if owed.write is not slot:
+                tables.cusum_sums = slot
+                owed.owe(detectors, slot)
+
+    def missing_moved_on(self, missing: np.ndarray) -> None:
+        self.missing = missing
+        for tables, slot in zip(self.tables, self.missing_slots):
+            if tables.missing_sums is not slot:
+                tables.missing_sums = slot
+
+
+class _CusumSlot:
+    """A plan's part of a ``_Pool``'s CUSUMs, as ``together`` keeps a group's (``kept()``); called,
+    it writes them to the plan's detectors (what they are owed, ``_write_cusums``)."""
+
+    __slots__ = ("pool", "index", "start", "end")
+
+    def __init__(self, pool: _Pool, index: int, start: int, end: int):
+        self.pool, self.index, self.start, self.end = pool, index, start, end
+
+    def kept(self) -> tuple:
+        pool, a, b = self.pool, self.start, self.end
+        return (pool.names, pool.detectors[self.index], pool.sums[:, a:b].ravel(), pool.counts[:, a:b].ravel(),
+                pool.since[:, a:b].ravel())
+
+    def __call__(self) -> None:
+        _write_cusums(self.kept())
+
+
+class _MissingSlot:
+    """A plan's rows of a ``_Pool``'s missing-rate sums (``kept()``)."""
+
+    __slots__ = ("pool", "start", "end")
+
+    def __init__(self, pool: _Pool, start: int, end: int):
+        self.pool, self.start, self.end = pool, start, end
+
+    def kept(self) -> np.ndarray:
+        return self.pool.missing[self.start:self.end]

@@ -131,7 +131,8 @@ class Plans:
         2 sides x c x positions, int32), its CUSUMs' ``start`` and ``threshold`` (2 c x k, int64). ``fixed``: the tables'
         part of its row (``fixed_row``), if kept. ``pending``: (address, values in it, room) of
         its ADWINs' pending buffer (k x room float64, ``together._AdwinVectors``), where the
-        uniform scores are written after the values in it if they fit (no block completes)."""
+        uniform scores are written after the values in it if they fit (no block completes).
+        ``start`` and ``threshold`` may be ``None`` if ``run`` is given every model's at once."""
         k, n = values.shape
         row = fixed if fixed is not None else fixed_row(guard, guard32, coarse, room, row_start, u_rows, steps)
         self.meta.append([k, n, self.at, *row, *pending])
@@ -141,13 +142,15 @@ class Plans:
         self.thresholds.append(threshold)
         self.at += k * n
 
-    def run(self, scores: bool):
-        """``lookups_and_cusums`` of every model added (their values, flat: ``flat``)."""
-        c = self.starts[0].shape[0] // 2
+    def run(self, scores: bool, start: np.ndarray | None = None, threshold: np.ndarray | None = None):
+        """``lookups_and_cusums`` of every model added (their values, flat: ``flat``). ``start``,
+        ``threshold``: every model's CUSUM starts and thresholds side by side (2 c x features,
+        int64), if the caller has them so; else those given to ``add``, joined."""
+        if start is None:
+            start, threshold = np.concatenate(self.starts, axis=1), np.concatenate(self.thresholds, axis=1)
         self.flat = np.concatenate(self.values)  # every model's values, in the order added
-        return lookups_and_cusums(self.flat, np.array(self.meta, dtype=np.int64),
-                                  np.concatenate(self.starts, axis=1), np.concatenate(self.thresholds, axis=1),
-                                  c, scores)
+        return lookups_and_cusums(self.flat, np.array(self.meta, dtype=np.int64), start, threshold,
+                                  start.shape[0] // 2, scores)
 
 
 def fixed_row(guard: np.ndarray, guard32: np.ndarray, coarse: np.ndarray, room: int, row_start: np.ndarray,

@@ -515,21 +515,11 @@ class _Tables:
         for row, r in zip(null_rows, refs):
             firsts.setdefault(row[0], (len(firsts), row, r))
         row_of = np.array([firsts[row[0]][0] for row in null_rows], dtype=np.int64)
-        # Past a row's positions, the score 0.5 and the increments of a score of 0, as ever.
-        u_rows = np.full((len(firsts), width), 0.5)
-        steps = np.empty((2, len(CUSUMS), len(firsts), width), dtype=np.int32)
-        # The counts of reference values below / at or below each position (the KS test's
-        # tables) depend on the ties alone too: the same rows.
-        below = np.zeros((len(firsts), width), dtype=np.int32)
-        at_or_below = np.zeros((len(firsts), width), dtype=np.int32)
-        for row, (_, u, row_steps, padding), r in firsts.values():
-            size = u.size
-            u_rows[row, :size], steps[:, :, row, :size], steps[:, :, row, size:] = u, row_steps, padding
-            below[row, :size], at_or_below[row, :size] = r.position_below, r.position_at_or_below
+        shared = _shared_rows(firsts, width)
         #: Where each feature's row of the shared tables (``u_rows``, ``below``, ``at_or_below``,
         #: the CUSUMs' increments) starts.
         self.row_start = row_of * width
-        self.u_rows = u_rows.ravel()
+        self.u_rows = shared.u_rows
         cells = max(m.histogram.reference_counts.size for m in monitors)
         cell = np.zeros((k, width), dtype=np.int16 if k * cells < 1 << 15 else np.int64)
         self.hist_reference = np.zeros((k, cells))
@@ -540,18 +530,19 @@ class _Tables:
             self.hist_reference[i, :m.histogram.reference_counts.size] = m.histogram.reference_counts
         self.guard = guard.ravel()
         self.guard32, self.coarse = narrow(self.guard)
-        self.below, self.at_or_below, self.cell = below.ravel(), at_or_below.ravel(), cell.ravel()
+        self.below, self.at_or_below, self.cell = shared.below, shared.at_or_below, cell.ravel()
         self.cells = cells
         # (2 sides, CUSUMS, rows x positions); ``step_shift`` takes a group-table index
         # (``offset + position``) to its row's.
-        self._steps = steps.reshape(2, len(CUSUMS), -1)
+        self._steps = shared.steps
         self.step_shift = self.row_start[:, None] - self.offset
-        self._subsets: dict[tuple, np.ndarray] = {CUSUMS: self._steps}
+        self._subsets = shared.subsets
         self._threshold_rows: dict[tuple, np.ndarray] = {}
         self._kernel_rows: dict[tuple, list] = {}
         self._thresholds = {name: np.array([getattr(m, name).threshold for m in monitors], dtype=np.int64)
                             for name in CUSUMS}
-        #: The CUSUMs' sums (up sides, then down sides) and counts as this path left them.
+        #: The CUSUMs' sums (up sides, then down sides) and counts as this path left them (or
+        #: where ``across`` keeps them: a slot of its pool, with ``kept()``).
         self.cusum_sums: tuple | None = None
         #: What ``across`` owes the group's CUSUMs, and ``_adwin`` its ADWINs (written when read).
         self.owed, self.adwin_owed = Owed(), Owed()
@@ -567,7 +558,7 @@ class _Tables:
         self.missing_sides = (np.array([mr.steps[:, 0] for mr in rates], dtype=np.int64),
                               np.array([mr.threshold for mr in rates], dtype=np.int64),
                               np.array([mr.enabled for mr in rates], dtype=bool))
-        self.missing_sums: np.ndarray | None = None
+        self.missing_sums = None  # an array, or a slot of ``across``' pool
         self.critical = np.array([m.ks.critical for m in monitors])  # both fixed by the fit
         self.hist_critical = np.array([m.histogram.critical for m in monitors])
 
@@ -585,6 +576,7 @@ class _Tables:
         subset = self._subsets.get(names)
         if subset is None:
             subset = self._subsets[names] = self._steps[:, [CUSUMS.index(n) for n in names]]
+            subset.flags.writeable = False
         return subset
 
     def cusum_threshold(self, names: tuple) -> np.ndarray:
@@ -633,6 +625,65 @@ def _null_steps(reference, cusums: tuple) -> tuple[tuple, np.ndarray, np.ndarray
 
 #: Rows of the group tables already made, by the reference's ties and the CUSUMs' settings.
 _ROWS: dict[tuple, tuple] = {}
+
+
+class _SharedRows:
+    """The tables of a group that depend on its references only through their ties and the
+    CUSUMs' settings (``_null_steps``' rows, padded to the group's ``width``): each position's
+    uniform score, the CUSUMs' increments (2 sides x CUSUMS x rows * width, int32) and the
+    counts of reference values below / at or below it (int32). Read only, and shared by every
+    group with the same rows and width (``_shared_rows``): the models of a worker, fitted on
+    references of one size without ties, read one table instead of one each, which stays in the
+    cache between their lookups instead of being read cold model after model.
+
+    >>> from streamdrift.detectors.reference import Reference
+    >>> from streamdrift.detectors.page_hinkley import PageHinkley
+    >>> from streamdrift.detectors.scale import Scale
+    >>> reference = Reference(np.array([0.5, 1.5, 2.5]))
+    >>> row = _null_steps(reference, (PageHinkley(), Scale()))
+    >>> a = _shared_rows({row[0]: (0, row, reference)}, 8)        # 7 positions, padded to 8
+    >>> a is _shared_rows({row[0]: (0, row, reference)}, 8), a.u_rows.flags.writeable
+    (True, False)
+    >>> a.u_rows.tolist(), a.below.tolist()
+    ([0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 0.5], [0, 0, 1, 1, 2, 2, 3, 0])
+    """
+
+    __slots__ = ("u_rows", "steps", "below", "at_or_below", "subsets")
+
+    def __init__(self, firsts: dict, width: int):
+        # Past a row's positions, the score 0.5 and the increments of a score of 0, as ever.
+        u_rows = np.full((len(firsts), width), 0.5)
+        steps = np.empty((2, len(CUSUMS), len(firsts), width), dtype=np.int32)
+        # The counts of reference values below / at or below each position (the KS test's
+        # tables) depend on the ties alone too: the same rows.
+        below = np.zeros((len(firsts), width), dtype=np.int32)
+        at_or_below = np.zeros((len(firsts), width), dtype=np.int32)
+        for row, (_, u, row_steps, padding), r in firsts.values():
+            size = u.size
+            u_rows[row, :size], steps[:, :, row, :size], steps[:, :, row, size:] = u, row_steps, padding
+            below[row, :size], at_or_below[row, :size] = r.position_below, r.position_at_or_below
+        self.u_rows, self.steps = u_rows.ravel(), steps.reshape(2, len(CUSUMS), -1)
+        self.below, self.at_or_below = below.ravel(), at_or_below.ravel()
+        for table in (self.u_rows, self.steps, self.below, self.at_or_below):
+            table.flags.writeable = False
+        #: ``steps`` of some of the CUSUMs only (``_Tables.cusum_steps``), made once.
+        self.subsets: dict[tuple, np.ndarray] = {CUSUMS: self.steps}
+
+
+def _shared_rows(firsts: dict, width: int) -> _SharedRows:
+    """The ``_SharedRows`` of a group's distinct rows (``firsts``: each row's key to its number,
+    ``_null_steps`` row and a reference with those ties) at ``width``, made once."""
+    key = (tuple(firsts), width)
+    shared = _SHARED.get(key)
+    if shared is None:
+        if len(_SHARED) >= 128:
+            _SHARED.clear()
+        shared = _SHARED[key] = _SharedRows(firsts, width)
+    return shared
+
+
+#: ``_SharedRows`` already made, by their rows' keys and width.
+_SHARED: dict[tuple, _SharedRows] = {}
 
 
 def _tables(cache: FastPath, monitors: list[NumericMonitor]) -> _Tables:
@@ -718,7 +769,7 @@ def missing_start(tables: "_Tables", monitors, trusted: bool) -> np.ndarray:
     trust that, else read from the monitors."""
     kept = tables.missing_sums
     if trusted and kept is not None:
-        return kept
+        return kept if type(kept) is np.ndarray else kept.kept()  # or its slot of a pool (``across``)
     return np.array([m.missing_rate.sums for m in monitors], dtype=np.int64)
 
 
@@ -739,8 +790,11 @@ def cusum_start(tables: "_Tables", monitors, names: tuple, trusted: bool
     then downward), counts and run starts (as the sums): as this path left them, if it may trust
     that, else read from the detectors."""
     kept = tables.cusum_sums
-    if trusted and kept is not None and kept[0] == names:
-        return kept[1], kept[2], kept[3], kept[4]
+    if trusted and kept is not None:
+        if type(kept) is not tuple:  # its slot of a pool (``across``)
+            kept = kept.kept()
+        if kept[0] == names:
+            return kept[1], kept[2], kept[3], kept[4]
     detectors = [getattr(monitor, name) for name in names for monitor in monitors]
     start = np.array([d.up for d in detectors] + [d.down for d in detectors], dtype=np.int64)
     since = np.array([d.up_since for d in detectors] + [d.down_since for d in detectors], dtype=np.int64)

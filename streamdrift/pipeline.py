@@ -23,7 +23,7 @@ from .detectors import NumericMonitor
 from .detectors.settings import BINARY_DETECTORS
 from .detectors.state import pack, unpack
 from .detectors.together import update_together
-from .detectors.across import update_groups_together
+from .detectors.across import Pools, update_groups_together
 from .concept import ERROR, PendingPredictions
 from .events import (MIN_PLAIN_PIECE, Event, Piece, PlainBatch, Record, Rejected, decode,  # noqa: F401  (decode: tests patch it here)
                      plain_batch, plain_pieces)
@@ -120,6 +120,8 @@ class DriftPipeline:
         self._found: list[tuple[tuple, dict, RetrainTracker]] = []
         #: Detections of the batch below their stream's effect floor (order key, alert).
         self._below_floor: list[tuple[tuple, dict]] = []
+        #: What the cross-model path keeps from batch to batch (``detectors.across.Pools``).
+        self._pools = Pools()
 
     def _model(self, model: str, segment: str | None, version: str | None = None) -> ModelMonitors:
         key = group_key(model, segment, version)
@@ -343,7 +345,7 @@ class DriftPipeline:
             return
         monitors = [list(map(group.monitors.__getitem__, streams)) for group, streams, _, _ in updates]
         results = update_groups_together([(members, matrix, group.fast_path)
-                                          for members, (group, _, matrix, _) in zip(monitors, updates)])
+                                          for members, (group, _, matrix, _) in zip(monitors, updates)], self._pools)
         for (group, streams, matrix, run), members, detections in zip(updates, monitors, results):
             source = run.source()
             found = self._numeric_alerts(group, streams, members, detections, matrix.shape[1], source, order)

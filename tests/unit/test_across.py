@@ -56,9 +56,11 @@ KINDS = ["stable", "stable", "stable", "drift", "scale", "missing", "ties", "sta
     (MonitorSettings(reference_size=250, window=80, evaluate_every=25, detectors=("ks", "scale", "missing_rate")),
      0.35),
 ])
-def test_across_equals_one_by_one(settings, most_fallbacks):
+@pytest.mark.parametrize("pooled", [False, True])
+def test_across_equals_one_by_one(settings, most_fallbacks, pooled):
     rng = np.random.default_rng(zlib.crc32(f"across/{settings.window}".encode()))
     models = [Model(rng, settings, int(rng.integers(1, 6)), 5_000, KINDS[i % len(KINDS)]) for i in range(14)]
+    pools = across.Pools() if pooled else None
     fallbacks, calls, fired, batches = [0], 0, 0, 0
     original = across.update_together
 
@@ -70,8 +72,10 @@ def test_across_equals_one_by_one(settings, most_fallbacks):
     try:
         while batches < 180:
             sizes = rng.choice(SIZES, len(models))
+            if pooled and batches % 3:  # every model has values: the same plans, the pool kept
+                sizes = np.maximum(sizes, 1)
             groups = [(m.together, m.take(int(size)), m.fast_path) for m, size in zip(models, sizes)]
-            got = update_groups_together(groups)
+            got = update_groups_together(groups, pools)
             for i, (m, (_, values, _)) in enumerate(zip(models, groups)):
                 calls += values.shape[1] > 0
                 for j, monitor in enumerate(m.alone):
@@ -190,6 +194,44 @@ def test_a_feature_collecting_its_new_reference_leaves_the_others_across():
         step_alike(together, alone, path, x)
     assert partial > 50 and rejoined > 50
     assert [encode_monitor(m) for m in together] == [encode_monitor(m) for m in alone]
+
+
+def test_pooled_state_stays_one_by_one_while_the_same_models_come_back():
+    """The state of the same quiet models, batch after batch, is kept in a pool across models
+    (``across.Pools``): owed to the detectors and read back from there. One model drifts now and
+    then (it leaves the pool: its tables keep their own state, the pool is made afresh) and the
+    detectors are read now and then (what they were owed is written, and owed again after the
+    next batch): the same state and detections as one by one, and the pool was used."""
+    rng = np.random.default_rng(12)
+    settings = MonitorSettings(reference_size=300, window=100, evaluate_every=50, adwin_block=16, adwin_clock=2)
+    models = [Model(rng, settings, int(rng.integers(2, 6)), 8_000, kind) for kind in
+              ("stable", "stable", "drift", "stable", "scale")]
+    pools, reused, made = across.Pools(), [0], [0]
+    original = across._Pool.__init__
+
+    def counted(self, *args):
+        made[0] += 1
+        original(self, *args)
+
+    across._Pool.__init__ = counted
+    try:
+        for batch in range(400):
+            groups = [(m.together, m.take(int(size)), m.fast_path)
+                      for m, size in zip(models, rng.choice([1, 4, 9, 15], len(models)))]
+            kept = dict(pools.kept)
+            found = update_groups_together(groups, pools)
+            reused[0] += any(pools.kept.get(active) is pool for active, pool in kept.items())
+            for m, (_, values, _), got in zip(models, groups, found):
+                want = [monitor.update(row) for monitor, row in zip(m.alone, values)]
+                assert [detections(g) for g in got] == [detections(w) for w in want], batch
+            if batch % 23 == 22:
+                for m in models:
+                    assert [encode_monitor(t) for t in m.together] == [encode_monitor(a) for a in m.alone], batch
+    finally:
+        across._Pool.__init__ = original
+    for m in models:
+        assert [encode_monitor(t) for t in m.together] == [encode_monitor(a) for a in m.alone]
+    assert reused[0] > 200 and made[0] >= 3
 
 
 def test_state_owed_over_many_batches_is_what_one_by_one_gives_when_read():
