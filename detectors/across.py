@@ -172,7 +172,9 @@ def _advance_across(plans: list[_Plan], pools: "Pools | None" = None) -> list[_P
     names = plans[0].names
     rows = np.array([plan.k for plan in plans])
     lengths = np.repeat(np.array([plan.n for plan in plans]), rows)
-    pool = pools.get(active, plans) if pools is not None else None
+    pool = None
+    if pools is not None:
+        pool, plans = pools.get(active, plans)  # in the pool's order if it is theirs
     cusums = _Cusums(plans, names, lengths, pool)
     lookups, flat = _look_up(plans, cusums, "adwin" in active)
     if names:
@@ -429,8 +431,8 @@ class Pools:
     afresh.
 
     >>> pools = Pools()
-    >>> pools.get(("page_hinkley",), []) is None
-    True
+    >>> pools.get(("page_hinkley",), [])
+    (None, [])
     """
 
     __slots__ = ("kept",)
@@ -438,11 +440,25 @@ class Pools:
     def __init__(self):
         self.kept: dict[tuple, _Pool] = {}
 
-    def get(self, active: tuple, plans: list[_Plan]) -> "_Pool | None":
-        """The pool of ``active`` kept last, if it is these plans' (the same groups in the same
-        order, none moved on elsewhere since)."""
+    def get(self, active: tuple, plans: list[_Plan]) -> tuple["_Pool | None", list[_Plan]]:
+        """The pool of ``active`` kept last if it is these plans' (the same groups, none moved on
+        elsewhere since), and the plans in its order (a batch brings its models in the order of
+        their first events); else ``None`` and the plans as they are."""
         pool = self.kept.get(active)
-        return pool if pool is not None and pool.fits(plans) else None
+        if pool is None or len(plans) != len(pool.tables):
+            return None, plans
+        where = pool.where
+        order = [where.get(id(plan.tables), -1) for plan in plans]
+        if order != pool.counting:
+            if -1 in order:
+                return None, plans
+            ordered = [None] * len(plans)
+            for plan, i in zip(plans, order):
+                ordered[i] = plan
+            if None in ordered:
+                return None, plans
+            plans = ordered
+        return (pool, plans) if pool.fits(plans) else (None, plans)
 
     def keep(self, active: tuple, pool: "_Pool | None") -> None:
         if pool is None:
@@ -470,11 +486,14 @@ class _Pool:
     part as ``together`` keeps it (``cusum_start``, ``missing_start``), and its detectors owe
     the slot's write."""
 
-    __slots__ = ("tables", "names", "detectors", "thresholds", "sums", "counts", "since", "missing_sides",
-                 "missing", "monitors", "cusum_slots", "missing_slots", "owed")
+    __slots__ = ("tables", "where", "counting", "names", "detectors", "thresholds", "sums", "counts", "since",
+                 "missing_sides", "missing", "monitors", "cusum_slots", "missing_slots", "owed")
 
     def __init__(self, plans: list[_Plan], names: tuple, cusums: _Cusums, missing: "_MissingRates | None"):
         self.tables = list(map(_TABLES, plans))
+        #: Each plan's place, by its tables (held here: their ids stay theirs); ``range`` as a list.
+        self.where = {id(tables): i for i, tables in enumerate(self.tables)}
+        self.counting = list(range(len(plans)))
         self.names = names
         self.detectors, self.thresholds = cusums.detectors, cusums.threshold
         self.sums, self.counts, self.since = cusums.start, getattr(cusums, "counts", None), getattr(cusums, "since", None)
