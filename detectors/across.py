@@ -149,7 +149,8 @@ def _parts(monitors: list[NumericMonitor], fast_path: FastPath) -> list[tuple[li
 def _plan(index: int, rows, monitors: list[NumericMonitor], values: np.ndarray, tables) -> _Plan:
     first = monitors[0]
     s = first.settings
-    points = _evaluation_points(first.watched, values.shape[1], s.evaluate_every, s.window)
+    # ``first.watched`` (trusted: as its tables keep it), without settling what counted_on owes
+    points = _evaluation_points(tables.first_watched, values.shape[1], s.evaluate_every, s.window)
     return _Plan(index, rows, monitors, values, tables, first.active, points)
 
 
@@ -170,11 +171,11 @@ def _advance_across(plans: list[_Plan], pools: "Pools | None" = None) -> list[_P
     quiet = np.ones(len(plans), dtype=bool)
     commit = []
     names = plans[0].names
-    rows = np.array([plan.k for plan in plans])
-    lengths = np.repeat(np.array([plan.n for plan in plans]), rows)
     pool = None
     if pools is not None:
         pool, plans = pools.get(active, plans)  # in the pool's order if it is theirs
+    rows = np.array([plan.k for plan in plans])
+    lengths = np.repeat(np.array([plan.n for plan in plans]), rows)
     cusums = _Cusums(plans, names, lengths, pool)
     lookups, flat = _look_up(plans, cusums, "adwin" in active)
     if names:

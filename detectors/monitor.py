@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .detection import Detection, Hit
+from .owed import owed_attribute
 from .settings import MonitorSettings
 
 #: A missing rate moving by this much (absolute) is critical.
@@ -25,6 +26,11 @@ class FeatureMonitor:
     """Base class; see ``NumericMonitor`` and ``CategoricalMonitor``."""
 
     numeric = True
+
+    #: Owed while the cross-model path moves a quiet group on without touching its members
+    #: (``together.counted_on``): written when first read (``detectors.owed``).
+    seen = owed_attribute("seen")
+    watched = owed_attribute("watched")
 
     def __init__(self, settings: MonitorSettings | None = None):
         self.settings = settings or MonitorSettings()

@@ -216,12 +216,14 @@ def test_pooled_state_stays_one_by_one_while_the_same_models_come_back():
     across._Pool.__init__ = counted
     try:
         for batch in range(400):
+            order = rng.permutation(len(models))  # a batch brings its models in any order
+            batch_models = [models[i] for i in order]
             groups = [(m.together, m.take(int(size)), m.fast_path)
-                      for m, size in zip(models, rng.choice([1, 4, 9, 15], len(models)))]
+                      for m, size in zip(batch_models, rng.choice([1, 4, 9, 15], len(models)))]
             kept = dict(pools.kept)
             found = update_groups_together(groups, pools)
             reused[0] += any(pools.kept.get(active) is pool for active, pool in kept.items())
-            for m, (_, values, _), got in zip(models, groups, found):
+            for m, (_, values, _), got in zip(batch_models, groups, found):
                 want = [monitor.update(row) for monitor, row in zip(m.alone, values)]
                 assert [detections(g) for g in got] == [detections(w) for w in want], batch
             if batch % 23 == 22:
