@@ -279,7 +279,7 @@ def _model_steps(plan: _Plan, lookup: _Lookup, quiet: np.ndarray, i: int):
 def _finish(plans: list[_Plan], lookups: list[_Lookup], adwin_applies: list, quiet: np.ndarray, flat: _Flat) -> None:
     """The rest of ``together._advance``'s commit for the plans all of whose features were
     quiet: ADWIN, then the rings and cached recent positions of them all in one compiled call
-    (``rings_compiled``), counts and the groups' stamps."""
+    (``rings_compiled``), counts and the groups' trust."""
     rows, extended = [], []
     for plan, lookup, adwin_apply, ok in zip(plans, lookups, adwin_applies, quiet.tolist()):
         if not ok:

@@ -45,9 +45,32 @@ class FeatureMonitor:
         self.collected_total = 0
         self.muted: set[str] = set()
         self.calibrations = 0
-        #: Bumped by every change of the monitor's state (an update, a fit, ``set_state``):
-        #: what a cache of that state (the fast path's, ``together.py``) checks it against.
+        #: The caches of this monitor's state that trust it (the fast path's tables,
+        #: ``together.py``): each one's ``intact`` is cleared by the next version bump.
+        self._trusting: list | None = None
+        #: Bumped by every change of the monitor's state (an update, a fit, ``set_state``).
         self.version = 0
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    @version.setter
+    def version(self, value: int) -> None:
+        self._version = value
+        trusting = self._trusting
+        if trusting:
+            for cache in trusting:
+                cache.intact = False
+            trusting.clear()
+
+    def trust(self, cache) -> None:
+        """``cache`` (with an ``intact`` flag) holds this monitor's state as it is now: its
+        ``intact`` is cleared by the next change of the monitor's state (a ``version`` bump)."""
+        if self._trusting is None:
+            self._trusting = [cache]
+        else:
+            self._trusting.append(cache)
 
     # -- the batching loop, shared --------------------------------------------------------
     def _update(self, x: np.ndarray, missing: np.ndarray) -> list[Detection]:

@@ -147,22 +147,23 @@ def update_together(monitors: list[NumericMonitor], values: np.ndarray,
     return results
 
 
-#: What every change of a monitor's state bumps (an update, a fit, ``set_state``), this path's
-#: own advance included.
-_STAMP = attrgetter("version")
-
-
 def _trusted(cache: FastPath, monitors: list[NumericMonitor]) -> "_Tables | None":
     """The tables of a group that ``_advance`` moved on last time as a whole, every member
     quiet, if no member has changed since: then its caches (ADWIN vectors, rings, recent
-    positions) hold the members' state and need no check, and the members share one schedule."""
+    positions) hold the members' state and need no check, and the members share one schedule.
+
+    No member is read: every change of a monitor's state bumps its ``version`` (an update, a
+    fit, ``set_state``, this path's own untrusted advance), and a bump tells the tables that
+    trust the monitor (``FeatureMonitor.trust``), which then trust no more (``intact``). Before,
+    each batch compared every member's version with the one recorded: 640 cold monitor objects
+    per batch of 32 models."""
     tables = cache.tables_of(monitors[0])
-    if tables is None or tables.stamps is None:
+    if tables is None or not tables.intact:
         return None
     members = tables.members
-    if len(members) != len(monitors) or not all(map(is_, members, monitors)):
+    if len(members) != len(monitors) or not all(map(is_, members, monitors)):  # compares ids only
         return None
-    return tables if list(map(_STAMP, monitors)) == tables.stamps else None
+    return tables
 
 
 def _references_complete_at(monitors: list[NumericMonitor], n: int) -> int:
@@ -256,9 +257,9 @@ def moved_on(tables: "_Tables", monitors: list[NumericMonitor], rows, x: np.ndar
              everyone: bool, trusted: bool) -> None:
     """Monitors ``rows`` of the group took their rows of ``x`` (at ``positions``), all quiet and
     none missing: their rings extended (all at once through the group's ``_Rings`` if
-    ``everyone`` did, else one by one), counts and versions moved on, and the group's cached
-    recent positions and stamps kept for its next batch if everyone did (``trusted``: as
-    ``_rings``)."""
+    ``everyone`` did, else one by one), counts and versions moved on, and, if everyone did, the
+    group's cached recent positions kept and its trust recorded for its next batch (``trusted``:
+    as ``_rings``)."""
     n = x.shape[1]
     rings = _rings(tables, monitors, trusted) if everyone else None
     if rings is not None:
@@ -275,10 +276,12 @@ def moved_on(tables: "_Tables", monitors: list[NumericMonitor], rows, x: np.ndar
     recent = tables.recent
     tables.recent = recent.extended(positions) if recent is not None and everyone else None
     if everyone:
-        tables.members, tables.stamps = monitors, list(map(_STAMP, monitors))
+        tables.members, tables.intact = monitors, True
+        for m in monitors:  # their versions moved on above: each trusted by these tables from now
+            m.trust(tables)
         tables.first_watched = monitors[0].watched
     else:
-        tables.stamps = None
+        tables.intact = False
 
 
 def ring_row(tables: "_Tables", monitors: list[NumericMonitor], at: int, n: int) -> "tuple[list, _Rings] | None":
@@ -298,12 +301,13 @@ def counted_on(tables: "_Tables", monitors: list[NumericMonitor], rings: "_Rings
     """``moved_on`` of a trusted group whose rings and recent positions ``extend_rings`` extended
     (from ``ring_row``): their counts and the members' counts.
 
-    The members' versions stay, and so do the group's stamps: a version tells the tables of
-    *other* groups (and this one) that something else changed a monitor since they last moved
-    it on, and nothing else did. Every other way a monitor changes bumps its version (its own
-    ``update``, a fit, ``set_state``, an untrusted ``_advance``, which also records its
-    group's stamps afresh), so the tables whose stamps match a monitor's version are always the
-    last that recorded them, and a trusted advance does not change which those are.
+    The members' versions stay, and so does the group's trust (``intact``): a version bump
+    tells the tables that trust a monitor (this group's, and those of other groups it was in)
+    that something else changed it since they last moved it on, and nothing else did. Every
+    other way a monitor changes bumps its version (its own ``update``, a fit, ``set_state``,
+    an untrusted ``_advance``, which also makes its group trust it afresh), so the tables that
+    trust a monitor are always the last that moved it on as a whole, and a trusted advance does
+    not change which those are.
 
     The members' counts are owed to them (``_Counted``), not written: a batch of 32 models
     touched 640 monitor objects here, cold by then, for two additions each."""
@@ -580,7 +584,8 @@ class _Tables:
         self.rings: _Rings | None = None
         #: The members as ``_advance`` left them when all were quiet (``_trusted``), else ``None``.
         self.members: list[NumericMonitor] = []
-        self.stamps: list[tuple] | None = None
+        #: Whether no member has changed since (a member's version bump clears it: ``_trusted``).
+        self.intact = False
         # Each missing-rate side's "present" step, threshold and whether it is on (fixed by the
         # fit), and the sums as this path left them when the whole group was quiet.
         rates = [m.missing_rate for m in monitors]
