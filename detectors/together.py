@@ -133,7 +133,7 @@ def update_together(monitors: list[NumericMonitor], values: np.ndarray,
     else:
         groups: dict[tuple, list[int]] = {}
         for k, monitor in enumerate(monitors):
-            if clean[k] and _quiet_candidate(monitor):
+            if clean[k] and _quiet_candidate(monitor, n):
                 groups.setdefault(_schedule(cache, monitor, n), []).append(k)
         for key, members in groups.items():
             rows = values if len(members) == len(monitors) else values[members]  # all: no copy
@@ -181,19 +181,45 @@ def _references_complete_at(monitors: list[NumericMonitor], n: int) -> int:
     return at if 0 < at < n else 0
 
 
-def _quiet_candidate(monitor: NumericMonitor) -> bool:
-    return (type(monitor) is NumericMonitor and monitor.fitted and not monitor.collecting and not monitor.muted
-            and not monitor.settings.sliding_reference and _KNOWN.issuperset(monitor.active))
+def _quiet_candidate(monitor: NumericMonitor, n: int) -> bool:
+    """Whether ``_advance`` may take ``n`` values (none missing) of ``monitor``: a fitted monitor
+    of the usual detectors. One collecting the reference of its new regime after an alarm
+    (re-arming) is one too, as long as that reference does not complete in these values (the
+    fit is its own ``update``'s): it watches with its old reference, its muted detectors left
+    out (``_watching``), and collects the values (``_collected``)."""
+    return (type(monitor) is NumericMonitor and monitor.fitted and not monitor.settings.sliding_reference
+            and _KNOWN.issuperset(monitor.active)
+            and (monitor.collect_target - monitor._collected_count() > n if monitor.collecting
+                 else not monitor.muted))
+
+
+def _watching(monitor: NumericMonitor) -> tuple:
+    """The detectors a monitor runs: its active ones but those muted (after their alarm, until
+    the reference of the new regime is fitted), as ``NumericMonitor._watch`` runs them."""
+    muted = monitor.muted
+    return monitor.active if not muted else tuple(d for d in monitor.active if d not in muted)
+
+
+def _collected(monitors: list[NumericMonitor], rows, x: np.ndarray) -> None:
+    """Monitors ``rows`` of a re-arming group (``_quiet_candidate``) took their rows of ``x``
+    quietly: each collects them, as ``FeatureMonitor._collect`` (its reference does not complete)."""
+    n = x.shape[1]
+    for i in rows:
+        m = monitors[i]
+        m.collected.append(x[i].copy())
+        m.collected_total += n
 
 
 def _schedule(cache: FastPath, monitor: NumericMonitor, n: int) -> tuple:
     """Monitors with equal keys run the same numpy calls on the same positions."""
     s = monitor.settings
     adwin = monitor.adwin
-    shape = tuple(map(len, adwin.levels)) if "adwin" in monitor.active else ()
+    watching = _watching(monitor)
+    shape = tuple(map(len, adwin.levels)) if "adwin" in watching else ()
     points = _evaluation_points(monitor.watched, n, s.evaluate_every, s.window)
-    return (cache.settings_key(monitor.settings), monitor.active, points, min(monitor.watched, s.window), shape, adwin.width, adwin.blocks_seen % adwin.clock, len(adwin.pending),
-            adwin.delta, _cusum_names(monitor.active))
+    return (cache.settings_key(monitor.settings), watching, monitor.collecting, points, min(monitor.watched, s.window),
+            shape, adwin.width, adwin.blocks_seen % adwin.clock, len(adwin.pending), adwin.delta,
+            _cusum_names(watching))
 
 
 @functools.lru_cache(maxsize=64)
@@ -223,7 +249,7 @@ def _advance(cache: FastPath, monitors: list[NumericMonitor], x: np.ndarray,
     when ``_trusted`` vouches for them and their caches. The schedule is not read from the
     ADWINs: what the cross-model path owes them stays owed."""
     first = monitors[0]
-    settings, active = first.settings, first.active
+    settings, active = first.settings, _watching(first)
     k, n = x.shape
     points = _evaluation_points(first.watched, n, settings.evaluate_every, settings.window)
     quiet = np.ones(k, dtype=bool)
@@ -250,6 +276,8 @@ def _advance(cache: FastPath, monitors: list[NumericMonitor], x: np.ndarray,
     for apply in commit:
         apply(quiet_rows, everyone)
     moved_on(tables, monitors, quiet_rows, x, positions, everyone, vouched)
+    if first.collecting:
+        _collected(monitors, quiet_rows, x)
     return quiet
 
 
@@ -275,7 +303,9 @@ def moved_on(tables: "_Tables", monitors: list[NumericMonitor], rows, x: np.ndar
         m.version += 1
     recent = tables.recent
     tables.recent = recent.extended(positions) if recent is not None and everyone else None
-    if everyone:
+    # A re-arming group (collecting) is not trusted: each batch must check that its reference
+    # does not complete (``_quiet_candidate``), and the cross-model path does not collect.
+    if everyone and not monitors[0].collecting:
         tables.members, tables.intact = monitors, True
         for m in monitors:  # their versions moved on above: each trusted by these tables from now
             m.trust(tables)

@@ -229,3 +229,32 @@ def test_a_warm_up_that_completes_inside_a_call_gives_the_rest_to_the_group():
             fired += len(got[j])
     assert given[:8] == [150] * 4 + [250] * 4  # the first call, then up to the references' end
     assert fired and sum(given) < 4 * 1500  # the drift was caught; most values went the group's way
+
+
+def test_features_re_arming_after_an_alarm_advance_as_a_group(monkeypatch):
+    """Two features drift, alarm and collect the reference of their new level (re-arming): while
+    they collect, they watch with their old reference, their muted detectors left out, and
+    advance together (``_advance``, collecting as they go) rather than one by one; the batch in
+    which the new reference completes is each monitor's own (its fit). Same detections and
+    state as one by one after every call."""
+    import streamdrift.detectors.together as together
+
+    collected = []
+    original = together._collected
+    monkeypatch.setattr(together, "_collected", lambda ms, rows, x: (collected.append(len(rows)), original(ms, rows, x)))
+    settings = MonitorSettings(reference_size=300, rearm_size=400, window=100, evaluate_every=50)
+    group = [NumericMonitor(settings) for _ in range(3)]
+    alone = [NumericMonitor(settings) for _ in range(3)]
+    fast_path = FastPath()
+    rng = np.random.default_rng(21)
+    x = rng.normal(0, 1, (3, 6_000))
+    x[:2, 2_000:] += 1.5  # features 0 and 1 drift together
+    muted = 0
+    for pos in range(0, 6_000, 23):
+        rows = x[:, pos:pos + 23]
+        got = update_together(group, rows, fast_path)
+        want = [m.update(row) for m, row in zip(alone, rows)]
+        assert [detections(g) for g in got] == [detections(w) for w in want], pos
+        assert [encode_monitor(m) for m in group] == [encode_monitor(m) for m in alone], pos
+        muted += bool(group[0].muted) and group[0].collecting
+    assert muted > 10 and sum(collected) > 20  # the re-arming pair went the group's way, collecting
