@@ -78,6 +78,8 @@ def update_groups_together(groups: list[tuple[list[NumericMonitor], np.ndarray, 
         pools.keep_only(plans)
     for index, (monitors, values, fast_path) in enumerate(groups):
         found = results[index]
+        if None not in found:  # all taken here
+            continue
         left = [row for row, result in enumerate(found) if result is None]
         if len(left) == len(monitors):
             results[index] = update_together(monitors, values, fast_path)

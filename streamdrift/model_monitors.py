@@ -197,12 +197,12 @@ class ModelMonitors:
         its own column."""
         if self.covered:
             return False
-        numeric = frozenset(features) if numeric is None else numeric
         # Streams and their types are only ever added (a monitor may be replaced, not removed):
         # while their counts stay, the answer for the same features does too.
         known = (features, numeric, categorical, limits, len(self.types), len(self.monitors))
         if self._takes_plain == known:
             return True
+        numeric = frozenset(features) if numeric is None else numeric
         streams = _feature_streams(features)
         types = self.types
         ok = bool(streams) \

@@ -515,6 +515,8 @@ class DriftPipeline:
         """The alerts of a vectorised update of ``n`` values of each of ``streams``
         (``detections``: each monitor's)."""
         found = []
+        if not any(detections):  # the usual batch: no stream detected anything
+            return found
         for (kind, name), monitor, found_here in zip(streams, monitors, detections):
             if found_here:  # an update adds each of its values to ``seen``: this one started n before
                 found.extend(self._alerts(group, kind, name, found_here, monitor.seen - n, source, order))
