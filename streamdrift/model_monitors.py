@@ -83,7 +83,9 @@ class ModelMonitors:
         self.config = config
         self.reference = reference or {}
         self.types: dict[tuple[str, str], str] = {}  # (kind, name) -> numeric | categorical
+        #: Stream -> its monitor. Set a monitor with ``put`` (it forgets ``members``' list).
         self.monitors: dict[tuple[str, str], detectors.NumericMonitor | detectors.CategoricalMonitor] = {}
+        self._members: tuple | None = None  # ``members``' last streams and list
         self.tracker = RetrainTracker(config.policy_for(model))
         self.last_ts: float | None = None
         #: Event time of this incarnation's first event: part of alert ids, so that a model that
@@ -125,8 +127,25 @@ class ModelMonitors:
                 monitor = NumericMonitor(settings, reference=ref if isinstance(ref, np.ndarray) else None)
             else:
                 monitor = CategoricalMonitor(settings, reference=ref if isinstance(ref, dict) else None)
-            self.monitors[key] = monitor
+            self.put(key, monitor)
         return monitor
+
+    def put(self, key: tuple[str, str], monitor) -> None:
+        """``monitors[key] = monitor``."""
+        self.monitors[key] = monitor
+        self._members = None
+
+    def members(self, streams: tuple[tuple[str, str], ...]) -> list:
+        """The monitors of ``streams``, each ``monitors[stream]``: the same list for the same
+        ``streams`` object while no monitor is set (a plain run's numeric streams, batch after
+        batch: 20 tuple keys hashed per model and batch, cold, cost more than the update of a
+        model's plan across models)."""
+        kept = self._members
+        if kept is not None and kept[0] is streams:
+            return kept[1]
+        found = list(map(self.monitors.__getitem__, streams))
+        self._members = (streams, found)
+        return found
 
     def check_column(self, kind: str, name: str, column: list, limits) -> tuple[str | None, dict[int, str]]:
         """The column's value type and the events (by position) whose value cannot be used.

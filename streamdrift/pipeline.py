@@ -343,7 +343,7 @@ class DriftPipeline:
         updates, self._plain_updates = self._plain_updates, []
         if not updates:
             return
-        monitors = [list(map(group.monitors.__getitem__, streams)) for group, streams, _, _ in updates]
+        monitors = [group.members(streams) for group, streams, _, _ in updates]
         results = update_groups_together([(members, matrix, group.fast_path)
                                           for members, (group, _, matrix, _) in zip(monitors, updates)], self._pools)
         for (group, streams, matrix, run), members, detections in zip(updates, monitors, results):
@@ -588,7 +588,8 @@ class DriftPipeline:
             # ddm / hddm_a were named for a model whose errors are not 0/1 (a regression model):
             # its error stream keeps the other detectors; the operator is told once, not per event.
             kept = tuple(d for d in monitor.active if d not in BINARY_DETECTORS) or CONCEPT_DETECTORS
-            group.monitors[(CONCEPT, ERROR)] = monitor = NumericMonitor(replace(monitor.settings, detectors=kept))
+            monitor = NumericMonitor(replace(monitor.settings, detectors=kept))
+            group.put((CONCEPT, ERROR), monitor)
             out.notices.append(f"model {group.model!r}: {exc}; its concept:error stream is watched by "
                                f"{', '.join(kept)} instead")
             start = monitor.seen
@@ -757,7 +758,7 @@ class DriftPipeline:
                         continue  # watched jointly no more, or with other settings: start afresh
                     group.joint = monitor
                 else:
-                    group.monitors[stream] = monitor
+                    group.put(stream, monitor)
                     group.types[stream] = "numeric" if monitor.numeric else "categorical"
                 _remember_references(group, stream, monitor, known)
                 if state["offset"] is not None:
