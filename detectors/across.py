@@ -49,7 +49,7 @@ from operator import attrgetter, is_
 
 import numpy as np
 
-from .across_compiled import NO_PENDING, Plans
+from .across_compiled import NO_PENDING, Plans, lookups_and_cusums, meta_rows
 from .detection import Detection
 from .numeric import NumericMonitor
 from .rings_compiled import extend_rings
@@ -240,15 +240,22 @@ def _look_up(plans: list[_Plan], cusums: "_Cusums", scores: bool) -> tuple[list[
     (``across_compiled``: each search exact whatever the order of its keys, each CUSUM the
     per-model recurrence). One call per batch instead of two per model: at 8 values per row,
     the calls' own cost was a fixed ~12 us per model and batch."""
-    names = cusums.names
-    pooled = Plans()
-    for plan in plans:
-        tables = plan.tables
-        vectors = tables.adwin if scores else None  # trusted: the group's ADWINs (``together._adwin``)
-        pooled.add(plan.values, tables.guard, tables.guard32, tables.coarse, tables.room, tables.row_start,
-                   tables.u_rows, tables.cusum_steps(names), None, None, tables.kernel_row(names),
-                   vectors.pending_row() if vectors is not None else NO_PENDING)
-    positions, u, crossed, sums, zeros = pooled.run(scores, cusums.start, cusums.threshold)
+    names, pool = cusums.names, cusums.pool
+    if pool is not None:  # the plans' rows of the call: what their tables fix is kept by the pool
+        flat = np.concatenate([plan.values.ravel() for plan in plans])
+        positions, u, crossed, sums, zeros = lookups_and_cusums(
+            flat, pool.kernel_meta([plan.n for plan in plans], plans if scores else None), cusums.start,
+            cusums.threshold, len(names), scores)
+    else:
+        pooled = Plans()
+        for plan in plans:
+            tables = plan.tables
+            vectors = tables.adwin if scores else None  # trusted: the group's ADWINs (``together._adwin``)
+            pooled.add(plan.values, tables.guard, tables.guard32, tables.coarse, tables.room, tables.row_start,
+                       tables.u_rows, tables.cusum_steps(names), None, None, tables.kernel_row(names),
+                       vectors.pending_row() if vectors is not None else NO_PENDING)
+        positions, u, crossed, sums, zeros = pooled.run(scores, cusums.start, cusums.threshold)
+        flat = pooled.flat
     cusums.found(crossed, sums, zeros)
     lookups, at = [], 0
     for plan in plans:
@@ -256,7 +263,7 @@ def _look_up(plans: list[_Plan], cusums: "_Cusums", scores: bool) -> tuple[list[
         end = at + k * n
         lookups.append(_Lookup(positions[at:end].reshape(k, n), u[at:end].reshape(k, n) if scores else None, at))
         at = end
-    return lookups, _Flat(pooled.flat, positions)
+    return lookups, _Flat(flat, positions)
 
 
 def _model_steps(plan: _Plan, lookup: _Lookup, quiet: np.ndarray, i: int):
@@ -490,7 +497,7 @@ class _Pool:
     the slot's write."""
 
     __slots__ = ("tables", "where", "counting", "names", "detectors", "thresholds", "sums", "counts", "since",
-                 "missing_sides", "missing", "monitors", "cusum_slots", "missing_slots", "owed")
+                 "missing_sides", "missing", "monitors", "cusum_slots", "missing_slots", "owed", "ks", "fixed")
 
     def __init__(self, plans: list[_Plan], names: tuple, cusums: _Cusums, missing: "_MissingRates | None"):
         self.tables = list(map(_TABLES, plans))
@@ -504,12 +511,24 @@ class _Pool:
         spans = list(zip(bounds[:-1], bounds[1:]))
         self.cusum_slots = [_CusumSlot(self, i, a, b) for i, (a, b) in enumerate(spans)] if names else []
         self.owed = [tables.owed for tables in self.tables]
+        self.ks = np.array([plan.k for plan in plans], dtype=np.int64)
+        self.fixed = None  # ``kernel_meta``'s columns that the tables fix, made when first asked
         if missing is not None:
             self.missing_sides, self.missing = missing.sides, missing.start
             self.monitors = [m for plan in plans for m in plan.monitors]
             self.missing_slots = [_MissingSlot(self, a, b) for a, b in spans]
         else:
             self.missing_slots = None
+
+    def kernel_meta(self, ns: list[int], plans: list[_Plan] | None) -> np.ndarray:
+        """``across_compiled.Plans``' rows for the plans (``ns``: each one's values per feature;
+        ``plans``: given to write the uniform scores after their ADWINs' pending values, as
+        ``_look_up`` does plan by plan). The tables are the pool's, held by it."""
+        if self.fixed is None:
+            self.fixed = np.array([tables.kernel_row(self.names) for tables in self.tables], dtype=np.int64)
+        pending = None if plans is None else \
+            [tables.adwin.pending_row() if tables.adwin is not None else NO_PENDING for tables in self.tables]
+        return meta_rows(self.ks, ns, self.fixed, pending)
 
     def fits(self, plans: list[_Plan]) -> bool:
         tables = self.tables

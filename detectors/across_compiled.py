@@ -153,6 +153,23 @@ class Plans:
                                   start.shape[0] // 2, scores)
 
 
+def meta_rows(ks: np.ndarray, ns, fixed: np.ndarray, pending: list | None) -> np.ndarray:
+    """``Plans.meta`` made at once for models of ``ks`` features and ``ns`` values each (their
+    values flat in that order), whose ``fixed_row`` s are the rows of ``fixed``, and whose
+    ``pending`` columns are given (``None``: no pending buffer).
+
+    >>> meta_rows(np.array([2, 1]), [3, 4], np.zeros((2, 9), np.int64), None)[:, :3].tolist()
+    [[2, 3, 0], [1, 4, 6]]
+    """
+    meta = np.empty((ks.size, _PENDING_ROOM + 1), dtype=np.int64)
+    meta[:, _K], meta[:, _N] = ks, ns
+    sizes = meta[:, _K] * meta[:, _N]
+    meta[:, _AT] = np.cumsum(sizes) - sizes
+    meta[:, _GUARD:_PENDING] = fixed
+    meta[:, _PENDING:] = NO_PENDING if pending is None else pending
+    return meta
+
+
 def fixed_row(guard: np.ndarray, guard32: np.ndarray, coarse: np.ndarray, room: int, row_start: np.ndarray,
               u_rows: np.ndarray, steps: np.ndarray) -> list:
     """The part of a model's row in ``Plans.meta`` that its tables fix (kept with the tables)."""
