@@ -7,7 +7,12 @@ batch of B events gives each of M models about B / M values. The figures split i
 per (model, batch) and a cost per event: the processor pays the first once per batch, so small
 batches (a lightly loaded worker) cost more per event.
 
-    python scripts/bench_batches.py [--models 32] [--sizes 250 500 1000 2000 4000 20000] [--model-by-model]
+The sizes are measured in rounds (``--rounds``, 3 by default), each round every size in turn, so
+that a slow spell of the machine falls on all sizes alike rather than on one; each size's cost is
+the median of its rounds, and the line is fitted to the medians. Each round's own fit is printed
+too: their spread is what one pass (the script before 2026-12-07's ninth session) could not show.
+
+    python scripts/bench_batches.py [--models 32] [--sizes 250 500 1000 2000 4000 20000] [--rounds 3] [--model-by-model]
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=int, default=32)
     parser.add_argument("--sizes", type=int, nargs="+", default=[250, 500, 1000, 2000, 4000, 20000])
+    parser.add_argument("--rounds", type=int, default=3, help="passes over all sizes; each size's cost is the median")
     parser.add_argument("--model-by-model", action="store_true",
                         help="update each model's numeric features on its own (update_together per model), "
                              "as before update_groups_together: for before/after comparisons")
@@ -60,24 +66,30 @@ def main() -> int:
     position += len(warm)
     for i in range(0, len(warm), 20_000):
         pipeline.process(warm[i:i + 20_000])
-    print(f"DriftPipeline.process, {args.models} fitted models x {FEATURES} numeric features, one process")
-    print(f"   {'batch':>8}{'per model':>11}{'us/event':>10}{'ms/batch':>10}")
-    timings = []
-    for size in args.sizes:
-        total = max(size * 20, 40_000)
-        records = events(rng, args.models, total, position)
-        position += total
-        started = time.perf_counter()
-        for i in range(0, total, size):
-            pipeline.process(records[i:i + size])
-        seconds = time.perf_counter() - started
-        per_batch = seconds / (total / size)
-        timings.append((size, per_batch))
-        print(f"   {size:>8,}{size / args.models:>11.1f}{seconds / total * 1e6:>10.1f}{per_batch * 1e3:>10.2f}")
-    sizes, costs = np.array([t[0] for t in timings], float), np.array([t[1] for t in timings])
-    per_event, fixed = np.polyfit(sizes, costs, 1)
-    print(f"   least squares: {fixed * 1e3:.1f} ms per batch ({fixed / args.models * 1e3:.2f} ms per model) "
-          f"+ {per_event * 1e6:.1f} us per event")
+    print(f"DriftPipeline.process, {args.models} fitted models x {FEATURES} numeric features, one process, "
+          f"{args.rounds} round(s)")
+    costs = np.empty((args.rounds, len(args.sizes)))
+    for r in range(args.rounds):
+        for j, size in enumerate(args.sizes):
+            total = max(size * 20, 40_000)
+            records = events(rng, args.models, total, position)
+            position += total
+            started = time.perf_counter()
+            for i in range(0, total, size):
+                pipeline.process(records[i:i + size])
+            costs[r, j] = (time.perf_counter() - started) / (total / size)
+    sizes = np.array(args.sizes, dtype=float)
+    print(f"   {'batch':>8}{'per model':>11}{'us/event':>10}{'ms/batch':>10}   rounds, ms/batch")
+    median = np.median(costs, axis=0)
+    for j, size in enumerate(args.sizes):
+        each = " ".join(f"{c * 1e3:.2f}" for c in costs[:, j])
+        print(f"   {size:>8,}{size / args.models:>11.1f}{median[j] / size * 1e6:>10.1f}{median[j] * 1e3:>10.2f}   {each}")
+    for r in range(args.rounds):
+        per_event, fixed = np.polyfit(sizes, costs[r], 1)
+        print(f"   round {r + 1}, least squares: {fixed * 1e3:.1f} ms per batch + {per_event * 1e6:.1f} us per event")
+    per_event, fixed = np.polyfit(sizes, median, 1)
+    print(f"   least squares on the medians: {fixed * 1e3:.1f} ms per batch ({fixed / args.models * 1e3:.2f} ms per "
+          f"model) + {per_event * 1e6:.1f} us per event")
     return 0
 
 
