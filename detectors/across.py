@@ -252,7 +252,7 @@ def _look_up(plans: list[_Plan], cusums: "_Cusums", scores: bool) -> tuple[list[
             tables = plan.tables
             vectors = tables.adwin if scores else None  # trusted: the group's ADWINs (``together._adwin``)
             pooled.add(plan.values, tables.guard, tables.guard32, tables.coarse, tables.room, tables.row_start,
-                       tables.u_rows, tables.cusum_steps(names), None, None, tables.kernel_row(names),
+                       tables.u_rows, tables.cusum_steps_by_position(names), None, None, tables.kernel_row(names),
                        vectors.pending_row() if vectors is not None else NO_PENDING)
         positions, u, crossed, sums, zeros = pooled.run(scores, cusums.start, cusums.threshold)
         flat = pooled.flat

@@ -16,7 +16,7 @@ call returns.
 >>> guard = np.full(BLOCK, np.inf)                           # one feature's reference, room BLOCK
 >>> guard[:3] = [1.0, 2.0, 4.0]
 >>> u_rows = np.arange(1, 2 * BLOCK + 1) / 10
->>> steps = np.array([[[3] * 2 * BLOCK], [[-1] * 2 * BLOCK]], dtype=np.int32)  # 2 sides x 1 CUSUM x positions
+>>> steps = np.tile(np.array([[3], [-1]], np.int32), (2 * BLOCK, 1, 1))  # positions x 2 sides x 1 CUSUM
 >>> plans = Plans()
 >>> plans.add(np.array([[0.5, 2.0, 9.0]]), guard, *narrow(guard), BLOCK, np.zeros(1, np.int64), u_rows,
 ...           steps, np.array([[0], [0]]), np.array([[5], [5]]))
@@ -80,7 +80,8 @@ def lookups_and_cusums(values, meta, start, threshold, c, scores):
                         buffer[i * room + pending + v] = u_all[at + i * n + v]
         if c:
             size = meta[p, _STEPS_SIZE]
-            table = carray(pointer(meta[p, _STEPS]), (2, c, size), np.int32)
+            # Position by position: a value's increments of every CUSUM on one cache line.
+            table = carray(pointer(meta[p, _STEPS]), (size, 2, c), np.int32)
             index = np.empty(n, np.int64)
             for f in range(k):
                 base = row_start[f]
@@ -88,7 +89,6 @@ def lookups_and_cusums(values, meta, start, threshold, c, scores):
                     index[v] = found[f, v] + base
                 for name in range(c):
                     # A name's two sides in one loop: two independent sums, whose steps overlap.
-                    up_steps, down_steps = table[0, name], table[1, name]
                     up_row, down_row = name, c + name
                     up, down = start[up_row, column + f], start[down_row, column + f]
                     up_limit, down_limit = threshold[up_row, column + f], threshold[down_row, column + f]
@@ -97,8 +97,8 @@ def lookups_and_cusums(values, meta, start, threshold, c, scores):
                     # Without a branch (selects): the sign of a step is a coin toss.
                     for v in range(n):
                         j = index[v]
-                        up += up_steps[j]
-                        down += down_steps[j]
+                        up += table[j, 0, name]
+                        down += table[j, 1, name]
                         up_low, down_low = up <= 0, down <= 0
                         up_zero = v if up_low else up_zero
                         down_zero = v if down_low else down_zero
@@ -127,8 +127,8 @@ class Plans:
             fixed: list | None = None, pending: tuple = NO_PENDING) -> None:
         """One model: ``values`` (k x n, finite float64), its tables (``together._Tables``:
         ``guard`` of ``room`` per feature and its ``guard32`` and ``coarse``
-        (``positions_compiled.narrow``), ``row_start``, ``u_rows``, ``steps`` as ``cusum_steps``:
-        2 sides x c x positions, int32), its CUSUMs' ``start`` and ``threshold`` (2 c x k, int64). ``fixed``: the tables'
+        (``positions_compiled.narrow``), ``row_start``, ``u_rows``, ``steps`` as
+        ``cusum_steps_by_position``: positions x 2 sides x c, int32, C-contiguous), its CUSUMs' ``start`` and ``threshold`` (2 c x k, int64). ``fixed``: the tables'
         part of its row (``fixed_row``), if kept. ``pending``: (address, values in it, room) of
         its ADWINs' pending buffer (k x room float64, ``together._AdwinVectors``), where the
         uniform scores are written after the values in it if they fit (no block completes).
@@ -175,10 +175,10 @@ def fixed_row(guard: np.ndarray, guard32: np.ndarray, coarse: np.ndarray, room: 
     """The part of a model's row in ``Plans.meta`` that its tables fix (kept with the tables)."""
     if guard.dtype != np.float64 or guard32.dtype != np.float32 or coarse.dtype != np.float32 \
             or row_start.dtype != np.int64 or u_rows.dtype != np.float64 or steps.dtype != np.int32 or steps.ndim != 3 \
-            or steps.shape[0] != 2:
+            or steps.shape[1] != 2:
         raise ValueError("tables of the wrong types for lookups_and_cusums")
     if room % BLOCK or guard.size != row_start.size * room or guard32.size != guard.size \
             or coarse.size != guard.size // BLOCK:
         raise ValueError(f"guard rows must be of room, a multiple of {BLOCK}, and coarse one entry per block")
     return [address(guard), address(guard32), address(coarse), room, address(row_start), address(u_rows), u_rows.size,
-            address(steps), steps.shape[2]]
+            address(steps), steps.shape[0]]

@@ -592,7 +592,7 @@ class _Tables:
         self.guard32, self.coarse = narrow(self.guard)
         self.below, self.at_or_below, self.cell = shared.below, shared.at_or_below, cell.ravel()
         self.cells = cells
-        # (2 sides, CUSUMS, rows x positions); ``step_shift`` takes a group-table index
+        # (rows x positions, 2 sides, CUSUMS); ``step_shift`` takes a group-table index
         # (``offset + position``) to its row's.
         self._steps = shared.steps
         self.step_shift = self.row_start[:, None] - self.offset
@@ -636,10 +636,16 @@ class _Tables:
         return True
 
     def cusum_steps(self, names: tuple) -> np.ndarray:
-        """The increments of the CUSUMs named, as one (2 sides, names, positions) table."""
+        """The increments of the CUSUMs named, as one (2 sides, names, positions) table (a view
+        of ``cusum_steps_by_position``)."""
+        return self.cusum_steps_by_position(names).transpose(1, 2, 0)
+
+    def cusum_steps_by_position(self, names: tuple) -> np.ndarray:
+        """The same increments position by position: (positions, 2 sides, names), C-contiguous
+        (what ``across_compiled`` reads by address)."""
         subset = self._subsets.get(names)
         if subset is None:
-            subset = self._subsets[names] = self._steps[:, [CUSUMS.index(n) for n in names]]
+            subset = self._subsets[names] = np.ascontiguousarray(self._steps[:, :, [CUSUMS.index(n) for n in names]])
             subset.flags.writeable = False
         return subset
 
@@ -659,7 +665,8 @@ class _Tables:
         found = self._kernel_rows.get(names)
         if found is None:
             found = self._kernel_rows[names] = fixed_row(self.guard, self.guard32, self.coarse, self.room,
-                                                         self.row_start, self.u_rows, self.cusum_steps(names))
+                                                         self.row_start, self.u_rows,
+                                                         self.cusum_steps_by_position(names))
         return found
 
 
@@ -726,11 +733,15 @@ class _SharedRows:
             size = u.size
             u_rows[row, :size], steps[:, :, row, :size], steps[:, :, row, size:] = u, row_steps, padding
             below[row, :size], at_or_below[row, :size] = r.position_below, r.position_at_or_below
-        self.u_rows, self.steps = u_rows.ravel(), steps.reshape(2, len(CUSUMS), -1)
+        self.u_rows = u_rows.ravel()
+        # Position by position (positions, 2 sides, CUSUMS): a value's increments of every CUSUM
+        # on one cache line, where side by side tables had them on four (the cross-model call
+        # reads them cold, one value at a time).
+        self.steps = np.ascontiguousarray(steps.reshape(2, len(CUSUMS), -1).transpose(2, 0, 1))
         self.below, self.at_or_below = below.ravel(), at_or_below.ravel()
         for table in (self.u_rows, self.steps, self.below, self.at_or_below):
             table.flags.writeable = False
-        #: ``steps`` of some of the CUSUMs only (``_Tables.cusum_steps``), made once.
+        #: ``steps`` of some of the CUSUMs only (``_Tables.cusum_steps_by_position``), made once.
         self.subsets: dict[tuple, np.ndarray] = {CUSUMS: self.steps}
 
 

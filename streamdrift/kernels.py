@@ -42,7 +42,7 @@ def compile_all() -> None:
         plans = across_compiled.Plans()
         one = np.zeros((2 * c, 1), np.int64)
         plans.add(np.zeros((1, 1)), guard, guard32, coarse, guard.size, np.zeros(1, np.int64), np.ones(3),
-                  np.zeros((2, c, 3), np.int32), one, one)
+                  np.zeros((3, 2, c), np.int32), one, one)
         plans.run(scores)
     buckets = np.zeros((1, 6))
     adwin_compiled.add_blocks(buckets, buckets.copy(), np.zeros(6, np.bool_), np.zeros(2, np.int64), np.ones((1, 1)),

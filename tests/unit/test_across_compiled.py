@@ -76,11 +76,11 @@ def test_every_model_of_a_call_as_model_by_model(seed, names):
         start = rng.integers(0, 20_000, (2 * c, k))
         start[:, ::2] = 0
         threshold = rng.integers(1_000, 200_000, (2 * c, k))
-        steps = tables.cusum_steps(names)
-        fixed = fixed_row(tables.guard, tables.guard32, tables.coarse, tables.room, tables.row_start, tables.u_rows, steps) \
-            if seed % 3 else None
-        plans.add(x, tables.guard, tables.guard32, tables.coarse, tables.room, tables.row_start, tables.u_rows, steps, start,
-                  threshold, fixed)
+        steps, by_position = tables.cusum_steps(names), tables.cusum_steps_by_position(names)
+        fixed = fixed_row(tables.guard, tables.guard32, tables.coarse, tables.room, tables.row_start, tables.u_rows,
+                          by_position) if seed % 3 else None
+        plans.add(x, tables.guard, tables.guard32, tables.coarse, tables.room, tables.row_start, tables.u_rows,
+                  by_position, start, threshold, fixed)
         found = np.array([2 * m.reference.distinct.searchsorted(row) + np.isin(row, m.reference.distinct)
                           for m, row in zip(monitors, x)])
         u = np.array([m.reference.uniform_scores(row) for m, row in zip(monitors, found)])
@@ -99,7 +99,10 @@ def test_every_model_of_a_call_as_model_by_model(seed, names):
 
 def test_a_table_read_by_address_must_be_c_contiguous():
     _, tables = fitted_tables(np.random.default_rng(0))
-    steps = tables.cusum_steps(CUSUMS)
+    steps = tables.cusum_steps_by_position(CUSUMS)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        fixed_row(tables.guard, tables.guard32, tables.coarse, tables.room, tables.row_start, tables.u_rows,
+                  tables.cusum_steps(CUSUMS)[:, :, ::-1].transpose(2, 0, 1))  # (positions, 2, c), not contiguous
     with pytest.raises(ValueError, match="C-contiguous"):
         fixed_row(tables.guard, tables.guard32, tables.coarse[::-1], tables.room, tables.row_start, tables.u_rows, steps)
     with pytest.raises(ValueError, match="wrong types"):
@@ -125,8 +128,8 @@ def test_the_cusums_take_every_outcome_s():
         start[:, ::3] = 0
         threshold = rng.integers(1_000, 200_000, (2 * c, k))
         plans = Plans()
-        plans.add(x, guard, *narrow(guard), BLOCK, row_start, np.full(k * width, 0.5), table, start,
-                  threshold)
+        plans.add(x, guard, *narrow(guard), BLOCK, row_start, np.full(k * width, 0.5),
+                  np.ascontiguousarray(table.transpose(2, 0, 1)), start, threshold)
         found, _, *got = plans.run(False)
         index = found.reshape(k, n) + row_start[:, None]
         expected = closed_form(table.take(index, axis=2).reshape(2 * c, k, n), start, threshold)
@@ -167,7 +170,7 @@ def test_uniform_scores_go_after_the_pending_values_when_they_fit():
         buffer = np.full((k, room), -1.0)
         x = rng.normal(0, 1, (k, n))
         plans.add(x, tables.guard, tables.guard32, tables.coarse, tables.room, tables.row_start, tables.u_rows,
-                  tables.cusum_steps(()), np.zeros((0, k), np.int64), np.zeros((0, k), np.int64),
+                  tables.cusum_steps_by_position(()), np.zeros((0, k), np.int64), np.zeros((0, k), np.int64),
                   pending=(buffer.__array_interface__["data"][0], pending, room))
         u = np.array([m.reference.uniform_scores(m.reference.positions(row)) for m, row in zip(monitors, x)])
         want = np.full((k, room), -1.0)
