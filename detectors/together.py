@@ -161,6 +161,8 @@ def _trusted(cache: FastPath, monitors: list[NumericMonitor]) -> "_Tables | None
     if tables is None or not tables.intact:
         return None
     members = tables.members
+    if members is monitors:  # the same list as last batch (``ModelMonitors.members``); lists are never changed
+        return tables
     if len(members) != len(monitors) or not all(map(is_, members, monitors)):  # compares ids only
         return None
     return tables
@@ -344,9 +346,10 @@ def counted_on(tables: "_Tables", monitors: list[NumericMonitor], rings: "_Rings
     rings.advanced(n)
     owed = tables.count_owed
     counted = owed.write
-    if counted is None or len(counted.members) != len(monitors) or not all(map(is_, counted.members, monitors)):
+    if counted is None or (counted.given is not monitors and (
+            len(counted.members) != len(monitors) or not all(map(is_, counted.members, monitors)))):
         owed.settle()
-        counted = _Counted(list(monitors))
+        counted = _Counted(list(monitors), monitors)
         owed.owe(counted.members, counted)
     counted.n += n
     tables.first_watched += n
@@ -360,10 +363,11 @@ class _Counted:
     """What ``counted_on`` owes a trusted group's members: ``n`` more values seen and watched
     each (``detectors.owed``; settled by the first read of a member's ``seen`` or ``watched``)."""
 
-    __slots__ = ("members", "n")
+    __slots__ = ("members", "given", "n")
 
-    def __init__(self, members: list):
-        self.members, self.n = members, 0
+    def __init__(self, members: list, given: list | None = None):
+        #: The members (a copy), and the list they were given in: the next batch's is usually the same.
+        self.members, self.given, self.n = members, given, 0
 
     def __call__(self) -> None:
         n, self.n = self.n, 0
