@@ -346,10 +346,10 @@ def counted_on(tables: "_Tables", monitors: list[NumericMonitor], rings: "_Rings
     rings.advanced(n)
     owed = tables.count_owed
     counted = owed.write
-    if counted is None or (counted.given is not monitors and (
+    if counted is None or (counted.members is not monitors and (
             len(counted.members) != len(monitors) or not all(map(is_, counted.members, monitors)))):
         owed.settle()
-        counted = _Counted(list(monitors), monitors)
+        counted = _Counted(monitors)  # the list itself, as ``tables.members``: lists of monitors are never changed
         owed.owe(counted.members, counted)
     counted.n += n
     tables.first_watched += n
@@ -363,11 +363,11 @@ class _Counted:
     """What ``counted_on`` owes a trusted group's members: ``n`` more values seen and watched
     each (``detectors.owed``; settled by the first read of a member's ``seen`` or ``watched``)."""
 
-    __slots__ = ("members", "given", "n")
+    __slots__ = ("members", "n")
 
-    def __init__(self, members: list, given: list | None = None):
-        #: The members (a copy), and the list they were given in: the next batch's is usually the same.
-        self.members, self.given, self.n = members, given, 0
+    def __init__(self, members: list):
+        #: The list the members were given in: the next batch's is usually the very same.
+        self.members, self.n = members, 0
 
     def __call__(self) -> None:
         n, self.n = self.n, 0
@@ -705,7 +705,7 @@ _ROWS: dict[tuple, tuple] = {}
 class _SharedRows:
     """The tables of a group that depend on its references only through their ties and the
     CUSUMs' settings (``_null_steps``' rows, padded to the group's ``width``): each position's
-    uniform score, the CUSUMs' increments (2 sides x CUSUMS x rows * width, int32) and the
+    uniform score, the CUSUMs' increments (rows * width x 2 sides x CUSUMS, int32) and the
     counts of reference values below / at or below it (int32). Read only, and shared by every
     group with the same rows and width (``_shared_rows``): the models of a worker, fitted on
     references of one size without ties, read one table instead of one each, which stays in the
@@ -728,20 +728,18 @@ class _SharedRows:
     def __init__(self, firsts: dict, width: int):
         # Past a row's positions, the score 0.5 and the increments of a score of 0, as ever.
         u_rows = np.full((len(firsts), width), 0.5)
-        steps = np.empty((2, len(CUSUMS), len(firsts), width), dtype=np.int32)
+        # Position by position: a value's increments of every CUSUM on one cache line, where side
+        # by side tables had them on four (the cross-model call reads them cold, value by value).
+        steps = np.empty((len(firsts), width, 2, len(CUSUMS)), dtype=np.int32)
         # The counts of reference values below / at or below each position (the KS test's
         # tables) depend on the ties alone too: the same rows.
         below = np.zeros((len(firsts), width), dtype=np.int32)
         at_or_below = np.zeros((len(firsts), width), dtype=np.int32)
         for row, (_, u, row_steps, padding), r in firsts.values():
             size = u.size
-            u_rows[row, :size], steps[:, :, row, :size], steps[:, :, row, size:] = u, row_steps, padding
+            u_rows[row, :size], steps[row, :size], steps[row, size:] = u, row_steps.transpose(2, 0, 1), padding[:, :, 0]
             below[row, :size], at_or_below[row, :size] = r.position_below, r.position_at_or_below
-        self.u_rows = u_rows.ravel()
-        # Position by position (positions, 2 sides, CUSUMS): a value's increments of every CUSUM
-        # on one cache line, where side by side tables had them on four (the cross-model call
-        # reads them cold, one value at a time).
-        self.steps = np.ascontiguousarray(steps.reshape(2, len(CUSUMS), -1).transpose(2, 0, 1))
+        self.u_rows, self.steps = u_rows.ravel(), steps.reshape(-1, 2, len(CUSUMS))
         self.below, self.at_or_below = below.ravel(), at_or_below.ravel()
         for table in (self.u_rows, self.steps, self.below, self.at_or_below):
             table.flags.writeable = False
