@@ -79,17 +79,27 @@ def records_for(workload: str, models: int, size: int, chunks: int):
     return warm, [measured[i:i + size] for i in range(0, len(measured), size)]
 
 
-def child(args) -> int:
-    """One side: warm up, say ``ready``, then time a chunk each time it is told to."""
+def warmed(workload: str, models: int, size: int, chunks: int):
+    """A pipeline as the processor runs it (GC and BLAS tuned), warmed up on the workload's
+    warm-up records, and the workload's measured batches."""
     from streamdrift.config import Config
     from streamdrift.detectors import MonitorSettings
     from streamdrift.pipeline import DriftPipeline
     from streamdrift.process_tuning import limit_blas_threads, tune_gc
 
-    import streamdrift.detectors
-    print(f"tree {Path(streamdrift.detectors.__file__).resolve().parent.parent}", file=sys.stderr)
     tune_gc()
     limit_blas_threads()
+    pipeline = DriftPipeline(Config(detectors=MonitorSettings(reference_size=1000)))
+    warm, batches = records_for(workload, models, size, chunks)
+    for i in range(0, len(warm), 20_000):
+        pipeline.process(warm[i:i + 20_000])
+    return pipeline, batches
+
+
+def child(args) -> int:
+    """One side: warm up, say ``ready``, then time a chunk each time it is told to."""
+    import streamdrift.detectors
+    print(f"tree {Path(streamdrift.detectors.__file__).resolve().parent.parent}", file=sys.stderr)
     spent = [0.0]
     if args.wrap:
         module, name = args.wrap.rsplit(".", 1)
@@ -103,10 +113,7 @@ def child(args) -> int:
             finally:
                 spent[0] += time.process_time() - began
         setattr(owner, name, timed)
-    pipeline = DriftPipeline(Config(detectors=MonitorSettings(reference_size=1000)))
-    warm, batches = records_for(args.workload, args.models, args.size, args.chunks)
-    for i in range(0, len(warm), 20_000):
-        pipeline.process(warm[i:i + 20_000])
+    pipeline, batches = warmed(args.workload, args.models, args.size, args.chunks)
     per = max(1, len(batches) // args.chunks)
     print("ready", flush=True)
     for c in range(args.chunks):

@@ -65,18 +65,9 @@ def main() -> int:
     size = args.size or (1_500 if args.workload == "latency" else 250)
 
     import ab_lockstep
-    from streamdrift.config import Config
-    from streamdrift.detectors import MonitorSettings
-    from streamdrift.pipeline import DriftPipeline
-    from streamdrift.process_tuning import limit_blas_threads, tune_gc
 
-    tune_gc()
-    limit_blas_threads()
-    pipeline = DriftPipeline(Config(detectors=MonitorSettings(reference_size=1000)))
-    warm, batches = ab_lockstep.records_for(args.workload, args.models, size, max(1, args.batches // 10))
+    pipeline, batches = ab_lockstep.warmed(args.workload, args.models, size, max(1, args.batches // 10))
     batches = batches[:args.batches]
-    for i in range(0, len(warm), 20_000):
-        pipeline.process(warm[i:i + 20_000])
     spent: dict[str, list[float]] = {}
     for name in args.functions:
         timed(name, spent)
