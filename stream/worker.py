@@ -15,7 +15,6 @@ import asyncio
 import logging
 import time
 from dataclasses import replace
-from operator import attrgetter
 from collections.abc import Callable
 
 import orjson
@@ -27,7 +26,7 @@ from streamdrift.kernels import compile_all
 from streamdrift.pipeline import DriftPipeline, Output, packed
 from streamdrift.process_tuning import limit_blas_threads, trim_memory, tune_gc
 
-from .batch_consumer import BatchConsumer, Publisher, Record, TopicPartition, next_offsets
+from .batch_consumer import Batch, BatchConsumer, Publisher, Record, TopicPartition, offsets_after, oldest_timestamp_ms
 from .checkpoint import read_state, write_order
 from .metrics import Metrics, reason_code
 from .topics import ensure_topics
@@ -78,7 +77,6 @@ def truncated(rejected, limit: int):
                                    f"to {limit} bytes]")
 
 
-_TIMESTAMP_OF = attrgetter("timestamp_ms")
 
 
 def _later(*offsets: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
@@ -245,7 +243,7 @@ class Worker:
                 await self.publisher.stop()
             log.info("worker stopped: %s", self.counts)
 
-    async def _next_batch(self) -> tuple[list[Record], int]:
+    async def _next_batch(self) -> tuple[Batch, int]:
         """Up to ``batch_size`` records: what has arrived, topped up for at most ``linger_ms``.
         Monitors cost a fixed amount per update, so a few large batches beat many small ones;
         the linger bounds what that adds to alert latency.
@@ -269,7 +267,7 @@ class Worker:
                 continue
             if not more:
                 break
-            batch.extend(more)
+            batch.extend_with(more)
         return batch, revocations
 
     def _log_dropped(self, batch: list[Record]) -> None:
@@ -318,7 +316,7 @@ class Worker:
                       "publishing %.1f ms, %d alerts; %.1f ms of CPU in all", len(batch), _waited_ms(batch, began),
                       (processed - started) * 1e3, (time.perf_counter() - processed) * 1e3, len(out.alerts),
                       (time.process_time() - cpu) * 1e3)
-        self._uncommitted.update(next_offsets(batch))
+        self._uncommitted.update(offsets_after(batch))
         self._count(batch, out, started, time.time())
         if self.on_output is not None:
             self.on_output(out)
@@ -406,7 +404,7 @@ class Worker:
         self.counts["labels_unmatched"] += out.labels_unmatched
         self.counts["predictions_expired"] += out.predictions_expired
         m.batch_seconds.observe(time.perf_counter() - started)
-        oldest = min(map(_TIMESTAMP_OF, batch), default=None)  # Kafka timestamps: never None, -1 if unknown
+        oldest = oldest_timestamp_ms(batch)  # Kafka timestamps: never None, -1 if unknown
         if oldest is not None and oldest > 0:
             m.latency.observe(max(0.0, now - oldest / 1000.0))
         m.models.set(self.pipeline.model_count)

@@ -13,6 +13,7 @@ import pytest
 
 from streamdrift.config import ConfigError, from_mapping
 from streamdrift.events import Record
+from streamdrift.stream.batch_consumer import Batch, TopicPartition, next_offsets
 from streamdrift.stream.worker import Worker
 
 
@@ -29,11 +30,15 @@ class PreparedFetches:
     def __init__(self, worker: Worker, chunks: list[list[Record]], rebalance_at: int | None = None):
         self.worker, self.chunks, self.rebalance_at, self.calls = worker, chunks, rebalance_at, 0
 
-    async def getmany(self, timeout_ms: int | None = None, max_records: int | None = None) -> list[Record]:
+    async def getmany(self, timeout_ms: int | None = None, max_records: int | None = None) -> Batch:
         self.calls += 1
         if self.calls == self.rebalance_at:
             self.worker._revocations += 1
-        return self.chunks.pop(0) if self.chunks else []
+        chunk = self.chunks.pop(0) if self.chunks else []
+        by_partition: dict[int, list[Record]] = {}
+        for record in chunk:  # as aiokafka answers: partition -> its records
+            by_partition.setdefault(record.partition, []).append(record)
+        return Batch.of(by_partition)
 
 
 def worker() -> Worker:
@@ -53,6 +58,21 @@ def test_records_handed_out_before_a_revocation_are_dropped_and_what_follows_is_
         w.consumer = PreparedFetches(w, [records(0, 10), records(10, 10), records(20, 5)], rebalance_at)
         batch, revocations = asyncio.run(w._next_batch())
         assert [r.offset for r in batch] == list(kept) and revocations == w._revocations == 1
+
+
+def test_a_topped_up_batch_commits_past_its_last_record_of_each_partition():
+    """The offsets a batch commits and its oldest time come from its fetches (``Batch``), not
+    from reading the processed records again: the same as ``next_offsets`` and the minimum."""
+    w = worker()
+    chunks = [records(0, 10), records(10, 10), records(20, 5)]
+    for i, r in enumerate(chunks[1]):  # a second partition in the first top-up, stamped earlier
+        chunks[1][i] = Record(r.value, r.key, r.topic, 1, 100 + i, 1_600_000_000_000 + i)
+    w.consumer = PreparedFetches(w, [list(c) for c in chunks])
+    batch, _ = asyncio.run(w._next_batch())
+    assert batch.ends == next_offsets(batch) == {TopicPartition("features", 0): 25, TopicPartition("features", 1): 110}
+    assert batch.oldest_ms == min(r.timestamp_ms for r in batch) == 1_600_000_000_000
+    asyncio.run(w.handle(batch, 0))
+    assert w._uncommitted == batch.ends
 
 
 def test_a_batch_handled_after_a_rebalance_is_dropped():
