@@ -273,7 +273,7 @@ def _model_steps(plan: _Plan, lookup: _Lookup, quiet: np.ndarray, i: int):
     if not quiet[i]:
         return None
     tables, active = plan.tables, plan.active
-    mine = np.ones(plan.k, dtype=bool)
+    mine = _all_quiet(plan.k)
     apply = None
     if "adwin" in active:
         apply = _adwin(plan.monitors, tables, lookup.u, mine, True, in_buffer=True)
@@ -285,6 +285,19 @@ def _model_steps(plan: _Plan, lookup: _Lookup, quiet: np.ndarray, i: int):
     return apply
 
 
+def _all_quiet(k: int) -> np.ndarray:
+    """A new array of ``k`` True: a copy of one kept per size (``np.ones`` is a Python function,
+    four times the cost, paid per plan and batch)."""
+    template = _QUIET.get(k)
+    if template is None:
+        template = _QUIET[k] = np.ones(k, dtype=bool)
+        template.flags.writeable = False
+    return template.copy()
+
+
+_QUIET: dict[int, np.ndarray] = {}
+
+
 def _finish(plans: list[_Plan], lookups: list[_Lookup], adwin_applies: list, quiet: np.ndarray, flat: _Flat) -> None:
     """The rest of ``together._advance``'s commit for the plans all of whose features were
     quiet: ADWIN, then the rings and cached recent positions of them all in one compiled call
@@ -294,7 +307,7 @@ def _finish(plans: list[_Plan], lookups: list[_Lookup], adwin_applies: list, qui
         if not ok:
             continue
         if adwin_apply is not None:
-            adwin_apply(list(range(plan.k)), True)
+            adwin_apply(range(plan.k), True)
         found = ring_row(plan.tables, plan.monitors, lookup.at, plan.n)
         if found is None:  # rings of unequal counts: one by one
             moved_on(plan.tables, plan.monitors, range(plan.k), plan.values, lookup.positions, True, True)
