@@ -43,6 +43,7 @@ True
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from functools import partial
 from itertools import repeat
 from operator import attrgetter, is_
@@ -53,32 +54,42 @@ from .across_compiled import NO_PENDING, Plans, lookups_and_cusums, meta_rows
 from .detection import Detection
 from .numeric import NumericMonitor
 from .rings_compiled import extend_rings
-from .together import (_ALL, FastPath, _adwin, _cusum_names, _evaluation_points, counted_on,
+from .together import (_ALL, FastPath, _AdwinVectors, _adwin, _cusum_names, _evaluation_points, counted_on,
                        cusum_start, missing_present, missing_start, moved_on, ring_row, runs_since, _trusted,
                        _windowed, update_together)
 
 def update_groups_together(groups: list[tuple[list[NumericMonitor], np.ndarray, FastPath]],
-                           pools: "Pools | None" = None) -> list[list[list[Detection]]]:
+                           pools: "Pools | None" = None) -> list[Sequence[Sequence[Detection]]]:
     """``[update_together(monitors, values, fast_path) for monitors, values, fast_path in
     groups]``, with the same results and the same state afterwards, the quiet trusted groups
     advanced together. Each group is one model's numeric monitors and its (monitors x values)
     array; the groups' monitors must be distinct (a model appears once per call). ``pools``:
-    what the caller keeps between its calls (``Pools``), if it makes them batch after batch."""
-    results: list[list] = [[None] * len(monitors) for monitors, _, _ in groups]
+    what the caller keeps between its calls (``Pools``), if it makes them batch after batch.
+    A model this path took whole, all quiet, gets a shared tuple of empty tuples (``_quiet``):
+    its results are read, never changed."""
+    results: list = [None] * len(groups)
     plans: dict[tuple, list[_Plan]] = {}
     for index, (monitors, values, fast_path) in enumerate(groups):
         for plan in _plans(index, monitors, values, fast_path):
             plans.setdefault(plan.active, []).append(plan)
     for members in plans.values():
         for plan in _advance_across(_finite(members), pools):
-            found = results[plan.index]
+            index = plan.index
+            found = results[index]
+            if found is None and plan.k == len(groups[index][0]):  # the whole model, its one plan
+                results[index] = _quiet(plan.k)
+                continue
+            if found is None:
+                found = results[index] = [None] * len(groups[index][0])
             for row in plan.rows:
-                found[row] = []
+                found[row] = ()
     if pools is not None:
         pools.keep_only(plans)
     for index, (monitors, values, fast_path) in enumerate(groups):
         found = results[index]
-        if None not in found:  # all taken here
+        if found is None:
+            found = results[index] = [None] * len(monitors)
+        elif type(found) is tuple or None not in found:  # all taken here
             continue
         left = [row for row, result in enumerate(found) if result is None]
         if len(left) == len(monitors):
@@ -216,13 +227,24 @@ def _per_plan(flags: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 class _Lookup:
     """A plan's values looked up in its tables: positions (as ``Reference.positions``) and, if
-    the plan runs ADWIN, the values' uniform scores; where they start (``at``) in the call's flat
-    values and positions (``_Flat``)."""
+    the plan runs ADWIN, the values' uniform scores, each (features x values); where they start
+    (``at``) in the call's flat values and positions (``_Flat``). The arrays are views of the
+    call's, made when asked: most batches read neither (ADWIN's pending values are written in
+    place, the windowed tests run at evaluation points only)."""
 
-    __slots__ = ("positions", "u", "at")
+    __slots__ = ("all_positions", "all_u", "at", "k", "n")
 
-    def __init__(self, positions, u, at):
-        self.positions, self.u, self.at = positions, u, at
+    def __init__(self, all_positions: np.ndarray, all_u: np.ndarray | None, at: int, k: int, n: int):
+        self.all_positions, self.all_u, self.at, self.k, self.n = all_positions, all_u, at, k, n
+
+    @property
+    def positions(self) -> np.ndarray:
+        return self.all_positions[self.at:self.at + self.k * self.n].reshape(self.k, self.n)
+
+    @property
+    def u(self) -> np.ndarray | None:
+        u = self.all_u
+        return None if u is None else u[self.at:self.at + self.k * self.n].reshape(self.k, self.n)
 
 
 class _Flat:
@@ -258,31 +280,48 @@ def _look_up(plans: list[_Plan], cusums: "_Cusums", scores: bool) -> tuple[list[
         flat = pooled.flat
     cusums.found(crossed, sums, zeros)
     lookups, at = [], 0
+    u = u if scores else None
     for plan in plans:
         k, n = plan.k, plan.n
-        end = at + k * n
-        lookups.append(_Lookup(positions[at:end].reshape(k, n), u[at:end].reshape(k, n) if scores else None, at))
-        at = end
+        lookups.append(_Lookup(positions, u, at, k, n))
+        at += k * n
     return lookups, _Flat(flat, positions)
 
 
 def _model_steps(plan: _Plan, lookup: _Lookup, quiet: np.ndarray, i: int):
     """What stays per model before the commit: ADWIN (pending values, or blocks and cut tests)
     and, at an evaluation point, the windowed tests; clears ``quiet[i]`` if the model might
-    detect something. Returns ADWIN's commit (or ``None``)."""
+    detect something. Returns ADWIN's commit: the group's ``_AdwinVectors`` if its values only
+    wait (``_AdwinVectors.took`` commits them), else ``_adwin``'s (or ``None``)."""
     if not quiet[i]:
         return None
     tables, active = plan.tables, plan.active
     mine = _all_quiet(plan.k)
     apply = None
     if "adwin" in active:
-        apply = _adwin(plan.monitors, tables, lookup.u, mine, True, in_buffer=True)
+        kept = tables.adwin
+        if kept is not None and kept.fits(plan.n):  # the usual batch: no block completes
+            tables.adwin = None  # until the batch is applied (``_finish``), as ``_adwin`` leaves it
+            apply = kept
+        else:
+            apply = _adwin(plan.monitors, tables, lookup.u, mine, True, in_buffer=True)
     if plan.points and ("ks" in active or "histogram" in active):
         _windowed(plan.monitors, tables, plan.monitors[0].settings, active, plan.points, lookup.positions, mine,
                   True)
     if not _ALL(mine):
         quiet[i] = False
     return apply
+
+
+def _quiet(k: int) -> tuple:
+    """The results of ``k`` monitors that detected nothing: one tuple per size, kept."""
+    found = _QUIET_RESULTS.get(k)
+    if found is None:
+        found = _QUIET_RESULTS[k] = ((),) * k
+    return found
+
+
+_QUIET_RESULTS: dict[int, tuple] = {}
 
 
 def _all_quiet(k: int) -> np.ndarray:
@@ -306,7 +345,9 @@ def _finish(plans: list[_Plan], lookups: list[_Lookup], adwin_applies: list, qui
     for plan, lookup, adwin_apply, ok in zip(plans, lookups, adwin_applies, quiet.tolist()):
         if not ok:
             continue
-        if adwin_apply is not None:
+        if type(adwin_apply) is _AdwinVectors:
+            adwin_apply.took(plan.tables, plan.n)
+        elif adwin_apply is not None:
             adwin_apply(range(plan.k), True)
         found = ring_row(plan.tables, plan.monitors, lookup.at, plan.n)
         if found is None:  # rings of unequal counts: one by one

@@ -36,7 +36,6 @@ True
 from __future__ import annotations
 
 import functools
-from functools import partial
 from itertools import chain
 from operator import attrgetter, is_
 
@@ -454,14 +453,14 @@ class _Rings:
         counts = self.counts
         for kind in range(len(counts)):
             counts[kind] += n
-        self.owed.write = partial(_write_counts, self.kinds, tuple(counts))
+        self.owed.write = self._write_counts  # (a bound method made per batch: cheaper than a partial)
 
-
-def _write_counts(kinds: list, counts: tuple) -> None:
-    """What ``_Rings.extend`` owes the rings: each kind's count."""
-    for (rings, _, _), count in zip(kinds, counts):
-        for ring in rings:
-            ring._count = count
+    def _write_counts(self) -> None:
+        """What ``extend`` and ``advanced`` owe the rings: each kind's count, as it is now (only
+        they change the counts, and each owes this again)."""
+        for (rings, _, _), count in zip(self.kinds, self.counts):
+            for ring in rings:
+                ring._count = count
 
 
 def _rings(tables: "_Tables", monitors: list[NumericMonitor], trusted: bool) -> "_Rings | None":
@@ -965,6 +964,7 @@ class _AdwinVectors:
         self.pending_fixed = (address(self.buffer), block)
         self._slots: tuple | None = None  # ``slots``, made when first asked
         self._rows: dict[int, int] | None = None  # ``row_of``'s
+        self._write: "_AdwinWrite | None" = None  # ``took``'s
 
     @property
     def pending(self) -> np.ndarray:
@@ -974,6 +974,22 @@ class _AdwinVectors:
     def pending_row(self) -> tuple:
         """``Plans.add``'s ``pending``: where the lookups may write this batch's values."""
         return (self.pending_fixed[0], self.pending_size, self.pending_fixed[1])
+
+    def fits(self, n: int) -> bool:
+        """Whether ``n`` more values per ADWIN complete no block: they only wait, after the
+        pending ones, where the cross-model lookups write them (``pending_row``)."""
+        return self.pending_size + n < self.buffer.shape[1]
+
+    def took(self, tables: "_Tables", n: int) -> None:
+        """Every ADWIN of the group (``tables``') took ``n`` values that ``fit``, written in
+        place by the lookups: ``_adwin``'s commit of that case (its ``wait``, every member
+        quiet), without making it."""
+        self.pending_size += n
+        tables.adwin = self
+        write = self._write
+        if write is None:  # one for these vectors' life: it writes them as they are when called
+            write = self._write = _AdwinWrite(self)
+        tables.adwin_owed.owe(self.adwins, write)
 
     def own(self) -> None:
         """Note the lists and arrays the ADWINs hold now, as this path left them."""

@@ -98,6 +98,8 @@ class ModelMonitors:
         #: were already counted in that stream's state and are skipped for it.
         self.covered: dict[tuple[str, str], int] = {}
         self.dirty: set[tuple[str, str]] = set()
+        #: ``mark_changed``'s last streams and the ``dirty`` set they went into.
+        self._marked: tuple | None = None
         #: Numeric monitors' references as last written to the state topic: stream -> (the
         #: reference object, its tag). Written again only when a monitor fits a new one.
         self.saved_references: dict[tuple[str, str], tuple[object, str]] = {}
@@ -204,6 +206,28 @@ class ModelMonitors:
         monitor's own ``update``); any other stream is updated on its own."""
         return first == 0 and self.types.get(stream) == "numeric"
 
+    def mark_changed(self, streams: tuple[tuple[str, str], ...]) -> None:
+        """Add ``streams`` to ``dirty`` (changed since the last checkpoint), unless this very
+        tuple went into this very set since it was last emptied: a plain run's streams, batch
+        after batch, are one tuple (``_feature_streams``), and hashing its 20 keys into the set
+        every batch cost more than the rest of the model's bookkeeping.
+
+        ``dirty`` is emptied only by replacing it (``checkpoint_records``), never in place: the
+        streams then go into the new set.
+
+        >>> from streamdrift.config import Config
+        >>> group = ModelMonitors("m", None, Config(), None)
+        >>> streams = _feature_streams(("x", "y"))
+        >>> group.mark_changed(streams); sorted(group.dirty)
+        [('feature', 'x'), ('feature', 'y')]
+        >>> group.dirty = set(); group.mark_changed(streams); sorted(group.dirty)
+        [('feature', 'x'), ('feature', 'y')]
+        """
+        marked = self._marked
+        if marked is None or marked[0] is not streams or marked[1] is not self.dirty:
+            self.dirty.update(streams)
+            self._marked = (streams, self.dirty)
+
     def takes_plain(self, features: tuple[str, ...], limits, numeric: frozenset = None,
                     categorical: frozenset = frozenset()) -> bool:
         """Whether a run of events that all have exactly ``features`` — numbers or nulls for the
@@ -279,7 +303,7 @@ class ModelMonitors:
             else:
                 value = _pack_monitor(position, detectors.encode_monitor(monitor, tag))
             records.append((self._monitor_key(key), value))
-        self.dirty.clear()
+        self.dirty = set()  # a new set, never emptied in place: see ``mark_changed``
         return records
 
     def _reference_record(self, stream: tuple[str, str], monitor, position: dict, records: list,

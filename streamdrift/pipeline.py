@@ -314,7 +314,7 @@ class DriftPipeline:
         if not plain:
             self._monitor(group, run.events(limits), out, [], order)
             return
-        group.dirty.update(_feature_streams(names))
+        group.mark_changed(_feature_streams(names))
         out.processed += len(run)
         if batch.categories:
             run.split(group.types)
