@@ -10,6 +10,10 @@ import orjson
 EXTRA_FIELDS = ("alert_id", "request_id", "decision_id", "model")
 
 
+#: The text format's line (``scripts/batch_log.py`` reads the worker's batch lines in it).
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message and the ids an operator greps for.
 
@@ -36,7 +40,7 @@ def configure(log_format: str, level: str = "info") -> None:
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     logger = logging.getLogger("streamdrift")
     logger.handlers[:] = [handler]
     logger.setLevel(level.upper())
