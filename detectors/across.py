@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from functools import partial
+from functools import lru_cache, partial
 from itertools import repeat
 from operator import attrgetter, is_
 
@@ -87,14 +87,13 @@ def update_groups_together(groups: list[tuple[list[NumericMonitor], np.ndarray, 
         pools.keep_only(plans)
     for index, (monitors, values, fast_path) in enumerate(groups):
         found = results[index]
-        if found is None:
-            found = results[index] = [None] * len(monitors)
-        elif type(found) is tuple or None not in found:  # all taken here
+        if found is None:  # none of its groups taken here
+            results[index] = update_together(monitors, values, fast_path)
+            continue
+        if type(found) is tuple:  # all taken, all quiet
             continue
         left = [row for row, result in enumerate(found) if result is None]
-        if len(left) == len(monitors):
-            results[index] = update_together(monitors, values, fast_path)
-        elif left:  # the groups of the model this path did not take
+        if left:  # the groups of the model this path did not take
             rows = np.asarray(values, dtype=np.float64)[left]
             for row, result in zip(left, update_together([monitors[r] for r in left], rows, fast_path)):
                 found[row] = result
@@ -313,28 +312,23 @@ def _model_steps(plan: _Plan, lookup: _Lookup, quiet: np.ndarray, i: int):
     return apply
 
 
+@lru_cache(maxsize=64)
 def _quiet(k: int) -> tuple:
     """The results of ``k`` monitors that detected nothing: one tuple per size, kept."""
-    found = _QUIET_RESULTS.get(k)
-    if found is None:
-        found = _QUIET_RESULTS[k] = ((),) * k
-    return found
-
-
-_QUIET_RESULTS: dict[int, tuple] = {}
+    return ((),) * k
 
 
 def _all_quiet(k: int) -> np.ndarray:
     """A new array of ``k`` True: a copy of one kept per size (``np.ones`` is a Python function,
     four times the cost, paid per plan and batch)."""
-    template = _QUIET.get(k)
-    if template is None:
-        template = _QUIET[k] = np.ones(k, dtype=bool)
-        template.flags.writeable = False
-    return template.copy()
+    return _quiet_flags(k).copy()
 
 
-_QUIET: dict[int, np.ndarray] = {}
+@lru_cache(maxsize=64)
+def _quiet_flags(k: int) -> np.ndarray:
+    flags = np.ones(k, dtype=bool)
+    flags.flags.writeable = False
+    return flags
 
 
 def _finish(plans: list[_Plan], lookups: list[_Lookup], adwin_applies: list, quiet: np.ndarray, flat: _Flat) -> None:

@@ -981,9 +981,9 @@ class _AdwinVectors:
         return self.pending_size + n < self.buffer.shape[1]
 
     def took(self, tables: "_Tables", n: int) -> None:
-        """Every ADWIN of the group (``tables``') took ``n`` values that ``fit``, written in
-        place by the lookups: ``_adwin``'s commit of that case (its ``wait``, every member
-        quiet), without making it."""
+        """Every ADWIN of the group (``tables``') took ``n`` values that ``fit``, already in
+        ``buffer`` after the pending ones (written there by the cross-model lookups, or by
+        ``_adwin``'s ``wait``): they are pending now, the vectors kept and owed to the ADWINs."""
         self.pending_size += n
         tables.adwin = self
         write = self._write
@@ -1115,20 +1115,17 @@ def _adwin(monitors, tables: _Tables, u: np.ndarray, quiet: np.ndarray, trusted:
     k, n = u.shape
     vectors = kept if kept is not None else _adwin_vectors(tables, adwins)
     tables.adwin = None  # until this batch is applied to every member
-    if vectors.pending_size + n < block:  # no block completes: the values only wait in ``pending``
+    if vectors.fits(n):  # no block completes: the values only wait in ``pending``
         def wait(quiet_rows, everyone):
             if not everyone:
                 rows = list(np.concatenate((vectors.pending, u), axis=1))  # each ADWIN's: a row (views)
                 for j in quiet_rows:
                     adwins[j].pending = rows[j]
                 return
-            size = vectors.pending_size
             if not (in_buffer and vectors is kept):
+                size = vectors.pending_size
                 vectors.buffer[:, size:size + n] = u
-            vectors.pending_size = size + n
-            tables.adwin = vectors
-            # Owed to the ADWINs (``detectors.owed``): written when one of them is first read.
-            tables.adwin_owed.owe(vectors.adwins, _AdwinWrite(vectors))
+            vectors.took(tables, n)  # owed to the ADWINs (``detectors.owed``): written when one is first read
         return wait
     # The blocks this batch completes, summed as ADWIN.update sums them (the pending block's rest
     # first), added to copies of the vectors in one compiled call: they stay as they were unless
