@@ -14,10 +14,11 @@ below 1, the working tree is faster).
 Workloads: ``batches``, ``scripts/bench_batches.py``'s stream (32 fitted models x 20 numeric
 features, 250-event batches; ``--models``, ``--size``); ``latency``, ``scripts/bench_stream.py``'s
 latency phase for one worker process (32 live models warmed up, then drifting at staggered
-points, 1,500-event batches). ``--wrap module.function`` times that function only (both sides
+points, 1,500-event batches); ``full``, ``batches`` with every value printed in full (17
+significant digits, as a producer that does not round them writes them). ``--wrap module.function`` times that function only (both sides
 must have it): e.g. ``--wrap streamdrift.detectors.across._finish``.
 
-    python scripts/ab_lockstep.py --base HEAD~1 [--workload batches|latency] [--chunks 30] [--wrap ...]
+    python scripts/ab_lockstep.py --base HEAD~1 [--workload batches|latency|full] [--chunks 30] [--wrap ...]
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ def records_for(workload: str, models: int, size: int, chunks: int):
         import bench_batches
 
         rng = np.random.default_rng(0)
-        warm = bench_batches.events(rng, models, models * 1300, 0)
-        measured = bench_batches.events(rng, models, size * 10 * chunks, len(warm))
+        decimals = None if workload == "full" else 6
+        warm = bench_batches.events(rng, models, models * 1300, 0, decimals)
+        measured = bench_batches.events(rng, models, size * 10 * chunks, len(warm), decimals)
     return warm, [measured[i:i + size] for i in range(0, len(measured), size)]
 
 
@@ -130,7 +132,7 @@ def child(args) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", required=True, help="the git revision to measure the working tree against")
-    parser.add_argument("--workload", choices=["batches", "latency"], default="batches")
+    parser.add_argument("--workload", choices=["batches", "latency", "full"], default="batches")
     parser.add_argument("--chunks", type=int, default=30)
     parser.add_argument("--models", type=int, default=32)
     parser.add_argument("--size", type=int, default=0, help="events per batch (default 250; latency: 1,500)")

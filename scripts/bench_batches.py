@@ -32,9 +32,12 @@ from streamdrift.process_tuning import limit_blas_threads, tune_gc
 FEATURES = 20
 
 
-def events(rng: np.random.Generator, models: int, n: int, start: int) -> list[Record]:
+def events(rng: np.random.Generator, models: int, n: int, start: int, decimals: int | None = 6) -> list[Record]:
+    """``n`` events of ``models`` models round-robin, their values rounded to ``decimals``
+    (``None``: printed in full, up to 17 significant digits, as ``repr`` and ``orjson`` write a float)."""
     names = [f"f{j:02d}" for j in range(FEATURES)]
-    rows = np.round(rng.normal(0.0, 1.0, (n, FEATURES)), 6).tolist()
+    values = rng.normal(0.0, 1.0, (n, FEATURES))
+    rows = (values if decimals is None else np.round(values, decimals)).tolist()
     out = []
     for i, row in enumerate(rows, start):
         model = f"m-{i % models:03d}"

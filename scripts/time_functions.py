@@ -11,7 +11,7 @@ costs ~0.3 us per call, so many calls per batch add a little to the total.
 Not a benchmark (no figure of it goes in the README): a profile without cProfile's distortion,
 which doubles the share of small Python functions. Compare two versions with ``ab_lockstep.py``.
 
-    python scripts/time_functions.py [--workload batches|latency] [--size N] [--batches N] module:function ...
+    python scripts/time_functions.py [--workload batches|latency|full] [--size N] [--batches N] module:function ...
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def timed(name: str, spent: dict[str, list[float]]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("functions", nargs="*", help="module:function to time")
-    parser.add_argument("--workload", choices=["batches", "latency"], default="batches")
+    parser.add_argument("--workload", choices=["batches", "latency", "full"], default="batches")
     parser.add_argument("--models", type=int, default=32)
     parser.add_argument("--size", type=int, default=0, help="events per batch (default 250; latency: 1,500)")
     parser.add_argument("--batches", type=int, default=200, help="batches timed")

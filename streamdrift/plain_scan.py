@@ -13,9 +13,13 @@ strings...). The caller then takes ``plain_batch``'s own path, so what the
 pipeline sees never depends on which of the two read a batch. A number it converts itself is a
 decimal whose digits make an integer of at most 2^53 (about 16 significant digits, a time in
 seconds with its microseconds included) and whose power of ten is within 10^22 either way:
-Clinger's fast path, exact in one IEEE operation. A longer one (a float printed in full) is
-copied out and all of them are parsed by one ``orjson.loads`` of the list, so every value is
-exactly what ``orjson`` makes of it.
+Clinger's fast path, exact in one IEEE operation. One of up to 18 significant digits (a float
+printed in full: Python's ``repr`` and ``orjson`` write up to 17) is converted by the
+Eisel-Lemire algorithm (``_eisel_lemire``: a 64 x 128-bit product with a table of powers of
+five, rounded to nearest even), which is exact for every such decimal. What is left (more
+digits, a result below the normal doubles or beyond them) is copied out and all of them are
+parsed by one ``orjson.loads`` of the list, so every value is exactly what ``orjson`` makes of
+it.
 
 >>> batch = scan([b'{"model": "m", "ts": 5, "features": {"x": 1.5, "y": null}}',
 ...               b'{"model": "n", "id": "e-2", "ts": 1764771234.567891, "features": {"y": -2e-3, "x": 10}}'])
@@ -30,6 +34,7 @@ True
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +47,38 @@ from .detectors.addresses import unowned
 _POW10 = np.array([10.0 ** k for k in range(23)])
 #: The largest integer up to which every integer is a double: a mantissa up to it is exact.
 _EXACT = 2 ** 53
+#: The powers of ten ``_eisel_lemire`` converts: those of every normal double's shortest decimal.
+_SMALLEST_POWER, _LARGEST_POWER = -342, 308
+
+
+def _powers_of_five() -> np.ndarray:
+    """Row ``q - _SMALLEST_POWER``: the 128 most significant bits of 5^q as (high, low) 64-bit
+    halves, truncated for q >= 0; for q < 0, of 2^b / 5^-q plus one (a bound from above). This
+    is the table of Lemire's fast_float (and of Go's and Rust's parsers), made here with exact
+    integers.
+
+    >>> table = _powers_of_five()
+    >>> hex(int(table[0 - _SMALLEST_POWER, 0])), int(table[0 - _SMALLEST_POWER, 1])  # 5^0 = 1: the top bit
+    ('0x8000000000000000', 0)
+    """
+    rows = []
+    for q in range(_SMALLEST_POWER, _LARGEST_POWER + 1):
+        if q >= 0:
+            power = 5 ** q
+            bits = power.bit_length()
+            power = power << (128 - bits) if bits < 128 else power >> (bits - 128)
+        else:
+            five = 5 ** -q
+            z = (five - 1).bit_length()  # the least z with 2^z >= 5^-q
+            power = (1 << (z + 127 if q >= -27 else 2 * z + 128)) // five + 1
+            while power >= 1 << 128:
+                power >>= 1
+        rows.append((power >> 64, power & ((1 << 64) - 1)))
+    return np.array(rows, dtype=np.uint64)
+
+
+_POW5 = _powers_of_five()
+_LOW32 = np.uint64(0xFFFFFFFF)
 #: A categorical feature's values that are not strings (``_scan``'s ``categories``).
 _NULL, _TRUE, _FALSE = -1, -2, -3
 
@@ -234,13 +271,15 @@ def _digit(buf, i, end):
 @njit(cache=True, nogil=True, inline="always")  # in the loop: 0.81-0.89x the time per event
 def _number(buf, i, end):
     """The JSON number at ``i``: (value, past it, status); status 0 converted, 1 valid but left
-    to orjson (too many digits, an exponent too large), -1 not a JSON number.
+    to orjson (too many digits, a result beyond the normal doubles), -1 not a JSON number.
 
-    Leading zeros add nothing to the mantissa, so it is exact while there are at most 18 digits
-    in all (it would wrap past 19: those numbers go to orjson). A fraction is converted when its
-    digits, as an integer, are at most 2^53 (a double holds it exactly: a time in seconds with
-    its microseconds, 16 digits, is one) and its power of ten is exact: then the one division
-    is correctly rounded, which is what orjson's parse is."""
+    Leading zeros add nothing to the mantissa, so it is exact while there are at most 18
+    significant digits (it would wrap past 19: those numbers go to orjson; an integer of more
+    than 18 digits does too). A fraction is converted in one IEEE operation when its digits, as
+    an integer, are at most 2^53 (a double holds it exactly: a time in seconds with its
+    microseconds, 16 digits, is one) and its power of ten is exact: then the one multiplication
+    or division is correctly rounded, which is what orjson's parse is. Any other fraction (a
+    float printed in full, 17 digits) by ``_eisel_lemire``, also correctly rounded."""
     negative = i < end and buf[i] == 45
     if negative:
         i += 1
@@ -297,14 +336,81 @@ def _number(buf, i, end):
             return 0.0, i, 1
         # An integer is orjson's int, then float: -0 is 0.0.
         return float(-mantissa if negative else mantissa), i, 0
-    if digits > 18 or mantissa > _EXACT:
-        return 0.0, i, 1
+    if digits > 18:
+        # Leading zeros ("0.000123") are digits but not significant: count those that are.
+        z = first + 2 if buf[first] == 48 else first  # past "0." (a fraction here: "0" has one)
+        while z < i and buf[z] == 48:
+            z += 1
+        if digits - (z - first - (1 if buf[first] == 48 else 0)) > 18:
+            return 0.0, i, 1  # (the mantissa may have wrapped, even to 0)
     if mantissa == 0:
         return -0.0 if negative else 0.0, i, 0
-    if exponent < -22 or exponent > 22:
-        return 0.0, i, 1
-    value = float(mantissa) * _POW10[exponent] if exponent >= 0 else float(mantissa) / _POW10[-exponent]
+    if mantissa <= _EXACT and -22 <= exponent <= 22:
+        value = float(mantissa) * _POW10[exponent] if exponent >= 0 else float(mantissa) / _POW10[-exponent]
+    else:
+        value, exact = _eisel_lemire(np.uint64(mantissa), exponent)
+        if not exact:
+            return 0.0, i, 1
     return (-value if negative else value), i, 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _product(a, b):
+    """The 128-bit product of two uint64, as (high, low) halves."""
+    shift = np.uint64(32)
+    a_low, a_high, b_low, b_high = a & _LOW32, a >> shift, b & _LOW32, b >> shift
+    low_low, low_high, high_low = a_low * b_low, a_low * b_high, a_high * b_low
+    middle = low_high + (low_low >> shift) + (high_low & _LOW32)  # < 2^64: no carry lost
+    return a_high * b_high + (middle >> shift) + (high_low >> shift), (middle << shift) | (low_low & _LOW32)
+
+
+@njit(cache=True, nogil=True)
+def _eisel_lemire(w, q):
+    """The double nearest ``w`` x 10^``q`` (``w``: a uint64, 0 < w < 10^19), ties to even, and
+    ``True``; or ``(0.0, False)`` for a power of ten beyond the table, or a result below the
+    normal doubles or beyond the largest (left to ``orjson``).
+
+    Lemire's algorithm as fast_float computes it ("Number Parsing at a Gigabyte per Second",
+    2021): ``w``, normalised, times the table's 128 bits of 5^q (a second product only when
+    the first leaves the rounding bits undecided); proven exact for up to 19 digits (Mushtak and
+    Lemire, "Fast Number Parsing Without Fallback", 2023).
+
+    >>> _eisel_lemire(np.uint64(17647712345678911), -7) == (1764771234.5678911, True)
+    True
+    >>> _eisel_lemire(np.uint64(49), -325)
+    (0.0, False)
+    """
+    if q < _SMALLEST_POWER or q > _LARGEST_POWER:
+        return 0.0, False
+    lz = 0  # w's leading zero bits
+    for bits in (32, 16, 8, 4, 2, 1):
+        if w >> np.uint64(64 - bits) == 0:
+            w <<= np.uint64(bits)
+            lz += bits
+    index = q - _SMALLEST_POWER
+    high, low = _product(w, _POW5[index, 0])
+    if high & np.uint64(0x1FF) == np.uint64(0x1FF):  # the bits below the 55 kept are all ones
+        second, _ = _product(w, _POW5[index, 1])
+        low += second
+        if second > low:
+            high += np.uint64(1)
+    upper = np.int64(high >> np.uint64(63))
+    shift = np.uint64(upper + 9)
+    mantissa = high >> shift  # 54 or 55 bits
+    power2 = (((152170 + 65536) * q) >> 16) + 63 + upper - lz + 1023
+    if power2 <= 0:
+        return 0.0, False  # a subnormal (or zero)
+    if low <= np.uint64(1) and -4 <= q <= 23 and mantissa & np.uint64(3) == np.uint64(1) \
+            and (mantissa << shift) == high:
+        mantissa &= ~np.uint64(1)  # exactly halfway: round to even, down
+    mantissa += mantissa & np.uint64(1)
+    mantissa >>= np.uint64(1)
+    if mantissa >= np.uint64(1 << 53):
+        mantissa = np.uint64(1 << 52)
+        power2 += 1
+    if power2 >= 0x7FF:
+        return 0.0, False  # beyond the largest double
+    return math.ldexp(float(mantissa), power2 - 1075), True
 
 
 @njit(cache=True, nogil=True)

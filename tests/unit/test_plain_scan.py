@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from streamdrift import events
 from streamdrift.config import Limits
 from streamdrift.events import Record, plain_batch
-from streamdrift.plain_scan import scan
+from streamdrift.plain_scan import _number, scan
 
 
 def reference(messages: list[bytes]):
@@ -68,6 +68,60 @@ def test_every_number_is_the_value_orjson_reads(texts):
         assert scan(messages) is None  # orjson refuses a number beyond the doubles
         return
     same_as_reference(messages)
+
+
+def random_number_texts(seed: int, count: int) -> list[str]:
+    """Decimals of every kind the reader converts itself or leaves to orjson: doubles of random
+    bits (every exponent, subnormals included) in their shortest repr, printed to 15-19 digits,
+    and random 1-19 digit mantissas with powers of ten past both ends of the doubles."""
+    rng = np.random.default_rng(seed)
+    doubles = rng.integers(0, 2 ** 63 - 2 ** 52, count, dtype=np.int64).view(np.float64)  # finite, positive
+    doubles *= rng.choice([-1.0, 1.0], count)
+    texts = []
+    for x, digits, mantissa, power in zip(doubles.tolist(), rng.integers(15, 20, count).tolist(),
+                                          rng.integers(1, 10 ** 18, count).tolist(), rng.integers(-350, 320, count).tolist()):
+        texts += [repr(x), f"{x:.{digits}g}", f"{x:.{digits - 1}e}",
+                  f"{mantissa // 10 ** (power % 18)}e{power}", f"0.{'0' * (power % 7)}{mantissa}", f"{mantissa}.5e{power % 40 - 20}"]
+    return texts
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_full_length_decimals_are_read_as_orjson_reads_them(seed):
+    # 6 x 4,000 numbers per seed, 200 per event; bit for bit, or left to the other path where orjson
+    # refuses a number (beyond the doubles).
+    texts = random_number_texts(seed, 4000)
+    for at in range(0, len(texts), 200):
+        chunk = [t for t in texts[at:at + 200] if not math.isinf(float(t))]
+        features = ", ".join(f'"x{j}": {text}' for j, text in enumerate(chunk))
+        same_as_reference([f'{{"model": "m", "ts": {chunk[0]}, "features": {{{features}}}}}'.encode()])
+
+
+def test_a_float_printed_in_full_needs_no_orjson():
+    # Python's repr and orjson write up to 17 significant digits: every normal double's is converted
+    # in the compiled pass (status 0), however small or large, as are times in seconds to 0.1 us.
+    rng = np.random.default_rng(7)
+    doubles = np.concatenate([rng.normal(0, 1, 3000), rng.normal(0, 1, 3000) * 10.0 ** rng.integers(-300, 300, 3000),
+                              1.7e9 + rng.random(3000) * 1e8, [2.2250738585072014e-308, 1.7976931348623157e308]])
+    for x in doubles.tolist():
+        text = repr(x).encode()
+        value, end, status = _number(np.frombuffer(text, np.uint8), 0, len(text))
+        assert (status, end) == (0, len(text)) and value == x and math.copysign(1.0, value) == math.copysign(1.0, x), text
+
+
+@pytest.mark.parametrize("text,status", [
+    ("4.9e-324", 1), ("2.2250738585072011e-308", 1),  # subnormal: orjson's
+    ("1.7976931348623159e308", 1),  # rounds past the largest double
+    ("1e-400", 1), ("1e400", 1),  # beyond the table
+    ("0.1234567890123456789", 1), ("0.000123456789012345678", 0), ("0.0001234567890123456789", 1),  # significant digits
+    ("18446744073709551616.0", 1),  # 2^64: the mantissa would wrap to 0
+    ("0.00000000000000000000", 0), ("-0.00000000000000000000e7", 0),
+])
+def test_what_the_compiled_pass_leaves_to_orjson(text, status):
+    buf = np.frombuffer(text.encode(), np.uint8)
+    value, end, got = _number(buf, 0, len(buf))
+    assert (got, end) == (status, len(buf))
+    if status == 0:
+        assert value == float(text) and math.copysign(1.0, value) == math.copysign(1.0, float(text))
 
 
 @pytest.mark.parametrize("text", ["01", "-01", "1.", ".5", "-", "1e", "1e+", "+1", "NaN", "Infinity", "-Infinity",
