@@ -196,7 +196,8 @@ def _advance_across(plans: list[_Plan], pools: "Pools | None" = None) -> list[_P
     missing = None
     if "missing_rate" in active:
         missing = _MissingRates(plans, lengths, pool)
-        quiet &= ~_per_plan(missing.crossed, rows)
+        if missing.crossed is not None:
+            quiet &= ~_per_plan(missing.crossed, rows)
         commit.append(missing.apply)
     applies = []
     for i, (plan, lookup) in enumerate(zip(plans, lookups)):
@@ -453,15 +454,22 @@ class _MissingRates:
             #: Each side's "present" step, threshold and whether it is on, row by row (fixed by the fits).
             self.sides = (step, threshold, on)
         self.start = start
-        self.new, self.crossed = missing_present(start, lengths[:, None], step, threshold, on)
+        if pool is not None and pool.missing_at_rest():
+            # Present values leave every sum where it is and cross nothing: ``new`` is ``start``
+            # itself, and ``crossed`` is ``None`` (no row crosses).
+            self.new, self.crossed = start, None
+        else:
+            self.new, self.crossed = missing_present(start, lengths[:, None], step, threshold, on)
 
     def apply(self, quiet: np.ndarray) -> None:
         """Write back the changed sums of the quiet plans; keep each plan's for its next batch
         (in the ``pool``, if there is one: every plan is quiet)."""
         new, start = self.new, self.start
         row = 0
-        changed = (new != start).any(axis=1)
-        values = new.tolist() if changed.any() else None
+        changed = values = None
+        if new is not start:  # (at rest nothing moved)
+            changed = (new != start).any(axis=1)
+            values = new.tolist() if changed.any() else None
         if self.pool is not None:
             if values is not None:
                 for j in np.flatnonzero(changed).tolist():
@@ -545,7 +553,8 @@ class _Pool:
     the slot's write."""
 
     __slots__ = ("tables", "where", "counting", "names", "detectors", "thresholds", "sums", "counts", "since",
-                 "missing_sides", "missing", "monitors", "cusum_slots", "missing_slots", "owed", "ks", "fixed")
+                 "missing_sides", "missing", "monitors", "cusum_slots", "missing_slots", "owed", "ks", "fixed",
+                 "rest")
 
     def __init__(self, plans: list[_Plan], names: tuple, cusums: _Cusums, missing: "_MissingRates | None"):
         self.tables = list(map(_TABLES, plans))
@@ -561,6 +570,7 @@ class _Pool:
         self.owed = [tables.owed for tables in self.tables]
         self.ks = np.array([plan.k for plan in plans], dtype=np.int64)
         self.fixed = None  # ``kernel_meta``'s columns that the tables fix, made when first asked
+        self.rest = (None, False)  # ``missing_at_rest``: the sums it was found for, and the answer
         if missing is not None:
             self.missing_sides, self.missing = missing.sides, missing.start
             self.monitors = [m for plan in plans for m in plan.monitors]
@@ -593,6 +603,30 @@ class _Pool:
             if owed.write is not slot:
                 tables.cusum_sums = slot
                 owed.owe(detectors, slot)
+
+    def missing_at_rest(self) -> bool:
+        """Whether the missing-rate sums are where a batch of present values leaves them: every
+        side that is on at 0, with a "present" step of at most 0 and a threshold of at least 0
+        (``missing_present`` then gives the same sums and no crossing). The usual state of a
+        model that misses nothing; found once per array of sums (they are replaced, never
+        changed: at rest, the same array goes on).
+
+        >>> pool = _Pool.__new__(_Pool)
+        >>> pool.rest, pool.missing = (None, False), np.zeros((1, 2), np.int64)
+        >>> pool.missing_sides = (np.array([[-3, 5]]), np.array([[40, 40]]), np.array([[True, False]]))
+        >>> pool.missing_at_rest()
+        True
+        >>> pool.missing = np.array([[6, 0]])
+        >>> pool.missing_at_rest()
+        False
+        """
+        missing = self.missing
+        found_for, at_rest = self.rest
+        if found_for is not missing:
+            step, threshold, on = self.missing_sides
+            at_rest = bool((~on | ((missing == 0) & (step <= 0) & (threshold >= 0))).all())
+            self.rest = (missing, at_rest)
+        return at_rest
 
     def missing_moved_on(self, missing: np.ndarray) -> None:
         self.missing = missing

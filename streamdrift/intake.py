@@ -249,10 +249,13 @@ def restarts(last: list[float | None], ts: np.ndarray, firsts: np.ndarray, idle:
     if not idle:
         return False
     before = np.array([np.nan if t is None else t for t in last])  # no last event: no gap
-    gaps = np.diff(ts, prepend=np.nan)
+    gaps = np.empty_like(ts)
+    gaps[:1] = np.nan
+    np.subtract(ts[1:], ts[:-1], out=gaps[1:])
     gaps[firsts] = ts[firsts] - before
-    # A NaN gap (a reader's NaN time) is no restart, as ``ts - last > idle`` is False for it.
-    return bool(np.nanmax(gaps, initial=-np.inf) > idle)
+    # A NaN gap (a reader's NaN time) is no restart, as ``ts - last > idle`` is False for it:
+    # ``fmax`` passes NaNs by (``nanmax``'s answer, without its Python-level copies).
+    return bool(np.fmax.reduce(gaps, initial=-np.inf) > idle)
 
 def columns_of(group: "ModelMonitors", events: list[Event]) -> dict[tuple[str, str], tuple[int, list]]:
     """Every monitored stream of a run of events, as ``(first event, column)``: features, then
@@ -384,11 +387,11 @@ class PlainRun:
 
     def matrix(self) -> np.ndarray:
         """Numeric features (``numeric``) x events."""
-        values = self.batch.values[self.positions]
+        values = self.batch.values
         if len(self.numeric) != len(self.batch.features):
             index = {name: j for j, name in enumerate(self.batch.features)}
-            values = values[:, [index[name] for name in self.numeric]]
-        return np.ascontiguousarray(values.T)
+            return np.ascontiguousarray(values[self.positions][:, [index[name] for name in self.numeric]].T)
+        return values.T.take(self.positions, axis=1)  # one copy, C-contiguous
 
     def source(self):
         """``(record, ts)`` of the run's ``i``-th event, for ``_alerts``."""
