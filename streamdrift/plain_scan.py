@@ -337,11 +337,13 @@ def _number(buf, i, end):
         # An integer is orjson's int, then float: -0 is 0.0.
         return float(-mantissa if negative else mantissa), i, 0
     if digits > 18:
-        # Leading zeros ("0.000123") are digits but not significant: count those that are.
-        z = first + 2 if buf[first] == 48 else first  # past "0." (a fraction here: "0" has one)
-        while z < i and buf[z] == 48:
-            z += 1
-        if digits - (z - first - (1 if buf[first] == 48 else 0)) > 18:
+        significant = digits
+        if buf[first] == 48:  # "0.": that zero and those right after the point are not significant
+            z = first + 2
+            while z < i and buf[z] == 48:
+                z += 1
+            significant -= z - first - 1
+        if significant > 18:
             return 0.0, i, 1  # (the mantissa may have wrapped, even to 0)
     if mantissa == 0:
         return -0.0 if negative else 0.0, i, 0
