@@ -15,8 +15,9 @@ Workloads: ``batches``, ``scripts/bench_batches.py``'s stream (32 fitted models 
 features, 250-event batches; ``--models``, ``--size``); ``latency``, ``scripts/bench_stream.py``'s
 latency phase for one worker process (32 live models warmed up, then drifting at staggered
 points, 1,500-event batches); ``full``, ``batches`` with every value printed in full (17
-significant digits, as a producer that does not round them writes them). ``--wrap module.function`` times that function only (both sides
-must have it): e.g. ``--wrap streamdrift.detectors.across._finish``.
+significant digits, as a producer that does not round them writes them). ``--wrap
+module.function`` times that function only (both sides must have it): e.g. ``--wrap
+streamdrift.detectors.across._finish``.
 
     python scripts/ab_lockstep.py --base HEAD~1 [--workload batches|latency|full] [--chunks 30] [--wrap ...]
 """
@@ -34,6 +35,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The workloads ``records_for`` makes (``time_functions.py`` takes the same).
+WORKLOADS = ("batches", "latency", "full")
+
+
+def default_size(workload: str) -> int:
+    """Events per batch unless ``--size`` says otherwise: the latency phase's 1,500, else 250."""
+    return 1_500 if workload == "latency" else 250
 #: Where each part of the package lives in a checkout (as pyproject.toml's package-dir says).
 PACKAGE_DIRS = {"streamdrift": "streamdrift", "detectors": "detectors", "stream": "stream"}
 
@@ -132,14 +140,14 @@ def child(args) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", required=True, help="the git revision to measure the working tree against")
-    parser.add_argument("--workload", choices=["batches", "latency", "full"], default="batches")
+    parser.add_argument("--workload", choices=WORKLOADS, default="batches")
     parser.add_argument("--chunks", type=int, default=30)
     parser.add_argument("--models", type=int, default=32)
     parser.add_argument("--size", type=int, default=0, help="events per batch (default 250; latency: 1,500)")
     parser.add_argument("--wrap", help="time only this function (module.function)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    args.size = args.size or (1_500 if args.workload == "latency" else 250)
+    args.size = args.size or default_size(args.workload)
     if args.child:
         return child(args)
     with tempfile.TemporaryDirectory(prefix="ab-lockstep-") as tmp:

@@ -55,17 +55,16 @@ def timed(name: str, spent: dict[str, list[float]]) -> None:
 
 
 def main() -> int:
+    import ab_lockstep
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("functions", nargs="*", help="module:function to time")
-    parser.add_argument("--workload", choices=["batches", "latency", "full"], default="batches")
+    parser.add_argument("--workload", choices=ab_lockstep.WORKLOADS, default="batches")
     parser.add_argument("--models", type=int, default=32)
     parser.add_argument("--size", type=int, default=0, help="events per batch (default 250; latency: 1,500)")
     parser.add_argument("--batches", type=int, default=200, help="batches timed")
     args = parser.parse_args()
-    size = args.size or (1_500 if args.workload == "latency" else 250)
-
-    import ab_lockstep
-
+    size = args.size or ab_lockstep.default_size(args.workload)
     pipeline, batches = ab_lockstep.warmed(args.workload, args.models, size, max(1, args.batches // 10))
     batches = batches[:args.batches]
     spent: dict[str, list[float]] = {}
