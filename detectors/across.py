@@ -54,9 +54,9 @@ from .across_compiled import NO_PENDING, Plans, lookups_and_cusums, meta_rows
 from .detection import Detection
 from .numeric import NumericMonitor
 from .rings_compiled import extend_rings
-from .together import (_ALL, FastPath, _AdwinVectors, _adwin, _cusum_names, _evaluation_points, counted_on,
-                       cusum_start, missing_present, missing_start, moved_on, ring_row, runs_since, _trusted,
-                       _windowed, update_together)
+from .together import (_ALL, FastPath, _AdwinVectors, _adwin, _collected, _cusum_names, _evaluation_points,
+                       _watching, counted_on, cusum_start, missing_present, missing_start, moved_on, ring_row,
+                       runs_since, still_collecting, _trusted, _windowed, update_together)
 
 def update_groups_together(groups: list[tuple[list[NumericMonitor], np.ndarray, FastPath]],
                            pools: "Pools | None" = None) -> list[Sequence[Sequence[Detection]]]:
@@ -118,18 +118,22 @@ def _plans(index: int, monitors: list[NumericMonitor], values, fast_path: FastPa
     returns at once for it): one for a trusted group of all its monitors; else one per trusted
     group among them. A model's features part into several groups when their schedules part
     (one of them re-armed after an alert, say); the per-model path keeps each group's tables,
-    and here each group is a plan of its own. Monitors in no trusted group (one collecting its
-    new reference after an alert, say) are left to ``update_together``, the rest still taken
-    here: one feature re-arming no longer sends its model's other features the slow way."""
+    and here each group is a plan of its own. A re-arming group (collecting the reference of its
+    new regime after an alarm) is taken like any other, its muted detectors left out, unless its
+    reference completes in this batch (``still_collecting``). Monitors in no trusted group (the
+    batch after an alarm, say) are left to ``update_together``, the rest still taken here: one
+    feature re-arming does not send its model's other features the slow way."""
     if fast_path is None or not monitors:
         return []
     values = np.ascontiguousarray(values, dtype=np.float64)
     if values.ndim != 2 or values.shape[0] != len(monitors) or values.shape[1] == 0:
         return []
     tables = _trusted(fast_path, monitors)
+    n = values.shape[1]
     if tables is not None:
-        return [_plan(index, range(len(monitors)), monitors, values, tables)]
-    return [_plan(index, rows, members, values[rows], tables) for rows, members, tables in _parts(monitors, fast_path)]
+        return [_plan(index, range(len(monitors)), monitors, values, tables)] if still_collecting(monitors, n) else []
+    return [_plan(index, rows, members, values.take(rows, axis=0), tables)
+            for rows, members, tables in _parts(monitors, fast_path) if still_collecting(members, n)]
 
 
 def _parts(monitors: list[NumericMonitor], fast_path: FastPath) -> list[tuple[list[int], list, object]]:
@@ -163,7 +167,9 @@ def _plan(index: int, rows, monitors: list[NumericMonitor], values: np.ndarray, 
     s = first.settings
     # ``first.watched`` (trusted: as its tables keep it), without settling what counted_on owes
     points = _evaluation_points(tables.first_watched, values.shape[1], s.evaluate_every, s.window)
-    return _Plan(index, rows, monitors, values, tables, first.active, points)
+    # Its detectors but those muted while it re-arms (none otherwise: a trusted group that is
+    # not collecting was a quiet candidate, unmuted).
+    return _Plan(index, rows, monitors, values, tables, _watching(first), points)
 
 
 def _finite(plans: list[_Plan]) -> list[_Plan]:
@@ -344,6 +350,8 @@ def _finish(plans: list[_Plan], lookups: list[_Lookup], adwin_applies: list, qui
             adwin_apply.took(plan.tables, plan.n)
         elif adwin_apply is not None:
             adwin_apply(range(plan.k), True)
+        if plan.monitors[0].collecting:  # a re-arming group: its reference does not complete (``_plans``)
+            _collected(plan.monitors, range(plan.k), plan.values)
         found = ring_row(plan.tables, plan.monitors, lookup.at, plan.n)
         if found is None:  # rings of unequal counts: one by one
             moved_on(plan.tables, plan.monitors, range(plan.k), plan.values, lookup.positions, True, True)

@@ -122,7 +122,7 @@ def update_together(monitors: list[NumericMonitor], values: np.ndarray,
         tails = update_together(monitors, values[:, complete:], cache)
         return [head + tail for head, tail in zip(heads, tails)]
     trusted = _trusted(cache, monitors)
-    if trusted is not None and clean.all():
+    if trusted is not None and clean.all() and still_collecting(monitors, n):
         # The whole group advanced here last time, all quiet, and nothing has touched it since:
         # its members are still candidates with one schedule, and its caches are valid.
         quiet = _advance(cache, monitors, values, trusted)
@@ -199,6 +199,13 @@ def _watching(monitor: NumericMonitor) -> tuple:
     the reference of the new regime is fitted), as ``NumericMonitor._watch`` runs them."""
     muted = monitor.muted
     return monitor.active if not muted else tuple(d for d in monitor.active if d not in muted)
+
+
+def still_collecting(monitors: list[NumericMonitor], n: int) -> bool:
+    """Whether a trusted group may take ``n`` more values (none missing) on its path: it is not
+    re-arming, or none of its members' references being collected completes in them (the fit is
+    the member's own ``update``'s)."""
+    return not monitors[0].collecting or all(m.collect_target - m._collected_count() > n for m in monitors)
 
 
 def _collected(monitors: list[NumericMonitor], rows, x: np.ndarray) -> None:
@@ -304,9 +311,9 @@ def moved_on(tables: "_Tables", monitors: list[NumericMonitor], rows, x: np.ndar
         m.version += 1
     recent = tables.recent
     tables.recent = recent.extended(positions) if recent is not None and everyone else None
-    # A re-arming group (collecting) is not trusted: each batch must check that its reference
-    # does not complete (``_quiet_candidate``), and the cross-model path does not collect.
-    if everyone and not monitors[0].collecting:
+    # A re-arming group (collecting) is trusted too: each path that takes it checks first that
+    # no reference completes in its values (``still_collecting``), and collects them.
+    if everyone:
         tables.members, tables.intact = monitors, True
         for m in monitors:  # their versions moved on above: each trusted by these tables from now
             m.trust(tables)

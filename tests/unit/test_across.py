@@ -171,28 +171,33 @@ def step_alike(together: list, alone: list, path: FastPath, x: np.ndarray) -> No
     assert [detections(f) for f in found] == [detections(e) for e in expected]
 
 
-def test_a_feature_collecting_its_new_reference_leaves_the_others_across():
-    """While one feature collects the reference of its new regime after an alarm, it is in no
-    trusted group: it goes to ``update_together`` on its own, and the model's other features
-    stay on this path (before, the whole model went the slow way for the whole re-arm). Same
-    results and state as one by one."""
+def test_a_feature_collecting_its_new_reference_is_taken_across_in_a_group_of_its_own():
+    """While one feature collects the reference of its new regime after an alarm, it is a
+    trusted group of its own (another schedule: its detectors that alarmed are muted) and stays
+    on this path, which collects its values; the batch in which its reference completes it goes
+    to ``update_together`` (its monitor's own ``update`` fits it). Before, it went the slow way
+    for the whole re-arm. Same results and state as one by one."""
     rng = np.random.default_rng(9)
     together, alone, path = twins(MonitorSettings(reference_size=300, rearm_size=400, window=100, evaluate_every=50), 4)
-    partial = rejoined = 0
+    collecting = completing = rejoined = 0
     for batch in range(300):
         x = rng.normal(0, 1, (4, 5))
         if batch >= 100:
             x[0] += 2.0  # feature 0 drifts, alarms, collects 400 values of its new level
         plans = across._plans(0, together, x, path)
         taken = sorted(row for plan in plans for row in plan.rows)
-        if together[0].collecting and together[0].fitted:
-            partial += taken == [1, 2, 3]
-        elif batch >= 100 and not together[0].collecting:
+        monitor = together[0]
+        if monitor.collecting and monitor.fitted:
+            if monitor.collect_target - monitor._collected_count() > x.shape[1]:
+                collecting += taken == [0, 1, 2, 3] and len(plans) == 2 and monitor.muted != set()
+            else:  # its reference completes in this batch: left to update_together
+                completing += taken == [1, 2, 3]
+        elif batch >= 100:
             # Its new reference fitted, it joins again: a group of its own (another schedule),
             # found though the model's parts were kept from batch to batch (``FastPath.parts``).
             rejoined += taken == [0, 1, 2, 3] and len(plans) == 2 and path.parts is not None
         step_alike(together, alone, path, x)
-    assert partial > 50 and rejoined > 50
+    assert collecting > 50 and completing >= 1 and rejoined > 50
     assert [encode_monitor(m) for m in together] == [encode_monitor(m) for m in alone]
 
 
