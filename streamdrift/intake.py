@@ -391,8 +391,10 @@ class PlainRun:
         if len(self.numeric) != len(self.batch.features):
             index = {name: j for j, name in enumerate(self.batch.features)}
             return np.ascontiguousarray(values[self.positions][:, [index[name] for name in self.numeric]].T)
-        # The rows gathered, then turned: 15 times faster than ``values.T.take(positions, axis=1)``,
-        # which walks the transposed (strided) array (28 us against 1.7 for 47 events x 20 features).
+        # The rows gathered, then turned (one small copy). ``values.T.take(positions, axis=1)``
+        # first copied the whole batch in C order, once per model: 34 us against 3 for 47 of
+        # 1,500 events x 20 features, and 32 such copies a batch pushed the lookups' tables out
+        # of the cache.
         return values.take(self.positions, axis=0).T.copy()
 
     def source(self):
