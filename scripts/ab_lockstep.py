@@ -15,11 +15,14 @@ Workloads: ``batches``, ``scripts/bench_batches.py``'s stream (32 fitted models 
 features, 250-event batches; ``--models``, ``--size``); ``latency``, ``scripts/bench_stream.py``'s
 latency phase for one worker process (32 live models warmed up, then drifting at staggered
 points, 1,500-event batches); ``full``, ``batches`` with every value printed in full (17
-significant digits, as a producer that does not round them writes them). ``--wrap
+significant digits, as a producer that does not round them writes them); ``sample``, the offline
+replay of the sample log's mix (``bench_replay.py --mix sample``: 3 models, numeric and
+categorical features, nulls, a malformed line every 500) in its batches of 20,000 lines, one
+batch a chunk. ``--wrap
 module.function`` times that function only (both sides must have it): e.g. ``--wrap
 streamdrift.detectors.across._finish``.
 
-    python scripts/ab_lockstep.py --base HEAD~1 [--workload batches|latency|full] [--chunks 30] [--wrap ...]
+    python scripts/ab_lockstep.py --base HEAD~1 [--workload batches|latency|full|sample] [--chunks 30] [--wrap ...]
 """
 
 from __future__ import annotations
@@ -36,12 +39,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The workloads ``records_for`` makes (``time_functions.py`` takes the same).
-WORKLOADS = ("batches", "latency", "full")
+WORKLOADS = ("batches", "latency", "full", "sample")
 
 
 def default_size(workload: str) -> int:
-    """Events per batch unless ``--size`` says otherwise: the latency phase's 1,500, else 250."""
-    return 1_500 if workload == "latency" else 250
+    """Events per batch unless ``--size`` says otherwise: the latency phase's 1,500, the offline
+    replay's 20,000 for the sample log's mix, else 250."""
+    return {"latency": 1_500, "sample": 20_000}.get(workload, 250)
 #: Where each part of the package lives in a checkout (as pyproject.toml's package-dir says).
 PACKAGE_DIRS = {"streamdrift": "streamdrift", "detectors": "detectors", "stream": "stream"}
 
@@ -67,6 +71,17 @@ def records_for(workload: str, models: int, size: int, chunks: int):
     sys.path.insert(0, str(ROOT / "scripts"))
     from streamdrift.events import Record
 
+    if workload == "sample":  # the offline replay's lines, as it hands them to the pipeline
+        import tempfile
+
+        import bench_replay
+
+        with tempfile.TemporaryDirectory(prefix="ab-lockstep-sample-") as tmp:
+            log = Path(tmp) / "log.jsonl"
+            bench_replay.write_sample_mix(log, size * (chunks + 1))
+            lines = log.read_bytes().splitlines()
+        made = [Record(line, None, str(log), 0, k) for k, line in enumerate(lines, start=1)]
+        return made[:size], [made[i:i + size] for i in range(size, len(made), size)]
     if workload == "latency":
         import bench_stream
 
@@ -143,7 +158,7 @@ def main() -> int:
     parser.add_argument("--workload", choices=WORKLOADS, default="batches")
     parser.add_argument("--chunks", type=int, default=30)
     parser.add_argument("--models", type=int, default=32)
-    parser.add_argument("--size", type=int, default=0, help="events per batch (default 250; latency: 1,500)")
+    parser.add_argument("--size", type=int, default=0, help="events per batch (default 250; latency: 1,500; sample: 20,000)")
     parser.add_argument("--wrap", help="time only this function (module.function)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
