@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import chain, count, repeat
-from operator import attrgetter, itemgetter
+from operator import attrgetter, countOf, itemgetter
 
 import numpy as np
 import orjson
@@ -296,6 +296,12 @@ class PlainBatch:
     unread: np.ndarray | None = None
     rejected: list = field(default_factory=list)
     others: list[int] = field(default_factory=list)
+    #: ``ts`` as an array, when the reader had one (``plain_scan.scan``); ``ts_values`` gives it.
+    ts_array: np.ndarray | None = None
+
+    def ts_values(self) -> np.ndarray:
+        """``ts`` as a float64 array (the scanner's own, or made from the list)."""
+        return self.ts_array if self.ts_array is not None else np.array(self.ts, dtype=np.float64)
 
     @property
     def models(self) -> list[str]:
@@ -373,11 +379,11 @@ def plain_batch(records: list[Record], limits: Limits, others: bool = False,
     values = list(map(_VALUE_OF, records))
     if set(map(type, values)) != {bytes} or max(map(len, values)) > limits.max_message_bytes:
         return None  # decode names the empty or oversized message
-    given = list(map(_DATA_OF, records))
-    unparsed = given.count(None)
+    unparsed = countOf(map(_DATA_OF, records), None)
     parsed = unparsed == 0  # a reader parsed them already (replay of a log)
-    if not parsed and unparsed != len(given):
+    if not parsed and unparsed != len(records):
         return None
+    given = list(map(_DATA_OF, records)) if parsed else None
     if not parsed:
         scanned = _scanned(records, values, limits, refuse)
         if scanned is not None and (others or not scanned.others):
@@ -425,7 +431,7 @@ def _scanned(records: list[Record], values: list[bytes], limits: Limits, refuse=
     decoded = [decode(records[k], limits) for k in scanned.unread]
     valid = [result for result in decoded if type(result) is not Rejected]
     if refuse is not None and valid:  # the caller's rejections of valid events, with the batch's times
-        ts = np.array(scanned.ts)
+        ts = scanned.ts_array
         span = (float(np.nanmin(ts)), float(np.nanmax(ts))) if (ts == ts).any() else None
         refused = iter(refuse(valid, span))
         decoded = [result if type(result) is Rejected else next(refused) or result for result in decoded]
@@ -437,7 +443,8 @@ def _scanned(records: list[Record], values: list[bytes], limits: Limits, refuse=
             others.append(k)
     return PlainBatch(scanned.names, scanned.codes, scanned.ts, scanned.features, scanned.values,
                       scanned.categories, scanned.numeric,
-                      np.array(scanned.unread, np.intp) if scanned.unread else None, rejected, others)
+                      np.array(scanned.unread, np.intp) if scanned.unread else None, rejected, others,
+                      scanned.ts_array)
 
 
 def _plain_envelopes(data: list) -> tuple[list, list, list, set] | None:

@@ -222,7 +222,7 @@ def plain_runs(records: list[Record], limits: Limits, models: Models, model_for:
         by_model = kept[np.argsort(codes, kind="stable")]
     firsts = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(names)))[:-1]))
     last = [models[(m, None)].last_ts if (m, None) in models else None for m in names]
-    if restarts(last, np.array(batch.ts)[by_model], firsts, limits.idle_seconds):
+    if restarts(last, batch.ts_values()[by_model], firsts, limits.idle_seconds):
         return None
     runs = {}
     bounds = firsts.tolist() + [len(by_model)]

@@ -200,9 +200,11 @@ class DriftPipeline:
             plan = self._plain_pieces(records, batch)
             if plan is not None:
                 return self._process_pieces(records, plan)
+        ordered = 0  # how many of out.rejected are in input order, with none after them
         if plain is not None:
             (groups, rejected), errors, late_labels = plain, {}, {}
             out.rejected.extend(rejected)  # malformed messages the plain batch left out
+            ordered = len(rejected)  # in input order: the plain batch read its messages in turn
         else:
             routed = route(records, self.config.limits, self.models, self._model, self.pending, self.dirty_pending,
                            out, lambda key, run: self._restart(key, run, out, order), self.versions,
@@ -219,7 +221,8 @@ class DriftPipeline:
             if not group.types and group.last_ts is None and group.partition is None:
                 del self.models[key]  # only rejected events: a hostile producer takes no model slot
         self._update_plain(order)
-        _in_input_order(out.rejected, order)
+        if len(out.rejected) != ordered:  # (a plain batch's own rejections need no sorting, nor its positions)
+            _in_input_order(out.rejected, order)
         self._emit(out)
         self._advance_clock(groups)
         self._evict_idle()

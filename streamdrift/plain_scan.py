@@ -104,6 +104,8 @@ class ScannedBatch:
     #: The messages left out (``scan``'s ``skip_unread``), in order; their rows are NaN, their
     #: codes 0, their categories ``None``.
     unread: list[int] = field(default_factory=list)
+    #: ``ts`` as the array it was read into (for the callers' numpy checks: no list converted back).
+    ts_array: np.ndarray | None = None
 
 
 def scan(messages: list[bytes], skip_unread: bool = False) -> ScannedBatch | None:
@@ -179,7 +181,7 @@ def scan(messages: list[bytes], skip_unread: bool = False) -> ScannedBatch | Non
                for name, kind, column in zip(names, kinds, categories.T) if kind == 2}
     numeric = {name for name, kind in zip(names, kinds) if kind == 1}
     return ScannedBatch(model_names, codes, ts.tolist(), names, values, columns, numeric,
-                        max(map(len, texts), default=0), unread.tolist())
+                        max(map(len, texts), default=0), unread.tolist(), ts)
 
 
 def _first_plain(messages: list[bytes], tries: int) -> tuple[int, dict] | None:
