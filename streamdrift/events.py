@@ -377,15 +377,18 @@ def plain_batch(records: list[Record], limits: Limits, others: bool = False,
     if not records:
         return None
     values = list(map(_VALUE_OF, records))
-    if set(map(type, values)) != {bytes} or max(map(len, values)) > limits.max_message_bytes:
-        return None  # decode names the empty or oversized message
+    if set(map(type, values)) != {bytes}:
+        return None  # decode names the empty message
+    sizes = np.fromiter(map(len, values), np.int64, len(values))  # (the scanner's too: one pass)
+    if sizes.max() > limits.max_message_bytes:
+        return None  # decode names the oversized message
     unparsed = countOf(map(_DATA_OF, records), None)
     parsed = unparsed == 0  # a reader parsed them already (replay of a log)
     if not parsed and unparsed != len(records):
         return None
     given = list(map(_DATA_OF, records)) if parsed else None
     if not parsed:
-        scanned = _scanned(records, values, limits, refuse)
+        scanned = _scanned(records, values, limits, refuse, sizes)
         if scanned is not None and (others or not scanned.others):
             return scanned
     batch = PlainBatch([], np.empty(0, np.intp), [], (), np.empty((len(records), 0)))
@@ -408,7 +411,8 @@ def plain_batch(records: list[Record], limits: Limits, others: bool = False,
     return batch
 
 
-def _scanned(records: list[Record], values: list[bytes], limits: Limits, refuse=None) -> PlainBatch | None:
+def _scanned(records: list[Record], values: list[bytes], limits: Limits, refuse=None,
+             sizes: np.ndarray | None = None) -> PlainBatch | None:
     """The batch as ``plain_scan.scan`` reads it, with the limits ``plain_batch`` checks; ``None``
     if it does not read it (or a model's name is not valid: ``decode`` says why).
 
@@ -423,7 +427,7 @@ def _scanned(records: list[Record], values: list[bytes], limits: Limits, refuse=
     """
     from . import plain_scan  # numba's import and the compiled scanner: only where it is used
 
-    scanned = plain_scan.scan(values, skip_unread=True)
+    scanned = plain_scan.scan(values, skip_unread=True, sizes=sizes)
     if scanned is None or len(scanned.features) > limits.max_features \
             or scanned.longest_string > limits.max_string_length \
             or any(map(model_problem, scanned.names, repeat(limits))):

@@ -108,7 +108,7 @@ class ScannedBatch:
     ts_array: np.ndarray | None = None
 
 
-def scan(messages: list[bytes], skip_unread: bool = False) -> ScannedBatch | None:
+def scan(messages: list[bytes], skip_unread: bool = False, sizes: np.ndarray | None = None) -> ScannedBatch | None:
     """The batch read (module docstring), or ``None`` if a message is not a plain event that
     this reader reads: an object of ``model`` (a string), ``ts`` (a number), ``features`` (an
     object of the same names in every event, each feature's values numbers and nulls, or strings,
@@ -119,7 +119,7 @@ def scan(messages: list[bytes], skip_unread: bool = False) -> ScannedBatch | Non
     batch is what the others make: their models, their features' kinds. ``None`` then only when
     none is read, or a reading of the whole batch fails (a number beyond the doubles, bytes that
     are not UTF-8), or the first message that looks plain is not read (the features' order is the
-    first event's).
+    first event's). ``sizes``: the messages' lengths (int64), if the caller has them.
 
     >>> batch = scan([b'{"model": "m", "ts": 5, "features": {"x": 1.5}}', b'{"model": "bad"}',
     ...               b'{"model": "n", "ts": 6, "features": {"x": 2}}'], skip_unread=True)
@@ -138,7 +138,9 @@ def scan(messages: list[bytes], skip_unread: bool = False) -> ScannedBatch | Non
         return None
     name_ends = np.cumsum([len(name) for name in encoded])
     name_bytes = np.frombuffer(b"".join(encoded) or b"\0", np.uint8)
-    ends = np.cumsum(np.fromiter(map(len, messages), np.int64, len(messages)))
+    if sizes is None:
+        sizes = np.fromiter(map(len, messages), np.int64, len(messages))
+    ends = np.cumsum(sizes)
     buf = np.frombuffer(b"".join(messages), np.uint8)
     n, width = len(messages), len(names)
     values = np.empty((n, width))

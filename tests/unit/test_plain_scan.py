@@ -216,7 +216,7 @@ def test_feature_names_with_escapes_are_left_to_the_other_path():
 def both_paths(records, monkeypatch):
     scanned = plain_batch(records, Limits())
     with monkeypatch.context() as patch:
-        patch.setattr(events, "_scanned", lambda records, values, limits, refuse=None: None)
+        patch.setattr(events, "_scanned", lambda records, values, limits, refuse=None, sizes=None: None)
         parsed = plain_batch(records, Limits())
     return scanned, parsed
 
