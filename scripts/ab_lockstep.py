@@ -18,9 +18,8 @@ points, 1,500-event batches); ``full``, ``batches`` with every value printed in 
 significant digits, as a producer that does not round them writes them); ``sample``, the offline
 replay of the sample log's mix (``bench_replay.py --mix sample``: 3 models, numeric and
 categorical features, nulls, a malformed line every 500) in its batches of 20,000 lines, one
-batch a chunk. ``--wrap
-module.function`` times that function only (both sides must have it): e.g. ``--wrap
-streamdrift.detectors.across._finish``.
+batch a chunk. ``--wrap module.function`` times that function only (both sides must have it):
+e.g. ``--wrap streamdrift.detectors.across._finish``.
 
     python scripts/ab_lockstep.py --base HEAD~1 [--workload batches|latency|full|sample] [--chunks 30] [--wrap ...]
 """
@@ -28,6 +27,7 @@ streamdrift.detectors.across._finish``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import statistics
@@ -46,6 +46,8 @@ def default_size(workload: str) -> int:
     """Events per batch unless ``--size`` says otherwise: the latency phase's 1,500, the offline
     replay's 20,000 for the sample log's mix, else 250."""
     return {"latency": 1_500, "sample": 20_000}.get(workload, 250)
+
+
 #: Where each part of the package lives in a checkout (as pyproject.toml's package-dir says).
 PACKAGE_DIRS = {"streamdrift": "streamdrift", "detectors": "detectors", "stream": "stream"}
 
@@ -64,6 +66,24 @@ def package_of(checkout: Path, into: Path) -> Path:
     return into
 
 
+@contextlib.contextmanager
+def side_environments(base: str):
+    """The environments of the two sides, ``{"old": ..., "new": ...}``: revision ``base``'s
+    package first on ``PYTHONPATH`` (checked out in a temporary worktree, removed on leaving),
+    and this working tree's (the editable install)."""
+    with tempfile.TemporaryDirectory(prefix="ab-lockstep-") as tmp:
+        checkout = Path(tmp) / "checkout"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(checkout), base], check=True,
+                       capture_output=True)
+        try:
+            old = dict(os.environ)
+            old["PYTHONPATH"] = str(package_of(checkout, Path(tmp) / "old")) + os.pathsep + old.get("PYTHONPATH", "")
+            yield {"old": old, "new": dict(os.environ)}
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(checkout)], check=False,
+                           capture_output=True)
+
+
 def records_for(workload: str, models: int, size: int, chunks: int):
     """The warm-up records and the measured batches of a workload."""
     import numpy as np
@@ -72,8 +92,6 @@ def records_for(workload: str, models: int, size: int, chunks: int):
     from streamdrift.events import Record
 
     if workload == "sample":  # the offline replay's lines, as it hands them to the pipeline
-        import tempfile
-
         import bench_replay
 
         with tempfile.TemporaryDirectory(prefix="ab-lockstep-sample-") as tmp:
@@ -165,39 +183,27 @@ def main() -> int:
     args.size = args.size or default_size(args.workload)
     if args.child:
         return child(args)
-    with tempfile.TemporaryDirectory(prefix="ab-lockstep-") as tmp:
-        checkout = Path(tmp) / "checkout"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(checkout), args.base], check=True,
-                       capture_output=True)
-        try:
-            old_path = package_of(checkout, Path(tmp) / "old")
-            argv = [sys.executable, __file__, "--child", "--base", args.base, "--workload", args.workload,
-                    "--chunks", str(args.chunks), "--models", str(args.models), "--size", str(args.size)]
-            if args.wrap:
-                argv += ["--wrap", args.wrap]
-            sides = {}
-            for name, path in (("old", str(old_path)), ("new", None)):
-                env = dict(os.environ)
-                if path is not None:
-                    env["PYTHONPATH"] = path + os.pathsep + env.get("PYTHONPATH", "")
-                sides[name] = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                               cwd=str(ROOT))
-            for side in sides.values():
-                if side.stdout.readline().strip() != "ready":
-                    raise SystemExit("a side did not start (its error is above)")
-            times = {name: [] for name in sides}
-            for c in range(args.chunks):
-                for name in ("old", "new") if c % 2 == 0 else ("new", "old"):
-                    side = sides[name]
-                    side.stdin.write("go\n")
-                    side.stdin.flush()
-                    times[name].append(float(side.stdout.readline()))
-            for side in sides.values():
-                side.stdin.close()
-                side.wait()
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(checkout)], check=False,
-                           capture_output=True)
+    argv = [sys.executable, __file__, "--child", "--base", args.base, "--workload", args.workload,
+            "--chunks", str(args.chunks), "--models", str(args.models), "--size", str(args.size)]
+    if args.wrap:
+        argv += ["--wrap", args.wrap]
+    with side_environments(args.base) as environments:
+        sides = {name: subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                        cwd=str(ROOT))
+                 for name, env in environments.items()}
+        for side in sides.values():
+            if side.stdout.readline().strip() != "ready":
+                raise SystemExit("a side did not start (its error is above)")
+        times = {name: [] for name in sides}
+        for c in range(args.chunks):
+            for name in ("old", "new") if c % 2 == 0 else ("new", "old"):
+                side = sides[name]
+                side.stdin.write("go\n")
+                side.stdin.flush()
+                times[name].append(float(side.stdout.readline()))
+        for side in sides.values():
+            side.stdin.close()
+            side.wait()
     what = args.wrap or "DriftPipeline.process"
     print(f"{what}, workload {args.workload}, {args.chunks} chunks in turn; CPU ms per batch:")
     for name, label in (("old", args.base), ("new", "working tree")):

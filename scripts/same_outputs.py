@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Whether a change keeps the pipeline's outputs: ``DriftPipeline.process`` over one of
 ``ab_lockstep.py``'s workloads, on this working tree and on a git revision (checked out in a
-temporary worktree, as ``ab_lockstep.py`` does), each in a process of its own; then the two
+temporary worktree: ``ab_lockstep.side_environments``), each in a process of its own; then the two
 compared. Compared: every alert, retrain request, rejection (its message's offset and reason)
 and detection below its effect floor, in order, and each monitor's encoded state at the end
 (``encode_monitor``, hashed). Exit status 0 if all are identical, 1 if not (the first
@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import orjson
@@ -82,22 +80,10 @@ def main() -> int:
         return 0
     argv = [sys.executable, str(Path(__file__).resolve()), "--child", "--base", args.base, "--workload", args.workload,
             "--chunks", str(args.chunks), "--models", str(args.models), "--size", str(args.size)]
-    with tempfile.TemporaryDirectory(prefix="same-outputs-") as tmp:
-        checkout = Path(tmp) / "checkout"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(checkout), args.base], check=True,
-                       capture_output=True)
-        try:
-            found = {}
-            for name, path in (("base", ab_lockstep.package_of(checkout, Path(tmp) / "old")), ("working tree", None)):
-                env = dict(os.environ)
-                if path is not None:
-                    env["PYTHONPATH"] = str(path) + os.pathsep + env.get("PYTHONPATH", "")
-                done = subprocess.run(argv, env=env, cwd=tmp, capture_output=True, check=True)
-                found[name] = orjson.loads(done.stdout)
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(checkout)], check=False,
-                           capture_output=True)
-    old, new = found["base"], found["working tree"]
+    with ab_lockstep.side_environments(args.base) as environments:
+        found = {name: orjson.loads(subprocess.run(argv, env=env, cwd=str(ROOT), capture_output=True, check=True).stdout)
+                 for name, env in environments.items()}
+    old, new = found["old"], found["new"]
     counts = ", ".join(f"{len(old[name]):,} {name.replace('_', ' ')}" for name in old)
     print(f"DriftPipeline.process, workload {args.workload}, {args.chunks} chunks of batches of {args.size:,}: "
           f"{counts}")
