@@ -7,12 +7,22 @@ batch of B events gives each of M models about B / M values. The figures split i
 per (model, batch) and a cost per event: the processor pays the first once per batch, so small
 batches (a lightly loaded worker) cost more per event.
 
+The fixed cost is read where it is, at the smallest batches: the whole cost of a batch of one
+event per model (the first size; 32 events for 32 models) bounds it from above, without
+extrapolating, and a line through the sizes of at most eight events per model meets zero where
+the fixed cost is. A line through the sizes from 250 to 20,000 events (the only figure before
+2026-12-07's fourteenth session) is printed too: the cost per event falls with the batch
+(caches, ADWIN's blocks and the windowed tests due every batch at a few dozen values per model),
+so that line bends, and its intercept, lifted by the bend, came out above what a whole 250-event
+batch costs.
+
 The sizes are measured in rounds (``--rounds``, 3 by default), each round every size in turn, so
 that a slow spell of the machine falls on all sizes alike rather than on one; each size's cost is
-the median of its rounds, and the line is fitted to the medians. Each round's own fit is printed
-too: their spread is what one pass (the script before 2026-12-07's ninth session) could not show.
+the median of its rounds, and the lines are fitted to the medians. Each round's own line from
+250 events is printed too: their spread is what one pass (the script before 2026-12-07's ninth
+session) could not show.
 
-    python scripts/bench_batches.py [--models 32] [--sizes 250 500 1000 2000 4000 20000] [--rounds 3] [--model-by-model]
+    python scripts/bench_batches.py [--models 32] [--sizes 32 64 125 250 ...] [--rounds 3] [--model-by-model]
 """
 
 from __future__ import annotations
@@ -49,12 +59,16 @@ def events(rng: np.random.Generator, models: int, n: int, start: int, decimals: 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=int, default=32)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[250, 500, 1000, 2000, 4000, 20000])
+    parser.add_argument("--sizes", type=int, nargs="+",
+                        help="batch sizes in events (default: one, two and four events per model, then 250, 500, "
+                             "1,000, 2,000, 4,000 and 20,000)")
     parser.add_argument("--rounds", type=int, default=3, help="passes over all sizes; each size's cost is the median")
     parser.add_argument("--model-by-model", action="store_true",
                         help="update each model's numeric features on its own (update_together per model), "
                              "as before update_groups_together: for before/after comparisons")
     args = parser.parse_args()
+    sizes = sorted(set(args.sizes or [args.models, 2 * args.models, 4 * args.models,
+                                      250, 500, 1000, 2000, 4000, 20000]))
     if args.model_by_model:
         import streamdrift.pipeline as pipeline_module
         from streamdrift.detectors.together import update_together
@@ -71,9 +85,9 @@ def main() -> int:
         pipeline.process(warm[i:i + 20_000])
     print(f"DriftPipeline.process, {args.models} fitted models x {FEATURES} numeric features, one process, "
           f"{args.rounds} round(s)")
-    costs = np.empty((args.rounds, len(args.sizes)))
+    costs = np.empty((args.rounds, len(sizes)))
     for r in range(args.rounds):
-        for j, size in enumerate(args.sizes):
+        for j, size in enumerate(sizes):
             total = max(size * 20, 40_000)
             records = events(rng, args.models, total, position)
             position += total
@@ -81,18 +95,28 @@ def main() -> int:
             for i in range(0, total, size):
                 pipeline.process(records[i:i + size])
             costs[r, j] = (time.perf_counter() - started) / (total / size)
-    sizes = np.array(args.sizes, dtype=float)
     print(f"   {'batch':>8}{'per model':>11}{'us/event':>10}{'ms/batch':>10}   rounds, ms/batch")
     median = np.median(costs, axis=0)
-    for j, size in enumerate(args.sizes):
+    for j, size in enumerate(sizes):
         each = " ".join(f"{c * 1e3:.2f}" for c in costs[:, j])
         print(f"   {size:>8,}{size / args.models:>11.1f}{median[j] / size * 1e6:>10.1f}{median[j] * 1e3:>10.2f}   {each}")
-    for r in range(args.rounds):
-        per_event, fixed = np.polyfit(sizes, costs[r], 1)
-        print(f"   round {r + 1}, least squares: {fixed * 1e3:.1f} ms per batch + {per_event * 1e6:.1f} us per event")
-    per_event, fixed = np.polyfit(sizes, median, 1)
-    print(f"   least squares on the medians: {fixed * 1e3:.1f} ms per batch ({fixed / args.models * 1e3:.2f} ms per "
-          f"model) + {per_event * 1e6:.1f} us per event")
+    measured = np.array(sizes, dtype=float)
+    wide = measured >= 250  # the sizes (and the line) of the runs before the fourteenth session
+    if wide.sum() >= 2:
+        for r in range(args.rounds):
+            per_event, fixed = np.polyfit(measured[wide], costs[r, wide], 1)
+            print(f"   round {r + 1}, least squares on the sizes from 250 events: {fixed * 1e3:.1f} ms per batch + "
+                  f"{per_event * 1e6:.1f} us per event")
+        per_event, fixed = np.polyfit(measured[wide], median[wide], 1)
+        print(f"   least squares on the medians of the sizes from 250 events: {fixed * 1e3:.1f} ms per batch + "
+              f"{per_event * 1e6:.1f} us per event (the line bends: its intercept is not the fixed cost)")
+    small = measured <= 8 * args.models
+    if small.sum() >= 2:
+        per_event, fixed = np.polyfit(measured[small], median[small], 1)
+        print(f"   least squares on the medians of the sizes of at most 8 events per model ({sizes[0]:,}-"
+              f"{int(measured[small].max()):,} events): {fixed * 1e3:.2f} ms per batch + {per_event * 1e6:.1f} us per event")
+    print(f"fixed cost per batch for {args.models} models: at most {median[0] * 1e3:.2f} ms, the whole cost of a batch "
+          f"of {sizes[0]:,} events ({sizes[0] / args.models:g} per model)")
     return 0
 
 
