@@ -16,7 +16,9 @@ streamdrift.kernels`` compiles them in a process per core: on 2 cores ~30 s inst
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
@@ -100,14 +102,20 @@ PARTS = (_scanner, _multivariate, _lookups, _adwin, _windowed, _rings)
 
 def compile_all(processes: int = 1) -> None:
     """Run each kernel once on a tiny input of the types the hot path gives it; with
-    ``processes`` > 1, the parts (``PARTS``) in that many processes at once."""
-    if processes <= 1:
-        for part in PARTS:
-            part()
-        return
-    with ProcessPoolExecutor(processes) as pool:
-        for done in [pool.submit(part) for part in PARTS]:
-            done.result()  # (a part's error raised here)
+    ``processes`` > 1, the parts (``PARTS``) in that many processes at once, or one after the
+    other here if this system cannot run the processes (no ``/dev/shm`` for their locks, say, or
+    a process killed): the parts compiled by then are in the cache and load in a moment."""
+    if processes > 1:
+        try:
+            with ProcessPoolExecutor(processes) as pool:
+                for done in [pool.submit(part) for part in PARTS]:
+                    done.result()  # (a part's own error raised here, and not caught)
+            return
+        except (OSError, NotImplementedError, BrokenProcessPool) as exc:
+            print(f"streamdrift.kernels: no process pool here ({type(exc).__name__}: {exc}); "
+                  "compiling one part after the other", file=sys.stderr)
+    for part in PARTS:
+        part()
 
 
 if __name__ == "__main__":
