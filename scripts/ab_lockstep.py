@@ -14,14 +14,15 @@ below 1, the working tree is faster).
 Workloads: ``batches``, ``scripts/bench_batches.py``'s stream (32 fitted models x 20 numeric
 features, 250-event batches; ``--models``, ``--size``); ``latency``, ``scripts/bench_stream.py``'s
 latency phase for one worker process (32 live models warmed up, then drifting at staggered
-points, 1,500-event batches); ``full``, ``batches`` with every value printed in full (17
+points, 1,500-event batches); ``stationary``, the same values without their drift; ``full``,
+``batches`` with every value printed in full (17
 significant digits, as a producer that does not round them writes them); ``sample``, the offline
 replay of the sample log's mix (``bench_replay.py --mix sample``: 3 models, numeric and
 categorical features, nulls, a malformed line every 500) in its batches of 20,000 lines, one
 batch a chunk. ``--wrap module.function`` times that function only (both sides must have it):
 e.g. ``--wrap streamdrift.detectors.across._finish``.
 
-    python scripts/ab_lockstep.py --base HEAD~1 [--workload batches|latency|full|sample] [--chunks 30] [--wrap ...]
+    python scripts/ab_lockstep.py --base HEAD~1 [--workload batches|latency|stationary|full|sample] [--chunks 30] [--wrap ...]
 """
 
 from __future__ import annotations
@@ -39,13 +40,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The workloads ``records_for`` makes (``time_functions.py`` takes the same).
-WORKLOADS = ("batches", "latency", "full", "sample")
+WORKLOADS = ("batches", "latency", "stationary", "full", "sample")
 
 
 def default_size(workload: str) -> int:
-    """Events per batch unless ``--size`` says otherwise: the latency phase's 1,500, the offline
-    replay's 20,000 for the sample log's mix, else 250."""
-    return {"latency": 1_500, "sample": 20_000}.get(workload, 250)
+    """Events per batch unless ``--size`` says otherwise: the latency phase's 1,500 (drifting or
+    not), the offline replay's 20,000 for the sample log's mix, else 250."""
+    return {"latency": 1_500, "stationary": 1_500, "sample": 20_000}.get(workload, 250)
 
 
 #: Where each part of the package lives in a checkout (as pyproject.toml's package-dir says).
@@ -100,11 +101,11 @@ def records_for(workload: str, models: int, size: int, chunks: int):
             lines = log.read_bytes().splitlines()
         made = [Record(line, None, str(log), 0, k) for k, line in enumerate(lines, start=1)]
         return made[:size], [made[i:i + size] for i in range(size, len(made), size)]
-    if workload == "latency":
+    if workload in ("latency", "stationary"):
         import bench_stream
 
         per_model = 17_000
-        live = bench_stream.LiveModels(models, per_model)
+        live = bench_stream.LiveModels(models, per_model, drift=workload == "latency")
 
         def made(order):
             return [Record(live.heads[m] + repr(1.7e9 + j * 1e-4).encode() + live.tails[m][i], live.keys[m],

@@ -372,7 +372,8 @@ class AlertListener(threading.Thread):
 
 class LiveModels:
     """The models of the latency phase: a warm-up (their reference and a margin), then a stream
-    in which each model drifts (mean + 1.5 sd in two features) from a staggered point. Warm-ups
+    in which each model drifts (mean + 1.5 sd in two features) from a staggered point
+    (``drift=False``: the same values without it, for comparisons). Warm-ups
     differ by up to one ``evaluate_every`` (500 values), so that the windowed tests of different
     models fall due at different moments, as they do for models that did not all start at once.
     Everything but the time stamp is serialised ahead; ``ts`` is the wall time of sending (of the
@@ -381,7 +382,7 @@ class LiveModels:
     WARM_UP = 1200  # reference_size 1000, and a margin
     STAGGER = 500  # detectors.evaluate_every
 
-    def __init__(self, models: int, measured_per_model: int, seed: int = 7):
+    def __init__(self, models: int, measured_per_model: int, seed: int = 7, drift: bool = True):
         rng = np.random.default_rng(seed)
         names = feature_names()
         self.models = models
@@ -391,7 +392,7 @@ class LiveModels:
         values = np.round(rng.normal(0.0, 1.0, (models, per_model, FEATURES)), 6)
         # Drift points spread over the measured part, leaving room at its end to detect the last.
         span = max(measured_per_model - 500, 1)
-        for m in range(models):
+        for m in range(models if drift else 0):  # without drift: the same values, stationary
             at = self.warm_up[m] + int(span * (m + 0.5) / models)
             values[m, at:, [m % FEATURES, (m + 7) % FEATURES]] += 1.5
         self.heads = [b'{"model":"' + key + b'","ts":' for key in self.keys]

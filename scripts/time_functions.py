@@ -11,7 +11,7 @@ costs ~0.3 us per call, so many calls per batch add a little to the total.
 Not a benchmark (no figure of it goes in the README): a profile without cProfile's distortion,
 which doubles the share of small Python functions. Compare two versions with ``ab_lockstep.py``.
 
-    python scripts/time_functions.py [--workload batches|latency|full|sample] [--size N] [--batches N] module:function ...
+    python scripts/time_functions.py [--workload batches|latency|stationary|full|sample] [--size N] [--batches N] module:function ...
 """
 
 from __future__ import annotations
