@@ -177,7 +177,7 @@ def main() -> int:
     parser.add_argument("--workload", choices=WORKLOADS, default="batches")
     parser.add_argument("--chunks", type=int, default=30)
     parser.add_argument("--models", type=int, default=32)
-    parser.add_argument("--size", type=int, default=0, help="events per batch (default 250; latency: 1,500; sample: 20,000)")
+    parser.add_argument("--size", type=int, default=0, help="events per batch (default 250; latency and stationary: 1,500; sample: 20,000)")
     parser.add_argument("--wrap", help="time only this function (module.function)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

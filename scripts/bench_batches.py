@@ -8,21 +8,21 @@ per (model, batch) and a cost per event: the processor pays the first once per b
 batches (a lightly loaded worker) cost more per event.
 
 The fixed cost is read where it is, at the smallest batches: the whole cost of a batch of one
-event per model (the first size; 32 events for 32 models) bounds it from above, without
-extrapolating, and a line through the sizes of at most eight events per model meets zero where
-the fixed cost is. A line through the sizes from 250 to 20,000 events (the only figure before
-2026-12-07's fourteenth session) is printed too: the cost per event falls with the batch
-(caches, ADWIN's blocks and the windowed tests due every batch at a few dozen values per model),
-so that line bends, and its intercept, lifted by the bend, came out above what a whole 250-event
-batch costs.
+event per model (32 events for 32 models; the smallest size of at least one event per model)
+bounds it from above, without extrapolating, and a line through the sizes of at most eight
+events per model meets zero where the fixed cost is. The line through the sizes 250 to 20,000
+is printed too, for comparison with the runs that had only those sizes (docs/benchmarks.md):
+the cost per event falls with the batch (caches, ADWIN's blocks and the windowed tests due every
+batch at a few dozen values per model), so that line bends, and its intercept, lifted by the
+bend, is not a fixed cost (it came out above the whole cost of a 250-event batch).
 
 The sizes are measured in rounds (``--rounds``, 3 by default), each round every size in turn, so
 that a slow spell of the machine falls on all sizes alike rather than on one; each size's cost is
-the median of its rounds, and the lines are fitted to the medians. Each round's own line from
-250 events is printed too: their spread is what one pass (the script before 2026-12-07's ninth
+the median of its rounds, and the lines are fitted to the medians. Each round's own line through
+250-20,000 events is printed too: their spread is what one pass (the script before 2026-12-07's ninth
 session) could not show.
 
-    python scripts/bench_batches.py [--models 32] [--sizes 32 64 125 250 ...] [--rounds 3] [--model-by-model]
+    python scripts/bench_batches.py [--models 32] [--sizes 32 64 128 250 ...] [--rounds 3] [--model-by-model]
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ from streamdrift.pipeline import DriftPipeline
 from streamdrift.process_tuning import limit_blas_threads, tune_gc
 
 FEATURES = 20
+#: The sizes of the runs before the small ones were measured, and the line through them.
+EARLIER_SIZES = (250, 500, 1000, 2000, 4000, 20000)
 
 
 def events(rng: np.random.Generator, models: int, n: int, start: int, decimals: int | None = 6) -> list[Record]:
@@ -67,8 +69,7 @@ def main() -> int:
                         help="update each model's numeric features on its own (update_together per model), "
                              "as before update_groups_together: for before/after comparisons")
     args = parser.parse_args()
-    sizes = sorted(set(args.sizes or [args.models, 2 * args.models, 4 * args.models,
-                                      250, 500, 1000, 2000, 4000, 20000]))
+    sizes = sorted(set(args.sizes or [args.models, 2 * args.models, 4 * args.models, *EARLIER_SIZES]))
     if args.model_by_model:
         import streamdrift.pipeline as pipeline_module
         from streamdrift.detectors.together import update_together
@@ -101,22 +102,29 @@ def main() -> int:
         each = " ".join(f"{c * 1e3:.2f}" for c in costs[:, j])
         print(f"   {size:>8,}{size / args.models:>11.1f}{median[j] / size * 1e6:>10.1f}{median[j] * 1e3:>10.2f}   {each}")
     measured = np.array(sizes, dtype=float)
-    wide = measured >= 250  # the sizes (and the line) of the runs before the fourteenth session
+    wide = np.isin(measured, EARLIER_SIZES)
     if wide.sum() >= 2:
         for r in range(args.rounds):
             per_event, fixed = np.polyfit(measured[wide], costs[r, wide], 1)
-            print(f"   round {r + 1}, least squares on the sizes from 250 events: {fixed * 1e3:.1f} ms per batch + "
+            print(f"   round {r + 1}, least squares on the sizes 250-20,000: {fixed * 1e3:.1f} ms per batch + "
                   f"{per_event * 1e6:.1f} us per event")
         per_event, fixed = np.polyfit(measured[wide], median[wide], 1)
-        print(f"   least squares on the medians of the sizes from 250 events: {fixed * 1e3:.1f} ms per batch + "
+        print(f"   least squares on the medians of the sizes 250-20,000: {fixed * 1e3:.1f} ms per batch + "
               f"{per_event * 1e6:.1f} us per event (the line bends: its intercept is not the fixed cost)")
     small = measured <= 8 * args.models
     if small.sum() >= 2:
         per_event, fixed = np.polyfit(measured[small], median[small], 1)
         print(f"   least squares on the medians of the sizes of at most 8 events per model ({sizes[0]:,}-"
               f"{int(measured[small].max()):,} events): {fixed * 1e3:.2f} ms per batch + {per_event * 1e6:.1f} us per event")
-    print(f"fixed cost per batch for {args.models} models: at most {median[0] * 1e3:.2f} ms, the whole cost of a batch "
-          f"of {sizes[0]:,} events ({sizes[0] / args.models:g} per model)")
+    else:
+        print("   (fewer than two sizes of at most 8 events per model: no line through the small batches)")
+    whole = [j for j, size in enumerate(sizes) if size >= args.models]
+    if whole:
+        j = whole[0]
+        print(f"fixed cost per batch for {args.models} models: at most {median[j] * 1e3:.2f} ms, the whole cost of a "
+              f"batch of {sizes[j]:,} events ({sizes[j] / args.models:g} per model)")
+    else:
+        print(f"(no batch of at least one event per model: no bound on the fixed cost for {args.models} models)")
     return 0
 
 

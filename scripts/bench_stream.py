@@ -392,9 +392,10 @@ class LiveModels:
         values = np.round(rng.normal(0.0, 1.0, (models, per_model, FEATURES)), 6)
         # Drift points spread over the measured part, leaving room at its end to detect the last.
         span = max(measured_per_model - 500, 1)
-        for m in range(models if drift else 0):  # without drift: the same values, stationary
-            at = self.warm_up[m] + int(span * (m + 0.5) / models)
-            values[m, at:, [m % FEATURES, (m + 7) % FEATURES]] += 1.5
+        if drift:  # (without: the same values, stationary)
+            for m in range(models):
+                at = self.warm_up[m] + int(span * (m + 0.5) / models)
+                values[m, at:, [m % FEATURES, (m + 7) % FEATURES]] += 1.5
         self.heads = [b'{"model":"' + key + b'","ts":' for key in self.keys]
         self.tails = [[b',"features":' + orjson.dumps(dict(zip(names, row))) + b"}" for row in values[m].tolist()]
                       for m in range(models)]

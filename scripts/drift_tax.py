@@ -6,8 +6,8 @@ drift, batch for batch, in one process.
 Two pipelines are warmed up alike (each model's reference and a margin; ``ab_lockstep.py``'s
 ``latency`` and ``stationary`` workloads, 17,000 measured events per model), then take their
 batches in turns, drifting, stationary, drifting, ..., so that a slow spell of the machine falls
-on both; the CPU per batch is printed by quarter of the stream (by the last quarter every model
-has drifted, alarmed and re-armed), with the ratio. ``--split`` also times the functions that
+on both (which side goes first changes every batch); the CPU per batch is printed by quarter
+of the stream (by the last quarter most models have drifted, alarmed and re-armed), with the ratio. ``--split`` also times the functions that
 make up the difference (``time_functions.py``'s timers: ~0.3 us per call added to both sides).
 
 A measurement for whoever works on the hot path (issue 18), without targets of its own. The
@@ -65,12 +65,14 @@ def main() -> int:
     print(f"DriftPipeline.process, {args.models} models x 20 numeric features, batches of {args.size:,} events, "
           f"the latency phase's values with their drift and without, in turns; CPU ms per batch")
     quarter = len(drifting_batches) // 4
+    if quarter == 0:
+        raise SystemExit(f"--size {args.size:,} leaves fewer than 4 batches: give a smaller one")
     for q in range(4):
         cpu, alerts, planned = [0.0, 0.0], 0, [0, 0]
         functions = [dict.fromkeys(spent, 0.0), dict.fromkeys(spent, 0.0)]
         for j in range(q * quarter, (q + 1) * quarter):
-            for side, (pipeline, batches) in enumerate(((drifting, drifting_batches),
-                                                         (stationary, stationary_batches))):
+            sides = ((0, drifting, drifting_batches), (1, stationary, stationary_batches))
+            for side, pipeline, batches in sides if j % 2 == 0 else sides[::-1]:
                 for entry in spent.values():
                     entry[:] = [0.0, 0.0, 0]
                 plans[0] = 0

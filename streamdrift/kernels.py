@@ -104,18 +104,32 @@ def compile_all(processes: int = 1) -> None:
     """Run each kernel once on a tiny input of the types the hot path gives it; with
     ``processes`` > 1, the parts (``PARTS``) in that many processes at once, or one after the
     other here if this system cannot run the processes (no ``/dev/shm`` for their locks, say, or
-    a process killed): the parts compiled by then are in the cache and load in a moment."""
+    a process killed): the parts compiled by then are in the cache and load in a moment. A
+    part's own error, whatever its type, is raised."""
     if processes > 1:
+        pool = None
         try:
-            with ProcessPoolExecutor(processes) as pool:
-                for done in [pool.submit(part) for part in PARTS]:
-                    done.result()  # (a part's own error raised here, and not caught)
-            return
-        except (OSError, NotImplementedError, BrokenProcessPool) as exc:
-            print(f"streamdrift.kernels: no process pool here ({type(exc).__name__}: {exc}); "
-                  "compiling one part after the other", file=sys.stderr)
+            pool = ProcessPoolExecutor(processes)
+            futures = [pool.submit(part) for part in PARTS]
+        except (OSError, NotImplementedError) as exc:  # the pool's locks or processes
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+            _without_pool(exc)
+        else:
+            with pool:
+                try:
+                    for done in futures:
+                        done.result()
+                    return
+                except BrokenProcessPool as exc:
+                    _without_pool(exc)
     for part in PARTS:
         part()
+
+
+def _without_pool(exc: BaseException) -> None:
+    print(f"streamdrift.kernels: no process pool here ({type(exc).__name__}: {exc}); "
+          "compiling one part after the other", file=sys.stderr)
 
 
 if __name__ == "__main__":

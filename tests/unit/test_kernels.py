@@ -74,6 +74,21 @@ def test_a_parts_own_error_is_raised_not_retried(monkeypatch):
     assert calls == ["fails"]
 
 
+def test_a_parts_own_os_error_is_raised_not_taken_for_a_missing_pool(monkeypatch, capsys):
+    calls: list[str] = []
+
+    def fails():
+        calls.append("fails")
+        raise OSError(28, "No space left on device")  # numba's cache, say
+
+    monkeypatch.setattr(kernels, "PARTS", (fails,))
+    monkeypatch.setattr(kernels, "ProcessPoolExecutor", _InlinePool)
+    with pytest.raises(OSError, match="No space left"):
+        kernels.compile_all(processes=2)
+    assert calls == ["fails"]
+    assert capsys.readouterr().err == ""
+
+
 def test_with_a_pool_each_part_runs_once_and_nothing_is_printed(monkeypatch, ran, capsys):
     monkeypatch.setattr(kernels, "ProcessPoolExecutor", _InlinePool)
     kernels.compile_all(processes=2)
