@@ -442,6 +442,17 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q)) if values else float("nan")
 
 
+def by_half(arrivals: list[tuple[float, float, dict]], latencies: list[float]) -> list[list[float]]:
+    """The latencies of the alerts detected in the first and in the second half of the span of
+    their detection times (none if fewer than two alerts)."""
+    times = [alert["detected_at"]["ts"] for _, _, alert in arrivals]
+    if len(times) < 2:
+        return []
+    middle = (min(times) + max(times)) / 2
+    return [[lat for t, lat in zip(times, latencies) if t < middle],
+            [lat for t, lat in zip(times, latencies) if t >= middle]]
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
@@ -633,6 +644,11 @@ reference_size = 1000
               f"p99 {p99 * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms, min {min(latencies) * 1000:.0f} ms")
         print(f"   of which event produced -> alert published (its Kafka timestamp): "
               f"p50 {percentile(to_publish, 50) * 1000:.0f} ms, p99 {percentile(to_publish, 99) * 1000:.0f} ms")
+        halves = by_half(listener.arrivals, latencies)
+        if halves:
+            print("   by detection time, first half / second half of the alerts: " + "; ".join(
+                f"p50 {percentile(h, 50) * 1000:.0f} ms, p99 {percentile(h, 99) * 1000:.0f} ms ({len(h)} alerts)"
+                for h in halves) + " (the second half's models have drifted, alarmed and re-armed longer)")
         worst = sorted(zip(latencies, (a for _, _, a in listener.arrivals)), key=lambda x: -x[0])[:3]
         print("   slowest: " + "; ".join(f"{lat * 1000:.0f} ms {a['model']}/{a['feature']} {a['detector']} at value "
                                       f"{a['index']}" for lat, a in worst))
