@@ -117,7 +117,7 @@ class FeatureMonitor:
 
     def _collect_end(self, missing: np.ndarray, start: int, stop: int) -> int:
         """Where (exclusive) the reference being collected becomes complete, or ``stop``."""
-        need = self.collect_target - self._collected_count()
+        need = self._still_to_collect()
         present = np.flatnonzero(~missing[start:stop])
         if present.size >= need:
             return start + int(present[need - 1]) + 1
@@ -125,6 +125,10 @@ class FeatureMonitor:
 
     def _collected_count(self) -> int:
         return sum(len(c) for c in self.collected)
+
+    def _still_to_collect(self) -> int:
+        """Values the reference being collected still needs (0 or less: it is complete)."""
+        return self.collect_target - self._collected_count()
 
     def _collect(self, x: np.ndarray, missing: np.ndarray, start: int, stop: int) -> None:
         if stop <= start:
@@ -134,7 +138,7 @@ class FeatureMonitor:
             self.collected.append(keep)
         self.collected_missing += int(missing[start:stop].sum())
         self.collected_total += stop - start
-        if self._collected_count() >= self.collect_target:
+        if self._still_to_collect() <= 0:
             values = np.concatenate(self.collected)
             self._calibrate(values, self.collected_missing, self.collected_total)
 

@@ -175,7 +175,7 @@ def _references_complete_at(monitors: list[NumericMonitor], n: int) -> int:
     for monitor in monitors:
         if type(monitor) is not NumericMonitor or not monitor.collecting or monitor.binary:
             return 0
-        need = monitor.collect_target - monitor._collected_count()
+        need = monitor._still_to_collect()
         if need != at and at:
             return 0
         at = need
@@ -190,7 +190,7 @@ def _quiet_candidate(monitor: NumericMonitor, n: int) -> bool:
     out (``_watching``), and collects the values (``_collected``)."""
     return (type(monitor) is NumericMonitor and monitor.fitted and not monitor.settings.sliding_reference
             and _KNOWN.issuperset(monitor.active)
-            and (monitor.collect_target - monitor._collected_count() > n if monitor.collecting
+            and (monitor._still_to_collect() > n if monitor.collecting
                  else not monitor.muted))
 
 
@@ -205,7 +205,7 @@ def still_collecting(monitors: list[NumericMonitor], n: int) -> bool:
     """Whether a trusted group may take ``n`` more values (none missing) on its path: it is not
     re-arming, or none of its members' references being collected completes in them (the fit is
     the member's own ``update``'s)."""
-    return not monitors[0].collecting or all(m.collect_target - m._collected_count() > n for m in monitors)
+    return not monitors[0].collecting or all(m._still_to_collect() > n for m in monitors)
 
 
 def _collected(monitors: list[NumericMonitor], rows, x: np.ndarray) -> None:

@@ -15,9 +15,8 @@ Workloads: ``batches``, ``scripts/bench_batches.py``'s stream (32 fitted models 
 features, 250-event batches; ``--models``, ``--size``); ``latency``, ``scripts/bench_stream.py``'s
 latency phase for one worker process (32 live models warmed up, then drifting at staggered
 points, 1,500-event batches); ``stationary``, the same values without their drift; ``full``,
-``batches`` with every value printed in full (17
-significant digits, as a producer that does not round them writes them); ``sample``, the offline
-replay of the sample log's mix (``bench_replay.py --mix sample``: 3 models, numeric and
+``batches`` with every value printed in full (17 significant digits, as a producer that does not
+round them writes them); ``sample``, the offline replay of the sample log's mix (``bench_replay.py --mix sample``: 3 models, numeric and
 categorical features, nulls, a malformed line every 500) in its batches of 20,000 lines, one
 batch a chunk. ``--wrap module.function`` times that function only (both sides must have it):
 e.g. ``--wrap streamdrift.detectors.across._finish``.
@@ -41,6 +40,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 #: The workloads ``records_for`` makes (``time_functions.py`` takes the same).
 WORKLOADS = ("batches", "latency", "stationary", "full", "sample")
+
+
+#: ``--size``'s help, as ``default_size`` decides (``time_functions.py`` and ``same_outputs.py`` take it too).
+SIZE_HELP = "events per batch (default 250; latency and stationary: 1,500; sample: 20,000)"
 
 
 def default_size(workload: str) -> int:
@@ -177,7 +180,7 @@ def main() -> int:
     parser.add_argument("--workload", choices=WORKLOADS, default="batches")
     parser.add_argument("--chunks", type=int, default=30)
     parser.add_argument("--models", type=int, default=32)
-    parser.add_argument("--size", type=int, default=0, help="events per batch (default 250; latency and stationary: 1,500; sample: 20,000)")
+    parser.add_argument("--size", type=int, default=0, help=SIZE_HELP)
     parser.add_argument("--wrap", help="time only this function (module.function)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

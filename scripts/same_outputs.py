@@ -71,7 +71,7 @@ def main() -> int:
     parser.add_argument("--workload", choices=ab_lockstep.WORKLOADS, default="latency")
     parser.add_argument("--chunks", type=int, default=40, help="ab_lockstep's chunks: how much of the workload")
     parser.add_argument("--models", type=int, default=32)
-    parser.add_argument("--size", type=int, default=0, help="events per batch (the workload's default)")
+    parser.add_argument("--size", type=int, default=0, help=ab_lockstep.SIZE_HELP)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.size = args.size or ab_lockstep.default_size(args.workload)

@@ -61,7 +61,7 @@ def main() -> int:
     parser.add_argument("functions", nargs="*", help="module:function to time")
     parser.add_argument("--workload", choices=ab_lockstep.WORKLOADS, default="batches")
     parser.add_argument("--models", type=int, default=32)
-    parser.add_argument("--size", type=int, default=0, help="events per batch (default 250; latency and stationary: 1,500; sample: 20,000)")
+    parser.add_argument("--size", type=int, default=0, help=ab_lockstep.SIZE_HELP)
     parser.add_argument("--batches", type=int, default=200, help="batches timed")
     args = parser.parse_args()
     size = args.size or ab_lockstep.default_size(args.workload)
