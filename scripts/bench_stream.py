@@ -2,9 +2,12 @@
 """Speed, alert latency and memory of one ``streamdrift run`` worker on the embedded broker,
 beside the raw consume rate of the same topic measured in the same run.
 
-1. An embedded Tansu broker; a 4-partition topic; 400,000 events of 64 models, keyed by model,
+1. An embedded Tansu broker; a 4-partition topic; 1,200,000 events of 64 models, keyed by model,
    each with exactly 20 numeric features (f00..f19, standard normal; 8 models get a mean drift
-   halfway through one feature), produced with librdkafka before anything consumes.
+   halfway through one feature), produced with librdkafka before anything consumes. (400,000
+   until 2026-12-07: on the faster machine of that night (b) then lasted 0.8-1.2 s, 27 batches,
+   its ends read from /health every 50 ms, and in 2 runs of 7 a late second group member made
+   it 0.43-0.50x raw instead of 0.74-0.82x; 1,200,000 give (b) ~3 s, as 400,000 did before.)
 2. (a) Raw rate: an AIOKafkaConsumer in a fresh group, getmany until all events are consumed,
    timed from the first message to the last; it only counts.
    (b) One ``streamdrift run`` worker (a child process; detectors.reference_size = 1000, so most
@@ -35,7 +38,7 @@ Requirements (issue 3): end-to-end rate >= 0.35 x the raw consume rate; alert la
 Every figure comes from this run; the machine's other load affects both sides of a ratio alike.
 Needs the test extras (confluent-kafka produces, kafka-python consumes alerts).
 
-    python scripts/bench_stream.py [--events 400000] [--models 64] [--latency-seconds 20]
+    python scripts/bench_stream.py [--events 1200000] [--models 64] [--latency-seconds 20]
 """
 
 from __future__ import annotations
@@ -463,7 +466,7 @@ def mib(n: float) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=400_000)
+    parser.add_argument("--events", type=int, default=1_200_000)
     parser.add_argument("--models", type=int, default=64)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--batch-size", type=int, help="the worker's batch_size (default: the config default)")
