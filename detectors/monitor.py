@@ -124,7 +124,10 @@ class FeatureMonitor:
         return stop
 
     def _collected_count(self) -> int:
-        return sum(len(c) for c in self.collected)
+        """Values of the reference being collected so far: every value collected but the missing
+        ones (``_collect`` keeps only those present), read off the two totals instead of walking
+        ``collected``, which holds a chunk per batch of the warm-up (dozens, with many models)."""
+        return self.collected_total - self.collected_missing
 
     def _still_to_collect(self) -> int:
         """Values the reference being collected still needs (0 or less: it is complete)."""

@@ -213,6 +213,23 @@ def test_random_batches_and_save_points_give_identical_detections(name, data):
     assert full(found) == whole(name)
 
 
+@pytest.mark.parametrize("name", CONFIGS)
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_collected_count_is_the_values_held_whatever_the_batches(name, data):
+    """``_collected_count`` reads the count off the totals (every value collected but the missing
+    ones); it must equal what the reference being collected holds, at every cut and save point."""
+    make, stream = config(name)
+    cuts, saves = data.draw(splits(len(stream)))
+    monitor, pos = make(), 0
+    for cut in cuts + [len(stream)]:
+        monitor.update(stream[pos:cut])
+        pos = cut
+        if cut in saves:
+            monitor = decode_monitor(encode_monitor(monitor))
+        assert monitor._collected_count() == sum(len(chunk) for chunk in monitor.collected)
+
+
 # -- numeric monitor: detection per detector ---------------------------------------------------
 def shifted(rng, change, before=10_000, after=5_000, missing=(0.0, 0.0)) -> np.ndarray:
     x = np.concatenate([rng.normal(0, 1, before), change(rng, after)])
