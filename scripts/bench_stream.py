@@ -5,9 +5,9 @@ beside the raw consume rate of the same topic measured in the same run.
 1. An embedded Tansu broker; a 4-partition topic; 1,200,000 events of 64 models, keyed by model,
    each with exactly 20 numeric features (f00..f19, standard normal; 8 models get a mean drift
    halfway through one feature), produced with librdkafka before anything consumes. (400,000
-   until 2026-12-07: on the faster machine of that night (b) then lasted 0.8-1.2 s, 27 batches,
-   its ends read from /health every 50 ms, and in 2 runs of 7 a late second group member made
-   it 0.43-0.50x raw instead of 0.74-0.82x; 1,200,000 give (b) ~3 s, as 400,000 did before.)
+   until 2026-12-07: on the faster machine of that night (b) then lasted 0.8-1.5 s, 26-29 batches,
+   its ends read from /health every 50 ms, and in 2 runs of 8 a late second group member made
+   it 0.43-0.50x raw instead of 0.74-0.86x; 1,200,000 give (b) ~3 s, as 400,000 did before.)
 2. (a) Raw rate: an AIOKafkaConsumer in a fresh group, getmany until all events are consumed,
    timed from the first message to the last; it only counts.
    (b) One ``streamdrift run`` worker (a child process; detectors.reference_size = 1000, so most
