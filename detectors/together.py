@@ -132,8 +132,13 @@ def update_together(monitors: list[NumericMonitor], values: np.ndarray,
     else:
         groups: dict[tuple, list[int]] = {}
         for k, monitor in enumerate(monitors):
-            if clean[k] and _quiet_candidate(monitor, n):
+            if not clean[k]:
+                continue
+            if _quiet_candidate(monitor, n):
                 groups.setdefault(_schedule(cache, monitor, n), []).append(k)
+            elif _warming_up(monitor, n):
+                _warm_up(monitor, values[k])
+                results[k] = []
         for key, members in groups.items():
             rows = values if len(members) == len(monitors) else values[members]  # all: no copy
             quiet = _advance(cache, [monitors[k] for k in members], rows)
@@ -192,6 +197,23 @@ def _quiet_candidate(monitor: NumericMonitor, n: int) -> bool:
             and _KNOWN.issuperset(monitor.active)
             and (monitor._still_to_collect() > n if monitor.collecting
                  else not monitor.muted))
+
+
+def _warming_up(monitor: NumericMonitor, n: int) -> bool:
+    """Whether ``n`` values (none missing) only add to ``monitor``'s first reference: a numeric
+    monitor of the usual kind not yet fitted, whose reference does not complete in them."""
+    return (type(monitor) is NumericMonitor and not monitor.fitted and not monitor.binary
+            and monitor._still_to_collect() > n)
+
+
+def _warm_up(monitor: NumericMonitor, x: np.ndarray) -> None:
+    """What ``monitor.update(x)`` does to a monitor ``_warming_up`` on ``x``: it collects the
+    values (a copy, as ``FeatureMonitor._collect`` keeps one) and counts them. A new model's
+    warm-up is every feature's own update otherwise: ~10 us each, 0.1 s a batch at 512 models."""
+    monitor.version += 1
+    monitor.collected.append(x.copy())
+    monitor.collected_total += x.size
+    monitor.seen += x.size
 
 
 def _watching(monitor: NumericMonitor) -> tuple:

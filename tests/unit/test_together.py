@@ -227,8 +227,36 @@ def test_a_warm_up_that_completes_inside_a_call_gives_the_rest_to_the_group():
             assert detections(got[j]) == detections(alone[j].update(part[j]))
             assert encode_monitor(together[j]) == encode_monitor(alone[j])
             fired += len(got[j])
-    assert given[:8] == [150] * 4 + [250] * 4  # the first call, then up to the references' end
+    # The first call only adds to the references: collected without each monitor's own update
+    # (``_warm_up``); in the second each gets the values up to its reference's end.
+    assert given[:4] == [250] * 4
     assert fired and sum(given) < 4 * 1500  # the drift was caught; most values went the group's way
+
+
+@pytest.mark.parametrize("missing", [False, True])
+def test_a_warm_up_is_collected_without_each_monitors_own_update(missing):
+    # A new model's batches before its references complete: the values are collected as one by
+    # one would, without a call of each feature's update; a feature with a missing value in the
+    # batch takes its own update, as before.
+    rng = np.random.default_rng(13)
+    settings = MonitorSettings(reference_size=500, window=100, evaluate_every=50)
+    together = [NumericMonitor(settings) for _ in range(3)]
+    alone = [NumericMonitor(settings) for _ in range(3)]
+    given = []
+    for j, m in enumerate(together):
+        m.update = (lambda original, j=j: lambda values: (given.append(j), original(values))[1])(m.update)
+    x = rng.normal(0, 1, (3, 450))
+    if missing:
+        x[1, 200] = np.nan
+    fast_path = FastPath()
+    for part in (x[:, :1], x[:, 1:130], x[:, 130:450]):
+        got = update_together(together, part, fast_path)
+        for j in range(3):
+            assert detections(got[j]) == detections(alone[j].update(part[j])) == []
+            assert encode_monitor(together[j]) == encode_monitor(alone[j])
+            assert together[j]._collected_count() == alone[j]._collected_count()
+    assert given == ([1] if missing else [])
+    assert all(not m.fitted and m.seen == 450 for m in together)
 
 
 def test_features_re_arming_after_an_alarm_advance_as_a_group(monkeypatch):
