@@ -16,9 +16,9 @@ features, 250-event batches; ``--models``, ``--size``); ``latency``, ``scripts/b
 latency phase for one worker process (32 live models warmed up, then drifting at staggered
 points, 1,500-event batches); ``stationary``, the same values without their drift; ``full``,
 ``batches`` with every value printed in full (17 significant digits, as a producer that does not
-round them writes them); ``sample``, the offline replay of the sample log's mix (``bench_replay.py --mix sample``: 3 models, numeric and
-categorical features, nulls, a malformed line every 500) in its batches of 20,000 lines, one
-batch a chunk. ``--wrap module.function`` times that function only (both sides must have it):
+round them writes them); ``sample``, the offline replay of the sample log's mix
+(``bench_replay.py --mix sample``: 3 models, numeric and categorical features, nulls, a
+malformed line every 500) in its batches of 20,000 lines, one batch a chunk. ``--wrap module.function`` times that function only (both sides must have it):
 e.g. ``--wrap streamdrift.detectors.across._finish``.
 
     python scripts/ab_lockstep.py --base HEAD~1 [--workload batches|latency|stationary|full|sample] [--chunks 30] [--wrap ...]

@@ -27,11 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_stream  # noqa: E402
 import time_functions  # noqa: E402
 
-from streamdrift.config import load  # noqa: E402
-from streamdrift.events import Record  # noqa: E402
-from streamdrift.pipeline import DriftPipeline  # noqa: E402
-from streamdrift.process_tuning import limit_blas_threads, tune_gc  # noqa: E402
-
 REFERENCE_SIZE = 1000  # as bench_stream.py's worker
 
 
@@ -47,10 +42,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "streamdrift.toml"
         config.write_text(f"[detectors]\nreference_size = {REFERENCE_SIZE}\n")
-        pipeline = DriftPipeline(load(config))
-    tune_gc()
-    limit_blas_threads()
-    records = [Record(value, key, "features", 0, n, None) for n, (key, value) in enumerate(messages)]
+        pipeline, records = bench_stream.pipeline_on(messages, config)
     spent: dict[str, list[float]] = {}
     for name in args.time:
         time_functions.timed(name, spent)

@@ -326,8 +326,9 @@ async def alert_timestamps(bootstrap: str, topic: str, expected: int) -> list[fl
         await consumer.stop()
 
 
-def pipeline_rate(messages: list[tuple[bytes, bytes]], config: Path, batch: int = 20_000) -> float:
-    """Events/s of ``DriftPipeline.process`` alone (no Kafka, one process) on the same events."""
+def pipeline_on(messages: list[tuple[bytes, bytes]], config: Path):
+    """A ``DriftPipeline`` of ``config``, tuned as a worker process is, and ``messages`` as the
+    records it takes (``pipeline_rate``; ``backlog_batches.py``)."""
     from streamdrift.config import load
     from streamdrift.events import Record
     from streamdrift.pipeline import DriftPipeline
@@ -336,7 +337,12 @@ def pipeline_rate(messages: list[tuple[bytes, bytes]], config: Path, batch: int 
     tune_gc()
     limit_blas_threads()
     pipeline = DriftPipeline(load(config))
-    records = [Record(value, key, "features", 0, n, None) for n, (key, value) in enumerate(messages)]
+    return pipeline, [Record(value, key, "features", 0, n, None) for n, (key, value) in enumerate(messages)]
+
+
+def pipeline_rate(messages: list[tuple[bytes, bytes]], config: Path, batch: int = 20_000) -> float:
+    """Events/s of ``DriftPipeline.process`` alone (no Kafka, one process) on the same events."""
+    pipeline, records = pipeline_on(messages, config)
     started = time.perf_counter()
     for i in range(0, len(records), batch):
         pipeline.process(records[i:i + batch])
